@@ -1,0 +1,116 @@
+import { inject, injectable } from 'tsyringe';
+import type { NodeConfig } from '../../src/config.js';
+import { TOKENS, type Random } from '../../src/di/tokens.js';
+import { errorReply, TransportError } from '../../src/errors.js';
+import type { Membership } from '../../src/membership/membership.js';
+import { isErrorReply, parseRequest, type Limits, type Op } from '../../src/protocol/requests.js';
+import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import { keyPosition } from '../../src/ring/index.js';
+import type { Incoming, Subscription, Transport } from '../../src/transport/transport.js';
+import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
+
+const OPS: readonly Op[] = ['get', 'put', 'delete'];
+/** Bytes of a replica message beyond the escaped value: clock, dot, bucket, key. */
+const REPLICA_ENVELOPE_BYTES = 4096;
+
+/**
+ * The client subjects: validates every request, then coordinates it here when this
+ * node is among the key's N replicas, or forwards it to one that is.
+ */
+@injectable()
+export class ClientServer {
+  private readonly subjects: Subjects;
+
+  constructor(
+    @inject(TOKENS.Config) private readonly config: NodeConfig,
+    @inject(TOKENS.Transport) private readonly transport: Transport,
+    @inject(TOKENS.Membership) private readonly membership: Membership,
+    @inject(TOKENS.Random) private readonly random: Random,
+    private readonly runner: CoordinatorRunner,
+  ) {
+    this.subjects = subjects(config.prefix);
+  }
+
+  get inFlight(): number {
+    return this.runner.inFlight;
+  }
+
+  listen(): Subscription[] {
+    const self = this.config.nodeId;
+    return OPS.flatMap((op) => [
+      this.transport.subscribe(this.subjects.kv(op), (m) => this.handle(op, m, true), { queue: this.subjects.queue.kv }),
+      this.transport.subscribe(this.subjects.nodeKv(self, op), (m) => this.handle(op, m, true)),
+      this.transport.subscribe(this.subjects.coordinate(self, op), (m) => this.handle(op, m, false)),
+    ]);
+  }
+
+  limits(): Limits {
+    const n = Math.min(this.config.n, this.membership.members().length);
+    return {
+      n,
+      defaultR: Math.min(this.config.r, n),
+      defaultW: Math.min(this.config.w, n),
+      defaultTimeoutMs: this.config.defaultTimeoutMs,
+      maxTimeoutMs: this.config.maxTimeoutMs,
+      maxKeyBytes: this.config.maxKeyBytes,
+      maxValueBytes: this.config.maxValueBytes,
+    };
+  }
+
+  private handle(op: Op, m: Incoming, mayForward: boolean): void {
+    try {
+      this.route(op, m, mayForward);
+    } catch (e) {
+      // Nothing a client sends should get here; if a bug does, the client still gets an answer.
+      m.respond(JSON.stringify(errorReply('INTERNAL', `request failed: ${(e as Error).message}`)));
+    }
+  }
+
+  private route(op: Op, m: Incoming, mayForward: boolean): void {
+    const limits = this.limits();
+    const req = parseRequest(op, m.data, limits);
+    if (isErrorReply(req)) return m.respond(JSON.stringify(req));
+
+    const replicas = this.membership.ring().walk(keyPosition(req.bucket, req.key), limits.n);
+    if (!replicas.includes(this.config.nodeId)) {
+      if (mayForward) return void this.forward(op, m, replicas, req.timeoutMs);
+      return m.respond(JSON.stringify(errorReply('UNAVAILABLE', 'this node is not a replica of the key (ring views disagree); retry')));
+    }
+    if (req.op === 'put' && !this.fitsTransport(req.value)) {
+      return m.respond(
+        JSON.stringify(errorReply('TOO_LARGE', `value does not fit the transport's ${this.transport.maxPayload}-byte message limit`, { limit: this.transport.maxPayload })),
+      );
+    }
+    if (this.runner.inFlight >= this.config.maxInFlight) {
+      return m.respond(JSON.stringify(errorReply('UNAVAILABLE', `node is at its limit of ${this.config.maxInFlight} requests in flight`)));
+    }
+    this.runner.run(req, replicas, (text) => m.respond(text));
+  }
+
+  /** Replica messages carry the value escaped inside a JSON string; make sure that still fits. */
+  private fitsTransport(valueText: string): boolean {
+    const room = this.transport.maxPayload - REPLICA_ENVELOPE_BYTES;
+    if (valueText.length * 2 <= room) return true;
+    return Buffer.byteLength(JSON.stringify(valueText), 'utf8') <= room;
+  }
+
+  /** Pass the request, unchanged, to a replica; try the next when one has no responder. */
+  private async forward(op: Op, m: Incoming, replicas: readonly string[], timeoutMs: number): Promise<void> {
+    const start = Math.floor(this.random() * replicas.length);
+    const deadline = performance.now() + timeoutMs;
+    for (let i = 0; i < replicas.length; i++) {
+      const target = replicas[(start + i) % replicas.length]!;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) break;
+      try {
+        // A little longer than the request's own timeout, so the coordinator's TIMEOUT reply wins the race.
+        m.respond(await this.transport.request(this.subjects.coordinate(target, op), m.data, remaining + 250));
+        return;
+      } catch (e) {
+        if (e instanceof TransportError && e.kind === 'no-responders') continue;
+        return m.respond(JSON.stringify(errorReply('TIMEOUT', `forwarding to replica ${target} timed out after ${timeoutMs} ms`)));
+      }
+    }
+    m.respond(JSON.stringify(errorReply('UNAVAILABLE', `none of the key's replicas (${replicas.join(', ')}) is reachable`)));
+  }
+}

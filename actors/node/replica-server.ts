@@ -1,0 +1,70 @@
+import { inject, injectable } from 'tsyringe';
+import type { NodeConfig } from '../../src/config.js';
+import { TOKENS, type Logger } from '../../src/di/tokens.js';
+import { errorReply } from '../../src/errors.js';
+import { isGetItem, isPutItem, parseReplicaBatch } from '../../src/protocol/replica.js';
+import { subjects } from '../../src/protocol/subjects.js';
+import type { Storage } from '../../src/storage/storage.js';
+import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
+
+/** Serves this node's replica: reads and merges asked of it by coordinators. */
+@injectable()
+export class ReplicaServer {
+  constructor(
+    @inject(TOKENS.Config) private readonly config: NodeConfig,
+    @inject(TOKENS.Transport) private readonly transport: Transport,
+    @inject(TOKENS.Storage) private readonly storage: Storage,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+  ) {}
+
+  listen(): Subscription[] {
+    const s = subjects(this.config.prefix);
+    return [
+      this.transport.subscribe(s.replicaPut(this.config.nodeId), (m) => void this.put(m)),
+      this.transport.subscribe(s.replicaGet(this.config.nodeId), (m) => void this.get(m)),
+    ];
+  }
+
+  private body(m: Incoming): unknown {
+    try {
+      return decodeJson(m.data);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private keyTooLong(items: readonly { k: string }[]): boolean {
+    return items.some((it) => Buffer.byteLength(it.k, 'utf8') > this.config.maxKeyBytes);
+  }
+
+  private async put(m: Incoming): Promise<void> {
+    const items = parseReplicaBatch(this.body(m), isPutItem);
+    if (typeof items === 'string' || this.keyTooLong(items)) {
+      m.respond(JSON.stringify(errorReply('BAD_REQUEST', typeof items === 'string' ? items : 'key too long')));
+      return;
+    }
+    try {
+      const stored = await Promise.all(items.map((it) => this.storage.apply(it.b, it.k, it.x)));
+      m.respond(JSON.stringify({ ok: true, stored }));
+    } catch (e) {
+      this.logger.warn(`replica write failed: ${(e as Error).message}`);
+      m.respond(JSON.stringify(errorReply('UNAVAILABLE', `replica storage failed: ${(e as Error).message}`)));
+    }
+  }
+
+  private async get(m: Incoming): Promise<void> {
+    const items = parseReplicaBatch(this.body(m), isGetItem);
+    if (typeof items === 'string' || this.keyTooLong(items)) {
+      m.respond(JSON.stringify(errorReply('BAD_REQUEST', typeof items === 'string' ? items : 'key too long')));
+      return;
+    }
+    try {
+      const found = await Promise.all(items.map((it) => this.storage.readRaw(it.b, it.k)));
+      // Stored sibling arrays go out as they are: no parse, no re-encode.
+      m.respond(`{"ok":true,"found":[${found.map((f) => f ?? 'null').join(',')}]}`);
+    } catch (e) {
+      this.logger.warn(`replica read failed: ${(e as Error).message}`);
+      m.respond(JSON.stringify(errorReply('UNAVAILABLE', `replica storage failed: ${(e as Error).message}`)));
+    }
+  }
+}

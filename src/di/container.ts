@@ -1,0 +1,44 @@
+import 'reflect-metadata';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { CoordinatorRunner } from '../../actors/coordinator/coordinator-runner.js';
+import { AdminServer } from '../../actors/node/admin-server.js';
+import { ClientServer } from '../../actors/node/client-server.js';
+import { DynamoNode } from '../../actors/node/dynamo-node.js';
+import { ReplicaServer } from '../../actors/node/replica-server.js';
+import { systemClock, type Clock } from '../clock/clock.js';
+import type { NodeConfig } from '../config.js';
+import { StaticMembership, type Membership } from '../membership/membership.js';
+import type { Storage } from '../storage/storage.js';
+import type { Transport } from '../transport/transport.js';
+import { stderrLogger, TOKENS, type Logger, type Random } from './tokens.js';
+
+export interface NodeParts {
+  readonly transport: Transport;
+  readonly storage: Storage;
+  readonly clock?: Clock;
+  readonly random?: Random;
+  readonly logger?: Logger;
+  readonly membership?: Membership;
+}
+
+/**
+ * One child container per node: its own singletons for every boundary, so several
+ * nodes can share a process (tests) without sharing state.
+ */
+export function createNodeContainer(config: NodeConfig, parts: NodeParts): DependencyContainer {
+  const c = rootContainer.createChildContainer();
+  c.register(TOKENS.Config, { useValue: config });
+  c.register(TOKENS.Transport, { useValue: parts.transport });
+  c.register(TOKENS.Storage, { useValue: parts.storage });
+  c.register(TOKENS.Clock, { useValue: parts.clock ?? systemClock });
+  c.register(TOKENS.Random, { useValue: parts.random ?? Math.random });
+  c.register(TOKENS.Logger, { useValue: parts.logger ?? stderrLogger(config.nodeId) });
+  c.register(TOKENS.Membership, { useValue: parts.membership ?? new StaticMembership(config.nodeId, config.members) });
+  for (const cls of [CoordinatorRunner, ClientServer, ReplicaServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
+  return c;
+}
+
+/** Assemble a node from its parts (not started). */
+export function createNode(config: NodeConfig, parts: NodeParts): DynamoNode {
+  return createNodeContainer(config, parts).resolve(DynamoNode);
+}

@@ -1,0 +1,69 @@
+import { NODE_ID } from '../config.js';
+import type { Version } from '../versioning/index.js';
+import { BUCKET_NAME } from './requests.js';
+
+/**
+ * Node-to-node replica messages. Each carries a list of items so that messages to
+ * the same peer can be batched; the coordinator sends one item per message today.
+ *
+ *   replica.put  {"items":[{"b":bucket,"k":key,"x":<version>}]} -> {"ok":true,"stored":[true|false]}
+ *   replica.get  {"items":[{"b":bucket,"k":key}]}               -> {"ok":true,"found":[<siblings>|null]}
+ */
+export interface ReplicaPutItem {
+  readonly b: string;
+  readonly k: string;
+  readonly x: Version;
+}
+
+export interface ReplicaGetItem {
+  readonly b: string;
+  readonly k: string;
+}
+
+/** Largest batch a replica accepts in one message. */
+export const MAX_REPLICA_BATCH = 256;
+
+/** Encode one write without re-encoding the version text the storage returned. */
+export function replicaPutText(bucket: string, key: string, versionText: string): string {
+  return `{"items":[{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)},"x":${versionText}}]}`;
+}
+
+export function replicaGetText(bucket: string, key: string): string {
+  return JSON.stringify({ items: [{ b: bucket, k: key }] });
+}
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+function isClock(x: unknown): boolean {
+  if (!isObj(x)) return false;
+  for (const [node, e] of Object.entries(x)) {
+    if (!NODE_ID.test(node) || !Array.isArray(e) || e.length !== 2 || !isCount(e[0]) || !isCount(e[1])) return false;
+  }
+  return true;
+}
+
+export function isVersion(x: unknown): x is Version {
+  if (!isObj(x)) return false;
+  const d = x['d'];
+  if (!Array.isArray(d) || d.length !== 2 || typeof d[0] !== 'string' || !NODE_ID.test(d[0]) || !isCount(d[1]) || d[1] < 1) return false;
+  if (!isClock(x['c']) || !isCount(x['t'])) return false;
+  if (x['v'] !== undefined && typeof x['v'] !== 'string') return false;
+  return Object.keys(x).every((k) => k === 'd' || k === 'c' || k === 't' || k === 'v');
+}
+
+function itemBase(x: unknown): x is { b: string; k: string } {
+  return isObj(x) && typeof x['b'] === 'string' && BUCKET_NAME.test(x['b']) && typeof x['k'] === 'string' && x['k'].length > 0;
+}
+
+/** Parse a replica batch; returns an error sentence for anything malformed. */
+export function parseReplicaBatch<T>(body: unknown, isItem: (x: unknown) => x is T): T[] | string {
+  if (!isObj(body) || !Array.isArray(body['items'])) return 'expected {"items":[...]}';
+  const items = body['items'] as unknown[];
+  if (items.length === 0 || items.length > MAX_REPLICA_BATCH) return `a batch holds 1 to ${MAX_REPLICA_BATCH} items`;
+  for (const it of items) if (!isItem(it)) return 'malformed replica item';
+  return items as T[];
+}
+
+export const isPutItem = (x: unknown): x is ReplicaPutItem => itemBase(x) && isVersion((x as Record<string, unknown>)['x']);
+export const isGetItem = (x: unknown): x is ReplicaGetItem => itemBase(x) && Object.keys(x as object).length === 2;

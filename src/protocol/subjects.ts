@@ -1,0 +1,25 @@
+import type { Op } from './requests.js';
+
+/** Every NATS subject the cluster uses, in one place. */
+export function subjects(prefix: string) {
+  return {
+    /** client requests any node may take (queue group `queue.kv`) */
+    kv: (op: Op) => `${prefix}.kv.${op}`,
+    /** client requests for one node (partition-aware clients) */
+    nodeKv: (node: string, op: Op) => `${prefix}.node.${node}.kv.${op}`,
+    /** a request forwarded by another node: coordinate it here, never forward again */
+    coordinate: (node: string, op: Op) => `${prefix}.node.${node}.coord.${op}`,
+    /** replica reads and writes between nodes, batched */
+    replicaGet: (node: string) => `${prefix}.node.${node}.replica.get`,
+    replicaPut: (node: string) => `${prefix}.node.${node}.replica.put`,
+    ping: (node: string) => `${prefix}.node.${node}.admin.ping`,
+    status: `${prefix}.admin.status`,
+    ring: `${prefix}.admin.ring`,
+    queue: {
+      kv: `${prefix}.kv`,
+      admin: `${prefix}.admin`,
+    },
+  };
+}
+
+export type Subjects = ReturnType<typeof subjects>;

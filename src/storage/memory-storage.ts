@@ -1,0 +1,53 @@
+import { counterOf, fullClock, mergeVersion, type Version } from '../versioning/index.js';
+import { dataKey, type CoordinatedWrite, type Storage } from './storage.js';
+
+/**
+ * In-memory replica store for unit tests and simulation. It applies the same
+ * merge rules as the Redis script, through the pure versioning module.
+ */
+export class MemoryStorage implements Storage {
+  private readonly data = new Map<string, Version[]>();
+  private readonly dotCounters = new Map<string, number>();
+
+  async read(bucket: string, key: string): Promise<Version[]> {
+    return [...(this.data.get(dataKey(bucket, key)) ?? [])];
+  }
+
+  async readRaw(bucket: string, key: string): Promise<string | null> {
+    const s = this.data.get(dataKey(bucket, key));
+    return s === undefined ? null : JSON.stringify(s);
+  }
+
+  async apply(bucket: string, key: string, version: Version): Promise<boolean> {
+    const k = dataKey(bucket, key);
+    const { siblings, changed } = mergeVersion(this.data.get(k) ?? [], version);
+    if (changed) this.data.set(k, siblings);
+    return changed;
+  }
+
+  async coordinate(w: CoordinatedWrite): Promise<{ version: Version; text: string }> {
+    const k = dataKey(w.bucket, w.key);
+    const current = this.data.get(k) ?? [];
+    let counter = Math.max((this.dotCounters.get(w.node) ?? 0) + 1, counterOf(w.context, w.node) + 1);
+    for (const s of current) counter = Math.max(counter, counterOf(fullClock(s), w.node) + 1);
+    this.dotCounters.set(w.node, counter);
+    const version: Version = w.value === undefined ? { d: [w.node, counter], c: w.context, t: w.ts } : { d: [w.node, counter], c: w.context, t: w.ts, v: w.value };
+    this.data.set(k, mergeVersion(current, version).siblings);
+    return { version, text: JSON.stringify(version) };
+  }
+
+  async keyCount(): Promise<number> {
+    return this.data.size;
+  }
+
+  async connect(): Promise<void> {}
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
+  /** Test helper: every stored key. */
+  keys(): string[] {
+    return [...this.data.keys()];
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Lua for the replica merge, run atomically inside Redis. Mirrors
+ * versioning/version.ts mergeVersion; test/integration/redis-storage.test.ts holds
+ * the two to the same results.
+ *
+ * Lua's cjson keeps 14 significant digits of a number, which is exact for counters
+ * and millisecond timestamps; values travel as JSON text inside a string, so cjson
+ * never re-encodes a user's numbers.
+ */
+const HELPERS = `
+local function covers(clock, dot)
+  local e = clock[dot[1]]
+  return e ~= nil and e[1] >= dot[2]
+end
+local function merge(sibs, inc)
+  for _, s in ipairs(sibs) do
+    if (s.d[1] == inc.d[1] and s.d[2] == inc.d[2]) or covers(s.c, inc.d) then return nil end
+  end
+  local out = {}
+  for _, s in ipairs(sibs) do
+    if not covers(inc.c, s.d) then out[#out + 1] = s end
+  end
+  out[#out + 1] = inc
+  return out
+end
+`;
+
+/** KEYS[1] data key; ARGV[1] version JSON. Returns 1 when stored, 0 when known or obsolete. */
+export const APPLY_LUA = `${HELPERS}
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], '[' .. ARGV[1] .. ']')
+  return 1
+end
+local out = merge(cjson.decode(cur), cjson.decode(ARGV[1]))
+if out == nil then return 0 end
+redis.call('SET', KEYS[1], cjson.encode(out))
+return 1
+`;
+
+/**
+ * KEYS[1] data key, KEYS[2] the node's dot counter; ARGV: node, ts, context JSON,
+ * value JSON text, '1' for a tombstone. The new dot exceeds every counter of this node
+ * seen on the key or in the context and every dot the node issued before, so two
+ * writes never share a dot. Returns the new version's JSON.
+ */
+export const COORDINATE_LUA = `${HELPERS}
+local node = ARGV[1]
+local ctx = cjson.decode(ARGV[3])
+local cur = redis.call('GET', KEYS[1])
+local sibs = {}
+if cur then sibs = cjson.decode(cur) end
+local counter = redis.call('INCR', KEYS[2])
+local e = ctx[node]
+if e ~= nil and e[1] >= counter then counter = e[1] + 1 end
+for _, s in ipairs(sibs) do
+  local c = s.c[node]
+  if c ~= nil and c[1] >= counter then counter = c[1] + 1 end
+  if s.d[1] == node and s.d[2] >= counter then counter = s.d[2] + 1 end
+end
+redis.call('SET', KEYS[2], counter)
+local v = { d = { node, counter }, c = ctx, t = tonumber(ARGV[2]) }
+if ARGV[5] ~= '1' then v.v = ARGV[4] end
+local out = merge(sibs, v)
+redis.call('SET', KEYS[1], cjson.encode(out))
+return cjson.encode(v)
+`;

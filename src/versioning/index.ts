@@ -1,0 +1,4 @@
+export * from './vclock.js';
+export * from './version.js';
+export * from './resolve.js';
+export * from './context.js';
