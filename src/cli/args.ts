@@ -1,0 +1,65 @@
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.js';
+
+export interface OptionSpec {
+  readonly type: 'string' | 'boolean';
+  readonly help: string;
+  readonly default?: string | boolean;
+}
+
+export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
+
+/** `--nats-url` reads DYNAMO_NATS_URL when not given; `--nats` reads DYNAMO_NATS_URL too (see ENV_ALIASES). */
+const ENV_ALIASES: Readonly<Record<string, string>> = { nats: 'DYNAMO_NATS_URL', redis: 'DYNAMO_REDIS_URL', id: 'DYNAMO_NODE_ID' };
+
+export function envName(flag: string): string {
+  return ENV_ALIASES[flag] ?? `DYNAMO_${flag.replace(/-/g, '_').toUpperCase()}`;
+}
+
+/**
+ * Parse flags strictly (an unknown flag is a usage error). Every flag falls back to
+ * its environment variable, then to its default.
+ */
+export function parseFlags(argv: string[], specs: OptionSpecs, env: NodeJS.ProcessEnv = process.env) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, { type: s.type }])),
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ''));
+  }
+  const values: Record<string, string | boolean | undefined> = {};
+  for (const [k, s] of Object.entries(specs)) {
+    const given = parsed.values[k];
+    if (given !== undefined) values[k] = given as string | boolean;
+    else if (env[envName(k)] !== undefined) values[k] = s.type === 'boolean' ? /^(1|true|yes)$/i.test(env[envName(k)]!) : env[envName(k)];
+    else values[k] = s.default;
+  }
+  return { values, positionals: parsed.positionals };
+}
+
+export function intFlag(values: Record<string, unknown>, name: string, min: number, max: number): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${String(v)}"`);
+  return n;
+}
+
+export function numberFlag(values: Record<string, unknown>, name: string, min: number, max: number): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number from ${min} to ${max}, got "${String(v)}"`);
+  return n;
+}
+
+export function optionsHelp(specs: OptionSpecs): string {
+  return Object.entries(specs)
+    .map(([k, s]) => `  --${k}${s.type === 'string' ? ' VALUE' : ''}`.padEnd(26) + `${s.help} [${envName(k)}]`)
+    .join('\n');
+}

@@ -1,0 +1,102 @@
+import { TransportError, UsageError } from '../errors.js';
+import { subjects } from '../protocol/subjects.js';
+import { NatsTransport } from '../transport/nats-transport.js';
+import { decodeJson } from '../transport/transport.js';
+import { intFlag, type OptionSpecs } from './args.js';
+import { resolveNatsUrl } from './resolve-nats.js';
+import type { MemberStatus } from '../../actors/node/admin-server.js';
+
+export const CLIENT_OPTIONS: OptionSpecs = {
+  nats: { type: 'string', help: 'NATS URL of the cluster' },
+  prefix: { type: 'string', help: 'subject prefix (default: dynamo)' },
+  bucket: { type: 'string', help: 'bucket (default: default)' },
+  context: { type: 'string', help: 'causal context from an earlier get' },
+  r: { type: 'string', help: 'replicas that must answer a get' },
+  w: { type: 'string', help: 'replicas that must acknowledge a put or delete' },
+  timeout: { type: 'string', help: 'request timeout in ms (default 1000)' },
+  json: { type: 'boolean', help: 'status: print the raw JSON reply' },
+};
+
+/** A client command's outcome: the text to print and the exit code. */
+export interface Outcome {
+  readonly out: string;
+  readonly code: 0 | 1;
+}
+
+/** Turn the VALUE argument into JSON text: valid JSON is taken as it is, anything else as a string. */
+export function valueArgument(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+async function withCluster<T>(values: Record<string, unknown>, work: (t: NatsTransport, prefix: string) => Promise<T>): Promise<T> {
+  const found = resolveNatsUrl(values['nats'] as string | undefined);
+  const prefix = (values['prefix'] as string | undefined) ?? found.prefix ?? 'dynamo';
+  let transport: NatsTransport;
+  try {
+    transport = await NatsTransport.connect(found.url, 'dynamo-cli');
+  } catch (e) {
+    throw new Error(`cannot connect to NATS at ${found.url} (from ${found.source}): ${(e as Error).message}. Is a cluster running? Start one with: npx dynamo up`, { cause: e });
+  }
+  try {
+    return await work(transport, prefix);
+  } catch (e) {
+    if (e instanceof TransportError && e.kind === 'no-responders') {
+      throw new Error(`no dynamo node answers on prefix "${prefix}" at ${found.url}`, { cause: e });
+    }
+    throw e;
+  } finally {
+    await transport.close();
+  }
+}
+
+export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  const want = op === 'put' ? 2 : 1;
+  if (positionals.length !== want) throw new UsageError(op === 'put' ? 'usage: dynamo put KEY VALUE' : `usage: dynamo ${op} KEY`);
+  const timeoutMs = intFlag(values, 'timeout', 1, 60_000);
+  const body: Record<string, unknown> = { key: positionals[0] };
+  if (values['bucket'] !== undefined) body['bucket'] = values['bucket'];
+  if (timeoutMs !== undefined) body['timeoutMs'] = timeoutMs;
+  if (op === 'get') {
+    if (values['r'] !== undefined) body['r'] = intFlag(values, 'r', 1, 64);
+  } else {
+    if (values['w'] !== undefined) body['w'] = intFlag(values, 'w', 1, 64);
+    if (values['context'] !== undefined) body['context'] = values['context'];
+  }
+  if (op === 'put') body['value'] = valueArgument(positionals[1]!);
+
+  return withCluster(values, async (t, prefix) => {
+    const reply = await t.request(subjects(prefix).kv(op), JSON.stringify(body), (timeoutMs ?? 1000) + 1000);
+    const text = new TextDecoder().decode(reply);
+    return { out: text, code: decodeJson<{ ok: boolean }>(reply).ok ? 0 : 1 };
+  });
+}
+
+function percent(x: number): string {
+  return `${(x * 100).toFixed(1)}%`;
+}
+
+export function statusTable(members: readonly MemberStatus[]): string {
+  const rows = [['NODE', 'STATE', 'WEIGHT', 'TOKENS', 'OWNS', 'KEYS', 'IN-FLIGHT']];
+  for (const m of members) {
+    rows.push([m.id, m.state, String(m.weight), String(m.tokens), percent(m.ownership), m.keys === null ? '-' : String(m.keys), m.inFlight === null ? '-' : String(m.inFlight)]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+export async function statusCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  if (positionals.length !== 0) throw new UsageError('usage: dynamo status [--json]');
+  return withCluster(values, async (t, prefix) => {
+    const reply = decodeJson<{ ok: boolean; members: MemberStatus[]; version: string; n: number; r: number; w: number }>(
+      await t.request(subjects(prefix).status, '', 5000),
+    );
+    if (values['json']) return { out: JSON.stringify(reply), code: reply.ok ? 0 : 1 };
+    const up = reply.members.filter((m) => m.state === 'serving').length;
+    const head = `dynamo ${reply.version}: ${up}/${reply.members.length} nodes serving, N=${reply.n} R=${reply.r} W=${reply.w}`;
+    return { out: `${head}\n${statusTable(reply.members)}`, code: up === reply.members.length ? 0 : 1 };
+  });
+}

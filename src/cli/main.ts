@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+import { parseFlags, optionsHelp, type OptionSpecs } from './args.js';
+import { CLIENT_OPTIONS, kvCommand, statusCommand } from './client-commands.js';
+import { NODE_OPTIONS, nodeCommand } from './node-command.js';
+import { UP_OPTIONS, upCommand } from './up.js';
+import { UsageError } from '../errors.js';
+import { VERSION } from '../version.js';
+
+interface Command {
+  readonly summary: string;
+  readonly options: OptionSpecs;
+  run(positionals: string[], values: Record<string, unknown>): Promise<number>;
+}
+
+const print = (o: { out: string; code: number }) => {
+  process.stdout.write(`${o.out}\n`);
+  return o.code;
+};
+
+const COMMANDS: Record<string, Command> = {
+  up: { summary: 'up [--nodes 3] [--nats URL]   start a local cluster (nats-server, a redis-server per node, node processes)', options: UP_OPTIONS, run: upCommand },
+  node: { summary: 'node --id n1 --nats URL --redis URL [--seeds n2,n3] [--weight 1]   run one node in the foreground', options: NODE_OPTIONS, run: nodeCommand },
+  get: { summary: 'get KEY [--r 2]                       read a key', options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('get', p, v)) },
+  put: { summary: "put KEY VALUE [--context C] [--w 2]   write a key (VALUE is JSON; other text is stored as a string)", options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('put', p, v)) },
+  delete: { summary: 'delete KEY [--context C] [--w 2]      delete a key (a tombstone)', options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('delete', p, v)) },
+  status: { summary: 'status [--json]                       members table', options: CLIENT_OPTIONS, run: async (p, v) => print(await statusCommand(p, v)) },
+};
+
+function usage(command?: string): string {
+  if (command && COMMANDS[command]) {
+    return `usage: dynamo ${COMMANDS[command].summary}\n\noptions (each also read from the environment variable shown):\n${optionsHelp(COMMANDS[command].options)}`;
+  }
+  return `dynamo ${VERSION}: a Dynamo-style key-value store on NATS and Redis\n\nusage:\n${Object.values(COMMANDS)
+    .map((c) => `  dynamo ${c.summary}`)
+    .join('\n')}\n\nRun "dynamo COMMAND --help" for a command's options.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`dynamo: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${usage(name)}\n`);
+    return 0;
+  }
+  try {
+    const { values, positionals } = parseFlags(rest, command.options);
+    return await command.run(positionals, values);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`dynamo ${name}: ${e.message}\n\n${usage(name)}\n`);
+      return 2;
+    }
+    process.stderr.write(`dynamo ${name}: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: Error) => {
+    process.stderr.write(`dynamo: ${e.stack ?? e.message}\n`);
+    process.exitCode = 1;
+  },
+);

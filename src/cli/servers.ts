@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { UsageError } from '../errors.js';
+
+/** Largest NATS message of a cluster we start: a 1 MiB value escaped inside a replica message, with room to spare. */
+export const NATS_MAX_PAYLOAD = 8 * 1024 * 1024;
+const READY_TIMEOUT_MS = 15_000;
+
+/** Find an executable on PATH or in the sbin folders where Debian puts servers; null if absent. */
+export function findBinary(name: string): string | null {
+  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
+  for (const d of dirs) {
+    if (!d) continue;
+    const p = join(d, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+/** The binary, or a UsageError that tells the user which package to install. */
+export function requireBinary(name: 'nats-server' | 'redis-server'): string {
+  // DYNAMO_NATS_SERVER / DYNAMO_REDIS_SERVER name a binary explicitly (a custom build, or a test).
+  const override = process.env[`DYNAMO_${name.replace('-', '_').toUpperCase()}`];
+  let p: string | null = override ?? findBinary(name);
+  if (override !== undefined) {
+    try {
+      accessSync(override, constants.X_OK);
+    } catch {
+      p = null;
+    }
+  }
+  if (p === null) throw new UsageError(`${name} not found${override !== undefined ? ` at ${override}` : ' on PATH'}. Install it: sudo apt-get install -y ${name}`);
+  return p;
+}
+
+/** A free TCP port on the loopback interface (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** A server process we started and must stop. */
+export interface ServerProcess {
+  readonly name: string;
+  readonly url: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited(child);
+  clearTimeout(timer);
+}
+
+async function waitForPort(name: string, child: ChildProcess, port: number, logPath: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let gone = false;
+  child.once('exit', () => (gone = true));
+  while (Date.now() < deadline) {
+    if (gone) throw new Error(`${name} exited while starting; see ${logPath}`);
+    if (await canConnect(port)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`${name} did not listen on port ${port} within ${READY_TIMEOUT_MS} ms; see ${logPath}`);
+}
+
+function spawnServer(name: string, bin: string, args: string[], port: number, logPath: string): ServerProcess & { ready: Promise<void> } {
+  const log = createWriteStream(logPath, { flags: 'a' });
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  const url = name.startsWith('nats') ? `nats://127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
+  return {
+    name,
+    url,
+    port,
+    child,
+    stop: (graceMs) => stopProcess(child, graceMs),
+    ready: waitForPort(name, child, port, logPath),
+  };
+}
+
+/** Retry on a port lost between choosing it and the server binding it. */
+async function startOnFreePort(start: (port: number) => ServerProcess & { ready: Promise<void> }, fixedPort?: number): Promise<ServerProcess> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < (fixedPort ? 1 : 3); attempt++) {
+    const server = start(fixedPort ?? (await freePort()));
+    try {
+      await server.ready;
+      return server;
+    } catch (e) {
+      lastError = e;
+      await server.stop(1000);
+    }
+  }
+  throw lastError;
+}
+
+/** Start a nats-server on a loopback port, its config and log in `dir`. */
+export async function startNatsServer(dir: string, port?: number): Promise<ServerProcess> {
+  const bin = requireBinary('nats-server');
+  mkdirSync(dir, { recursive: true });
+  return startOnFreePort((p) => {
+    const conf = join(dir, 'nats.conf');
+    writeFileSync(conf, `host: 127.0.0.1\nport: ${p}\nmax_payload: ${NATS_MAX_PAYLOAD}\n`);
+    return spawnServer('nats-server', bin, ['-c', conf], p, join(dir, 'nats-server.log'));
+  }, port);
+}
+
+/** Start a redis-server on a loopback port with append-only persistence in `dir`. */
+export async function startRedisServer(dir: string, port?: number): Promise<ServerProcess> {
+  const bin = requireBinary('redis-server');
+  mkdirSync(dir, { recursive: true });
+  return startOnFreePort(
+    (p) =>
+      spawnServer(
+        'redis-server',
+        bin,
+        ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', dir],
+        p,
+        join(dir, 'redis-server.log'),
+      ),
+    port,
+  );
+}
