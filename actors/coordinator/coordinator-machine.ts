@@ -3,7 +3,7 @@ import { errorReply, type ErrorReply } from '../../src/errors.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import { getReplyText, planReadRepair, reconcileReplies } from '../../src/quorum/read.js';
 import { addAck, addFailure, allAnswered, createTally, status, type Tally } from '../../src/quorum/tally.js';
-import type { CoordinatedWrite } from '../../src/storage/storage.js';
+import type { CoordinatedResult, CoordinatedWrite } from '../../src/storage/storage.js';
 import { encodeContext, fullClock, prune, type Version } from '../../src/versioning/index.js';
 
 /** Events the replica fan-out actors send back to the coordinator. */
@@ -26,7 +26,8 @@ export interface ReplicateWriteInput {
   readonly replicas: readonly string[];
   readonly bucket: string;
   readonly key: string;
-  readonly versionText: string;
+  /** the key's sibling set on the coordinator after the write, as JSON */
+  readonly siblingsText: string;
   readonly timeoutMs: number;
 }
 
@@ -48,7 +49,7 @@ interface Context {
   readonly startedAt: number;
   tally: Tally;
   version?: Version;
-  versionText?: string;
+  siblingsText?: string;
   replies: Map<string, Version[]>;
   merged: Version[];
   repairPlan?: Map<string, Version[]>;
@@ -74,7 +75,7 @@ export const coordinatorMachine = setup({
     events: {} as ReplicaEvent,
   },
   actors: {
-    coordinateLocal: fromPromise<{ version: Version; text: string }, CoordinatedWrite>(notProvided('coordinateLocal')),
+    coordinateLocal: fromPromise<CoordinatedResult, CoordinatedWrite>(notProvided('coordinateLocal')),
     replicateWrite: fromCallback<ReplicaEvent, ReplicateWriteInput>(notProvided('replicateWrite')),
     readReplicas: fromCallback<ReplicaEvent, ReadReplicasInput>(notProvided('readReplicas')),
     repair: fromPromise<void, RepairInput>(notProvided('repair')),
@@ -145,7 +146,7 @@ export const coordinatorMachine = setup({
           target: 'waitingRemote',
           actions: assign(({ context, event }) => ({
             version: event.output.version,
-            versionText: event.output.text,
+            siblingsText: event.output.siblingsText,
             tally: addAck(context.tally, context.input.self),
           })),
         },
@@ -163,7 +164,7 @@ export const coordinatorMachine = setup({
           replicas: context.input.replicas.filter((n) => n !== context.input.self),
           bucket: context.input.request.bucket,
           key: context.input.request.key,
-          versionText: context.versionText!,
+          siblingsText: context.siblingsText!,
           timeoutMs: Math.max(1, context.startedAt + context.input.request.timeoutMs - performance.now()),
         }),
       },

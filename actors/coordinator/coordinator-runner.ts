@@ -10,7 +10,7 @@ import type { Clock } from '../../src/clock/clock.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
-import { coordinatorMachine, type ReplicaEvent } from './coordinator-machine.js';
+import { coordinatorMachine, REPAIR_TIMEOUT_MS, type ReplicaEvent } from './coordinator-machine.js';
 
 interface PutReply {
   ok: boolean;
@@ -42,10 +42,10 @@ export class CoordinatorRunner {
     this.machine = coordinatorMachine.provide({
       actors: {
         coordinateLocal: fromPromise(({ input }) => this.storage.coordinate(input)),
-        replicateWrite: fromCallback<ReplicaEvent, { replicas: readonly string[]; bucket: string; key: string; versionText: string; timeoutMs: number }>(
+        replicateWrite: fromCallback<ReplicaEvent, { replicas: readonly string[]; bucket: string; key: string; siblingsText: string; timeoutMs: number }>(
           ({ input, sendBack }) => {
             let live = true;
-            const body = replicaPutText(input.bucket, input.key, input.versionText);
+            const body = replicaPutText(input.bucket, input.key, input.siblingsText);
             for (const node of input.replicas) {
               this.transport
                 .request(this.subjects.replicaPut(node), body, input.timeoutMs)
@@ -88,13 +88,11 @@ export class CoordinatorRunner {
         repair: fromPromise<void, { bucket: string; key: string; plan: ReadonlyMap<string, Version[]> }>(async ({ input }) => {
           const sends: Promise<unknown>[] = [];
           for (const [node, versions] of input.plan) {
-            for (const v of versions) {
-              sends.push(
-                node === this.config.nodeId
-                  ? this.storage.apply(input.bucket, input.key, v)
-                  : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, JSON.stringify(v)), this.config.defaultTimeoutMs),
-              );
-            }
+            sends.push(
+              node === this.config.nodeId
+                ? this.storage.apply(input.bucket, input.key, versions)
+                : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, JSON.stringify(versions)), REPAIR_TIMEOUT_MS),
+            );
           }
           await Promise.allSettled(sends);
         }),

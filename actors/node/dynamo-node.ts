@@ -54,6 +54,11 @@ export class DynamoNode {
     return this.config.nodeId;
   }
 
+  /** Client requests this node is coordinating (read repairs included). */
+  get inFlight(): number {
+    return this.client.inFlight;
+  }
+
   /** booting, serving, stopping or stopped */
   get state(): string {
     return String(this.actor.getSnapshot().value);

@@ -6,13 +6,14 @@ import { BUCKET_NAME } from './requests.js';
  * Node-to-node replica messages. Each carries a list of items so that messages to
  * the same peer can be batched; the coordinator sends one item per message today.
  *
- *   replica.put  {"items":[{"b":bucket,"k":key,"x":<version>}]} -> {"ok":true,"stored":[true|false]}
+ *   replica.put  {"items":[{"b":bucket,"k":key,"x":[<version>...]}]} -> {"ok":true,"stored":[true|false]}
  *   replica.get  {"items":[{"b":bucket,"k":key}]}               -> {"ok":true,"found":[<siblings>|null]}
  */
 export interface ReplicaPutItem {
   readonly b: string;
   readonly k: string;
-  readonly x: Version;
+  /** versions to merge into the key, atomically */
+  readonly x: readonly Version[];
 }
 
 export interface ReplicaGetItem {
@@ -23,10 +24,13 @@ export interface ReplicaGetItem {
 /** Largest batch a replica accepts in one message. */
 export const MAX_REPLICA_BATCH = 256;
 
-/** Encode one write without re-encoding the version text the storage returned. */
-export function replicaPutText(bucket: string, key: string, versionText: string): string {
-  return `{"items":[{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)},"x":${versionText}}]}`;
+/** Encode one write without re-encoding the sibling-set text the storage returned. */
+export function replicaPutText(bucket: string, key: string, versionsText: string): string {
+  return `{"items":[{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)},"x":${versionsText}}]}`;
 }
+
+/** Siblings a replica accepts for one key in one message. */
+export const MAX_SIBLINGS_PER_ITEM = 1024;
 
 export function replicaGetText(bucket: string, key: string): string {
   return JSON.stringify({ items: [{ b: bucket, k: key }] });
@@ -65,5 +69,9 @@ export function parseReplicaBatch<T>(body: unknown, isItem: (x: unknown) => x is
   return items as T[];
 }
 
-export const isPutItem = (x: unknown): x is ReplicaPutItem => itemBase(x) && isVersion((x as Record<string, unknown>)['x']);
+export const isPutItem = (x: unknown): x is ReplicaPutItem => {
+  if (!itemBase(x)) return false;
+  const vs = (x as Record<string, unknown>)['x'];
+  return Array.isArray(vs) && vs.length > 0 && vs.length <= MAX_SIBLINGS_PER_ITEM && vs.every(isVersion);
+};
 export const isGetItem = (x: unknown): x is ReplicaGetItem => itemBase(x) && Object.keys(x as object).length === 2;

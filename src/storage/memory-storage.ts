@@ -1,5 +1,5 @@
 import { counterOf, fullClock, mergeVersion, type Version } from '../versioning/index.js';
-import { dataKey, type CoordinatedWrite, type Storage } from './storage.js';
+import { dataKey, type CoordinatedResult, type CoordinatedWrite, type Storage } from './storage.js';
 
 /**
  * In-memory replica store for unit tests and simulation. It applies the same
@@ -18,22 +18,29 @@ export class MemoryStorage implements Storage {
     return s === undefined ? null : JSON.stringify(s);
   }
 
-  async apply(bucket: string, key: string, version: Version): Promise<boolean> {
+  async apply(bucket: string, key: string, versions: readonly Version[]): Promise<boolean> {
     const k = dataKey(bucket, key);
-    const { siblings, changed } = mergeVersion(this.data.get(k) ?? [], version);
+    let siblings = this.data.get(k) ?? [];
+    let changed = false;
+    for (const v of versions) {
+      const r = mergeVersion(siblings, v);
+      siblings = r.siblings;
+      changed ||= r.changed;
+    }
     if (changed) this.data.set(k, siblings);
     return changed;
   }
 
-  async coordinate(w: CoordinatedWrite): Promise<{ version: Version; text: string }> {
+  async coordinate(w: CoordinatedWrite): Promise<CoordinatedResult> {
     const k = dataKey(w.bucket, w.key);
     const current = this.data.get(k) ?? [];
     let counter = Math.max((this.dotCounters.get(w.node) ?? 0) + 1, counterOf(w.context, w.node) + 1);
     for (const s of current) counter = Math.max(counter, counterOf(fullClock(s), w.node) + 1);
     this.dotCounters.set(w.node, counter);
     const version: Version = w.value === undefined ? { d: [w.node, counter], c: w.context, t: w.ts } : { d: [w.node, counter], c: w.context, t: w.ts, v: w.value };
-    this.data.set(k, mergeVersion(current, version).siblings);
-    return { version, text: JSON.stringify(version) };
+    const siblings = mergeVersion(current, version).siblings;
+    this.data.set(k, siblings);
+    return { version, siblingsText: JSON.stringify(siblings) };
   }
 
   async keyCount(): Promise<number> {

@@ -25,16 +25,21 @@ local function merge(sibs, inc)
 end
 `;
 
-/** KEYS[1] data key; ARGV[1] version JSON. Returns 1 when stored, 0 when known or obsolete. */
+/** KEYS[1] data key; ARGV[1] JSON array of versions. Returns 1 when anything was stored, 0 when all were known or obsolete. */
 export const APPLY_LUA = `${HELPERS}
 local cur = redis.call('GET', KEYS[1])
-if not cur then
-  redis.call('SET', KEYS[1], '[' .. ARGV[1] .. ']')
-  return 1
+local sibs = {}
+if cur then sibs = cjson.decode(cur) end
+local changed = false
+for _, inc in ipairs(cjson.decode(ARGV[1])) do
+  local out = merge(sibs, inc)
+  if out ~= nil then
+    sibs = out
+    changed = true
+  end
 end
-local out = merge(cjson.decode(cur), cjson.decode(ARGV[1]))
-if out == nil then return 0 end
-redis.call('SET', KEYS[1], cjson.encode(out))
+if not changed then return 0 end
+redis.call('SET', KEYS[1], cjson.encode(sibs))
 return 1
 `;
 
@@ -42,7 +47,8 @@ return 1
  * KEYS[1] data key, KEYS[2] the node's dot counter; ARGV: node, ts, context JSON,
  * value JSON text, '1' for a tombstone. The new dot exceeds every counter of this node
  * seen on the key or in the context and every dot the node issued before, so two
- * writes never share a dot. Returns the new version's JSON.
+ * writes never share a dot. Returns the key's whole sibling set after the write
+ * as JSON, the new version last.
  */
 export const COORDINATE_LUA = `${HELPERS}
 local node = ARGV[1]
@@ -62,6 +68,7 @@ redis.call('SET', KEYS[2], counter)
 local v = { d = { node, counter }, c = ctx, t = tonumber(ARGV[2]) }
 if ARGV[5] ~= '1' then v.v = ARGV[4] end
 local out = merge(sibs, v)
-redis.call('SET', KEYS[1], cjson.encode(out))
-return cjson.encode(v)
+local text = cjson.encode(out)
+redis.call('SET', KEYS[1], text)
+return text
 `;

@@ -2,7 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { StorageError } from '../errors.js';
 import type { Version } from '../versioning/index.js';
 import { APPLY_LUA, COORDINATE_LUA } from './redis-scripts.js';
-import { dataKey, type CoordinatedWrite, type Storage } from './storage.js';
+import { dataKey, type CoordinatedResult, type CoordinatedWrite, type Storage } from './storage.js';
 
 type ScriptedRedis = Redis & {
   dynamoApply(key: string, version: string): Promise<number>;
@@ -58,15 +58,15 @@ export class RedisStorage implements Storage {
     }
   }
 
-  async apply(bucket: string, key: string, version: Version): Promise<boolean> {
+  async apply(bucket: string, key: string, versions: readonly Version[]): Promise<boolean> {
     try {
-      return (await this.redis.dynamoApply(dataKey(bucket, key), JSON.stringify(version))) === 1;
+      return (await this.redis.dynamoApply(dataKey(bucket, key), JSON.stringify(versions))) === 1;
     } catch (e) {
       throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
     }
   }
 
-  async coordinate(w: CoordinatedWrite): Promise<{ version: Version; text: string }> {
+  async coordinate(w: CoordinatedWrite): Promise<CoordinatedResult> {
     let text: string;
     try {
       text = await this.redis.dynamoCoordinate(
@@ -81,7 +81,8 @@ export class RedisStorage implements Storage {
     } catch (e) {
       throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
     }
-    return { version: JSON.parse(text) as Version, text };
+    const siblings = JSON.parse(text) as Version[];
+    return { version: siblings[siblings.length - 1]!, siblingsText: text };
   }
 
   async keyCount(): Promise<number> {

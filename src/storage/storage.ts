@@ -22,20 +22,31 @@ export interface Storage {
   read(bucket: string, key: string): Promise<Version[]>;
   /** The same, as the stored JSON array text (null when absent), for replies that pass it on unparsed. */
   readRaw(bucket: string, key: string): Promise<string | null>;
-  /** Merge a version written elsewhere; resolves true when it changed what is stored. */
-  apply(bucket: string, key: string, version: Version): Promise<boolean>;
+  /** Merge versions written elsewhere, atomically; resolves true when that changed what is stored. */
+  apply(bucket: string, key: string, versions: readonly Version[]): Promise<boolean>;
   /**
-   * Create a new version with a fresh dot of `write.node`, merge it locally, and
-   * return it (as an object and as the JSON text to send to the other replicas),
-   * all in one atomic step so concurrent writes get distinct dots.
+   * Create a new version with a fresh dot of `write.node` and merge it locally, in
+   * one atomic step so concurrent writes get distinct dots.
    */
-  coordinate(write: CoordinatedWrite): Promise<{ version: Version; text: string }>;
+  coordinate(write: CoordinatedWrite): Promise<CoordinatedResult>;
   /** Connect and check the store answers; rejects with StorageError. */
   connect(): Promise<void>;
   /** Number of keys held (tombstones included). */
   keyCount(): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * What a coordinated write leaves on the coordinator: the new version and the key's
+ * whole sibling set (as JSON text, the new version last). The whole set goes to the
+ * other replicas, not the new version alone: a replica that holds a node's dot then
+ * also holds that node's earlier concurrent dots of the key, so a context read from
+ * any replica covers only versions the reader saw.
+ */
+export interface CoordinatedResult {
+  readonly version: Version;
+  readonly siblingsText: string;
 }
 
 /** Redis key of a data item. Bucket names cannot contain ':', so the split is unambiguous. */

@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { MemoryCluster } from '../helpers/memory-cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** Node behaviour on the in-memory network and storage. */
+describe('node (in memory)', () => {
+  let cluster: MemoryCluster;
+  beforeEach(async () => {
+    cluster = await new MemoryCluster(['n1', 'n2', 'n3']).start();
+  });
+  afterEach(() => cluster.stop());
+
+  it('stores a put on all three replicas and reads it back', async () => {
+    const put = await cluster.request('dynamo.kv.put', { key: 'a', value: { x: 1 } });
+    expect(put).to.have.property('ok', true);
+    const got = await cluster.request('dynamo.kv.get', { key: 'a' });
+    expect(got).to.deep.include({ ok: true, found: true, values: [{ x: 1 }] });
+    for (const s of cluster.storages.values()) expect(await s.read('default', 'a')).to.have.length(1);
+  });
+
+  it('coordinates on a node outside the preference list by forwarding', async () => {
+    const five = await new MemoryCluster(['m1', 'm2', 'm3', 'm4', 'm5'], { n: 2, r: 1, w: 2 }).start();
+    try {
+      for (let i = 0; i < 20; i++) {
+        for (const id of five.ids) {
+          const put = await five.request(`dynamo.node.${id}.kv.put`, { key: `k${i}`, value: i });
+          expect(put, `put via ${id}`).to.have.property('ok', true);
+        }
+        const holders = [...five.storages.values()].filter((s) => s.keys().includes(`v:default:k${i}`));
+        expect(holders).to.have.length(2);
+      }
+    } finally {
+      await five.stop();
+    }
+  });
+
+  it('answers every request exactly once and stores nothing, whatever the bytes', async () => {
+    const subjects = ['get', 'put', 'delete'].flatMap((op) => [`dynamo.kv.${op}`, `dynamo.node.n2.kv.${op}`, `dynamo.node.n3.coord.${op}`]);
+    subjects.push('dynamo.node.n1.replica.put', 'dynamo.node.n1.replica.get');
+    const junkJson = fc.oneof(
+      fc.jsonValue(),
+      fc.record({ key: fc.oneof(fc.string(), fc.integer(), fc.constant(null)), r: fc.jsonValue(), w: fc.jsonValue(), context: fc.jsonValue(), timeoutMs: fc.jsonValue() }, { requiredKeys: [] }),
+      fc.record({ items: fc.array(fc.record({ b: fc.jsonValue(), k: fc.jsonValue(), x: fc.jsonValue() }, { requiredKeys: [] })) }),
+    );
+    const payload = fc.oneof(fc.uint8Array({ maxLength: 64 }), junkJson.map((j) => new TextEncoder().encode(JSON.stringify(j) ?? '')));
+    const replyCounts: number[] = [];
+    const snapshot = async () => JSON.stringify(await Promise.all([...cluster.storages.values()].map((s) => Promise.all(s.keys().map((k) => s.readRaw(k.split(':')[1]!, k.split(':').slice(2).join(':')))))));
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...subjects), payload, async (subject, data) => {
+        const before = await snapshot();
+        const i = replyCounts.push(0) - 1;
+        const reply = await new Promise<Record<string, unknown>>((resolve) => {
+          cluster.network.deliver(subject, data, (r) => {
+            replyCounts[i]!++;
+            resolve(JSON.parse(typeof r === 'string' ? r : new TextDecoder().decode(r)) as Record<string, unknown>);
+          });
+        });
+        expect(reply).to.have.property('ok').that.is.a('boolean');
+        // A rejected request leaves every replica as it was.
+        if (reply['ok'] === false) expect(await snapshot()).to.equal(before);
+      }),
+      { numRuns: 400 },
+    );
+    // Once every coordinator is idle, no request may have been answered twice.
+    await waitFor(() => [...cluster.nodes.values()].every((n) => n.inFlight === 0));
+    expect(replyCounts.filter((c) => c !== 1)).to.deep.equal([]);
+  });
+
+  it('reports status and ring for every member', async () => {
+    const status = await cluster.request<{ members: { id: string; state: string }[] }>('dynamo.admin.status', '');
+    expect(status.members.map((m) => [m.id, m.state])).to.deep.equal([
+      ['n1', 'serving'],
+      ['n2', 'serving'],
+      ['n3', 'serving'],
+    ]);
+    const ring = await cluster.request<{ tokens: [number, string][] }>('dynamo.admin.ring', '');
+    expect(ring.tokens).to.have.length(3 * 256);
+  });
+
+  it('answers UNAVAILABLE on a stopped node\'s own subject only by having no subscription left', async () => {
+    await cluster.nodes.get('n3')!.stop();
+    expect(cluster.nodes.get('n3')!.state).to.equal('stopped');
+    const err = await cluster.client.request('dynamo.node.n3.kv.get', '{"key":"a"}', 500).then(
+      () => null,
+      (e: Error & { kind?: string }) => e.kind,
+    );
+    expect(err).to.equal('no-responders');
+  });
+});
