@@ -102,7 +102,12 @@ async function waitForPort(name: string, child: ChildProcess, port: number, logP
 
 function spawnServer(name: string, bin: string, args: string[], port: number, logPath: string): ServerProcess & { ready: Promise<void> } {
   const log = createWriteStream(logPath, { flags: 'a' });
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // With setpriv (util-linux) the kernel sends the server SIGTERM if its parent dies,
+  // even by SIGKILL, so a killed `dynamo up` or test run leaves no server behind.
+  const setpriv = process.platform === 'linux' ? findBinary('setpriv') : null;
+  const child = setpriv
+    ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   const url = name.startsWith('nats') ? `nats://127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;

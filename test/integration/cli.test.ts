@@ -1,0 +1,124 @@
+import { expect } from 'chai';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isAlive, type ClusterFile } from '../../src/cli/cluster-file.js';
+import { exited } from '../../src/cli/servers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+function dynamo(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { ...process.env, DYNAMO_NATS_URL: '', ...env }, timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** `dynamo up` in the background; resolves once it says the nodes serve. */
+async function up(cwd: string, args: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [CLI, 'up', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DYNAMO_NATS_URL: '' } });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  await waitFor(() => /serving\. Try:/.test(output) || child.exitCode !== null, 30_000, 'dynamo up to serve');
+  if (child.exitCode !== null) throw new Error(`dynamo up exited ${child.exitCode}:\n${output}`);
+  return { child, output: () => output };
+}
+
+const clusterFile = (cwd: string) => JSON.parse(readFileSync(join(cwd, '.dynamo', 'cluster.json'), 'utf8')) as ClusterFile;
+
+describe('command line (real processes)', function () {
+  this.timeout(120_000);
+  const cwd = mkdtempSync(join(tmpdir(), 'dynamo-cli-'));
+  const started: ChildProcess[] = [];
+  after(async () => {
+    // A failed test may leave an `up` running: stop it the way a user would.
+    for (const c of started) {
+      c.kill('SIGTERM');
+      await exited(c);
+    }
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
+  it('brings up 3 nodes; put, get, delete and status work; SIGTERM leaves no process behind', async () => {
+    const u = await up(cwd);
+    started.push(u.child);
+    const file = clusterFile(cwd);
+    expect(file.nodes.map((n) => n.id)).to.deep.equal(['n1', 'n2', 'n3']);
+    expect(file.children).to.have.length(7); // nats, 3 redis, 3 nodes
+
+    const put = dynamo(cwd, ['put', 'cart:alice', '["book"]']);
+    expect(put.code, put.err).to.equal(0);
+    expect(JSON.parse(put.out)).to.have.property('ok', true);
+    const get = dynamo(cwd, ['get', 'cart:alice']);
+    expect(get.code, get.err).to.equal(0);
+    expect(JSON.parse(get.out)).to.deep.include({ found: true, values: [['book']] });
+
+    const plain = dynamo(cwd, ['put', 'greeting', 'hello world']);
+    expect(plain.code).to.equal(0);
+    expect(JSON.parse(dynamo(cwd, ['get', 'greeting']).out).values).to.deep.equal(['hello world']);
+    expect(dynamo(cwd, ['delete', 'greeting']).code).to.equal(0);
+    expect(JSON.parse(dynamo(cwd, ['get', 'greeting']).out)).to.include({ found: false });
+
+    const status = dynamo(cwd, ['status']);
+    expect(status.code, status.err).to.equal(0);
+    expect(status.out).to.match(/3\/3 nodes serving/);
+    for (const id of ['n1', 'n2', 'n3']) expect(status.out).to.match(new RegExp(`^${id}\\s+serving`, 'm'));
+
+    const bad = dynamo(cwd, ['get', 'k', '--r', 'two']);
+    expect(bad.code).to.equal(2);
+    const refused = dynamo(cwd, ['put', 'k', '1', '--w', '4']);
+    expect(refused.code).to.equal(1);
+    expect(JSON.parse(refused.out).error.code).to.equal('BAD_REQUEST');
+
+    u.child.kill('SIGTERM');
+    await exited(u.child);
+    expect(u.child.exitCode).to.equal(0);
+    for (const c of file.children) expect(isAlive(c.pid), `${c.name} (pid ${c.pid}) still running`).to.equal(false);
+  });
+
+  it('keeps the data across a restart from the same directory', async () => {
+    const u = await up(cwd);
+    started.push(u.child);
+    expect(JSON.parse(dynamo(cwd, ['get', 'cart:alice']).out)).to.deep.include({ values: [['book']] });
+    u.child.kill('SIGINT');
+    await exited(u.child);
+  });
+
+  it('leaves no process behind when `up` itself is killed with SIGKILL', async () => {
+    const u = await up(cwd, ['--nodes', '1']);
+    started.push(u.child);
+    const file = clusterFile(cwd);
+    u.child.kill('SIGKILL');
+    await exited(u.child);
+    // Nodes see their stdin close; servers get the parent-death signal.
+    for (const c of file.children) await waitFor(() => !isAlive(c.pid), 10_000, `${c.name} (pid ${c.pid}) to be gone`);
+    // And the next `up` in the same directory starts cleanly over the stale cluster.json.
+    const next = await up(cwd, ['--nodes', '1']);
+    started.push(next.child);
+    next.child.kill('SIGTERM');
+    await exited(next.child);
+    expect(next.child.exitCode).to.equal(0);
+  });
+
+  it('names the package to install when a server binary is missing (exit 2)', () => {
+    const r = dynamo(cwd, ['up'], { DYNAMO_NATS_SERVER: '/nonexistent/nats-server' });
+    expect(r.code).to.equal(2);
+    expect(r.err).to.match(/apt-get install -y nats-server/);
+  });
+
+  it('rejects bad usage with exit 2', () => {
+    expect(dynamo(cwd, ['up', '--nodes', 'many']).code).to.equal(2);
+    expect(dynamo(cwd, ['get']).code).to.equal(2);
+    expect(dynamo(cwd, ['frobnicate']).code).to.equal(2);
+    expect(dynamo(cwd, ['node', '--bogus']).code).to.equal(2);
+    expect(dynamo(cwd, ['node']).err).to.match(/--id is required/);
+  });
+
+  it('says clearly when it cannot reach NATS (exit 1)', () => {
+    const r = dynamo(cwd, ['get', 'k', '--nats', 'nats://127.0.0.1:1']);
+    expect(r.code).to.equal(1);
+    expect(r.err).to.match(/cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
+  });
+});
