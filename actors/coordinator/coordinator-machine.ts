@@ -19,6 +19,8 @@ export interface CoordinatorInput {
   readonly self: string;
   /** wall-clock ms for the new version's timestamp */
   readonly nowMs: number;
+  /** monotonic ms, for what is left of the request's timeout (injected so tests can run on a simulated clock) */
+  readonly monotonic: () => number;
   readonly reply: (text: string) => void;
 }
 
@@ -82,7 +84,7 @@ export const coordinatorMachine = setup({
   },
   delays: {
     /** what is left of the client's timeout */
-    remaining: ({ context }) => Math.max(0, context.startedAt + context.input.request.timeoutMs - performance.now()),
+    remaining: ({ context }) => remainingMs(context),
   },
   guards: {
     isRead: ({ context }) => context.input.request.op === 'get',
@@ -115,7 +117,7 @@ export const coordinatorMachine = setup({
     const needed = input.request.op === 'get' ? input.request.r : input.request.w;
     return {
       input,
-      startedAt: performance.now(),
+      startedAt: input.monotonic(),
       tally: createTally(needed, input.replicas.length),
       replies: new Map(),
       merged: [],
@@ -165,7 +167,7 @@ export const coordinatorMachine = setup({
           bucket: context.input.request.bucket,
           key: context.input.request.key,
           siblingsText: context.siblingsText!,
-          timeoutMs: Math.max(1, context.startedAt + context.input.request.timeoutMs - performance.now()),
+          timeoutMs: Math.max(1, remainingMs(context)),
         }),
       },
       always: [
@@ -230,6 +232,10 @@ export const coordinatorMachine = setup({
     timedOut: { type: 'final' },
   },
 });
+
+function remainingMs(context: Context): number {
+  return Math.max(0, context.startedAt + context.input.request.timeoutMs - context.input.monotonic());
+}
 
 function quorumError(context: Context, code: 'QUORUM_NOT_MET' | 'TIMEOUT'): ErrorReply {
   const { acks, needed } = context.tally;

@@ -10,7 +10,7 @@ import type { Clock } from '../../src/clock/clock.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
-import { coordinatorMachine, REPAIR_TIMEOUT_MS, type ReplicaEvent } from './coordinator-machine.js';
+import { coordinatorMachine, REPAIR_TIMEOUT_MS, type ReadReplicasInput, type RepairInput, type ReplicaEvent, type ReplicateWriteInput } from './coordinator-machine.js';
 
 interface PutReply {
   ok: boolean;
@@ -42,7 +42,7 @@ export class CoordinatorRunner {
     this.machine = coordinatorMachine.provide({
       actors: {
         coordinateLocal: fromPromise(({ input }) => this.storage.coordinate(input)),
-        replicateWrite: fromCallback<ReplicaEvent, { replicas: readonly string[]; bucket: string; key: string; siblingsText: string; timeoutMs: number }>(
+        replicateWrite: fromCallback<ReplicaEvent, ReplicateWriteInput>(
           ({ input, sendBack }) => {
             let live = true;
             const body = replicaPutText(input.bucket, input.key, input.siblingsText);
@@ -62,7 +62,7 @@ export class CoordinatorRunner {
             };
           },
         ),
-        readReplicas: fromCallback<ReplicaEvent, { replicas: readonly string[]; bucket: string; key: string; timeoutMs: number }>(
+        readReplicas: fromCallback<ReplicaEvent, ReadReplicasInput>(
           ({ input, sendBack }) => {
             let live = true;
             const body = replicaGetText(input.bucket, input.key);
@@ -85,7 +85,7 @@ export class CoordinatorRunner {
             };
           },
         ),
-        repair: fromPromise<void, { bucket: string; key: string; plan: ReadonlyMap<string, Version[]> }>(async ({ input }) => {
+        repair: fromPromise<void, RepairInput>(async ({ input }) => {
           const sends: Promise<unknown>[] = [];
           for (const [node, versions] of input.plan) {
             sends.push(
@@ -114,7 +114,7 @@ export class CoordinatorRunner {
       reply(text);
     };
     const actor = createActor(this.machine, {
-      input: { request, replicas, self: this.config.nodeId, nowMs: this.clock.now(), reply: once },
+      input: { request, replicas, self: this.config.nodeId, nowMs: this.clock.now(), monotonic: () => this.clock.monotonic(), reply: once },
     });
     actor.subscribe({
       complete: () => this.active--,

@@ -1,0 +1,137 @@
+import { expect } from 'chai';
+import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
+import { coordinatorMachine, type ReadReplicasInput, type ReplicaEvent, type ReplicateWriteInput } from '../../actors/coordinator/coordinator-machine.js';
+import type { ClientRequest } from '../../src/protocol/requests.js';
+import type { Version } from '../../src/versioning/index.js';
+
+/**
+ * The coordinator machine alone, its I/O replaced through provide(), on a simulated
+ * clock: each test scripts what the replicas answer and when.
+ */
+type Script = Record<string, { after: number; answer: 'ack' | 'fail' | Version[] } | 'silent'>;
+
+const v = (node: string, counter: number, value: string, t = counter): Version => ({ d: [node, counter], c: {}, t, v: value });
+
+function harness(script: Script, opts: { localFails?: boolean } = {}) {
+  const clock = new SimulatedClock();
+  const replies: unknown[] = [];
+  const repairs: Map<string, Version[]>[] = [];
+  const answer = (sendBack: (e: ReplicaEvent) => void, replicas: readonly string[]) => {
+    const timers: ReturnType<typeof clock.setTimeout>[] = [];
+    for (const node of replicas) {
+      const s = script[node];
+      if (s === undefined || s === 'silent') continue;
+      timers.push(
+        clock.setTimeout(() => {
+          if (s.answer === 'ack') sendBack({ type: 'REPLICA.ACK', node });
+          else if (s.answer === 'fail') sendBack({ type: 'REPLICA.FAIL', node, reason: 'down' });
+          else sendBack({ type: 'REPLICA.READ', node, versions: s.answer });
+        }, s.after),
+      );
+    }
+    return () => timers.forEach((t) => clock.clearTimeout(t));
+  };
+  const machine = coordinatorMachine.provide({
+    actors: {
+      coordinateLocal: fromPromise(async ({ input }) => {
+        if (opts.localFails) throw new Error('redis down');
+        const version: Version = { d: [input.node, 1], c: input.context, t: input.ts, v: input.value };
+        return { version, siblingsText: JSON.stringify([version]) };
+      }),
+      replicateWrite: fromCallback<ReplicaEvent, ReplicateWriteInput>(({ input, sendBack }) => answer(sendBack, input.replicas)),
+      readReplicas: fromCallback<ReplicaEvent, ReadReplicasInput>(({ input, sendBack }) => answer(sendBack, input.replicas)),
+      repair: fromPromise(async ({ input }) => {
+        repairs.push(new Map(input.plan));
+      }),
+    },
+  });
+  const run = (request: ClientRequest) => {
+    const actor = createActor(machine, {
+      clock,
+      input: { request, replicas: ['n1', 'n2', 'n3'], self: 'n1', nowMs: 5, monotonic: () => clock.now(), reply: (t: string) => replies.push(JSON.parse(t)) },
+    });
+    actor.start();
+    return actor;
+  };
+  return { clock, replies, repairs, run };
+}
+
+const put = (w: number, timeoutMs = 1000): ClientRequest => ({ op: 'put', bucket: 'b', key: 'k', value: '"x"', context: {}, w, timeoutMs });
+const get = (r: number, timeoutMs = 1000): ClientRequest => ({ op: 'get', bucket: 'b', key: 'k', r, timeoutMs });
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('coordinator machine', () => {
+  it('replies to a W=2 put after the local write and one remote ack', async () => {
+    const h = harness({ n2: { after: 10, answer: 'ack' }, n3: 'silent' });
+    const actor = h.run(put(2));
+    await settle();
+    expect(actor.getSnapshot().value).to.equal('waitingRemote');
+    h.clock.increment(10);
+    expect(h.replies).to.have.length(1);
+    expect(h.replies[0]).to.have.property('ok', true);
+    expect(actor.getSnapshot().status).to.equal('done');
+  });
+
+  it('fails fast with QUORUM_NOT_MET once the quorum is impossible, before the timeout', async () => {
+    const h = harness({ n2: { after: 5, answer: 'fail' }, n3: { after: 6, answer: 'fail' } });
+    const actor = h.run(put(3));
+    await settle();
+    h.clock.increment(5);
+    expect(h.replies).to.deep.equal([{ ok: false, error: { code: 'QUORUM_NOT_MET', message: 'only 1 of 3 required replicas answered the write', acks: 1, needed: 3 } }]);
+    expect(actor.getSnapshot().value).to.equal('failed');
+  });
+
+  it('answers TIMEOUT when replicas stay silent past timeoutMs', async () => {
+    const h = harness({ n2: 'silent', n3: 'silent' });
+    const actor = h.run(put(2, 300));
+    await settle();
+    h.clock.increment(299);
+    expect(h.replies).to.deep.equal([]);
+    h.clock.increment(1);
+    expect(h.replies[0]).to.deep.include({ ok: false });
+    expect((h.replies[0] as { error: object }).error).to.include({ code: 'TIMEOUT', acks: 1, needed: 2 });
+    expect(actor.getSnapshot().value).to.equal('timedOut');
+  });
+
+  it('answers UNAVAILABLE when the local write fails', async () => {
+    const h = harness({}, { localFails: true });
+    h.run(put(2));
+    await settle();
+    expect((h.replies[0] as { error: { code: string } }).error.code).to.equal('UNAVAILABLE');
+  });
+
+  it('replies to a get at R, then repairs the replica that answered late with stale data', async () => {
+    const newer = v('n1', 2, '"new"');
+    const h = harness({ n1: { after: 1, answer: [newer] }, n2: { after: 2, answer: [newer] }, n3: { after: 50, answer: [] } });
+    const actor = h.run(get(2));
+    h.clock.increment(2);
+    expect(h.replies).to.have.length(1);
+    expect(h.replies[0]).to.deep.include({ ok: true, found: true, values: ['new'] });
+    expect(actor.getSnapshot().value).to.deep.equal({ reading: 'waitingForRest' });
+    h.clock.increment(48);
+    await settle();
+    expect(h.repairs).to.have.length(1);
+    expect([...h.repairs[0]!.keys()]).to.deep.equal(['n3']);
+    expect(h.repairs[0]!.get('n3')).to.deep.equal([newer]);
+    expect(actor.getSnapshot().status).to.equal('done');
+  });
+
+  it('resolves concurrent siblings last-write-wins and returns a context covering both', async () => {
+    const a = v('n1', 1, '"a"', 10);
+    const b = v('n2', 1, '"b"', 20);
+    const h = harness({ n1: { after: 1, answer: [a] }, n2: { after: 1, answer: [b] }, n3: { after: 1, answer: [a, b] } });
+    h.run(get(3));
+    h.clock.increment(1);
+    const reply = h.replies[0] as { values: unknown[]; context: string };
+    expect(reply.values).to.deep.equal(['b']);
+    expect(JSON.parse(Buffer.from(reply.context, 'base64url').toString())).to.deep.equal({ n1: [1, 10], n2: [1, 20] });
+  });
+
+  it('reports not found when the latest version is a tombstone', async () => {
+    const tomb: Version = { d: ['n2', 2], c: { n1: [1, 1] }, t: 9 };
+    const h = harness({ n1: { after: 1, answer: [tomb] }, n2: { after: 1, answer: [tomb] }, n3: 'silent' });
+    h.run(get(2));
+    h.clock.increment(1);
+    expect(h.replies[0]).to.deep.equal({ ok: true, found: false, values: [], context: null });
+  });
+});
