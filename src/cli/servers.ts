@@ -104,10 +104,11 @@ function spawnServer(name: string, bin: string, args: string[], port: number, lo
   const log = createWriteStream(logPath, { flags: 'a' });
   // With setpriv (util-linux) the kernel sends the server SIGTERM if its parent dies,
   // even by SIGKILL, so a killed `dynamo up` or test run leaves no server behind.
+  // A process group of its own keeps a terminal's Ctrl-C from reaching the server
+  // directly: whoever started it stops it, in order.
   const setpriv = process.platform === 'linux' ? findBinary('setpriv') : null;
-  const child = setpriv
-    ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const options = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], detached: true };
+  const child = setpriv ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', bin, ...args], options) : spawn(bin, args, options);
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   const url = name.startsWith('nats') ? `nats://127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;

@@ -125,7 +125,8 @@ export async function upCommand(positionals: string[], values: Record<string, un
       const log = createWriteStream(logPath, { flags: 'a' });
       const seeds = ids.filter((x) => x !== id).join(',');
       const args = [CLI_PATH, 'node', '--id', id, '--nats', natsUrl, '--redis', redisUrl, '--prefix', prefix, ...(seeds ? ['--seeds', seeds] : [])];
-      const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DYNAMO_SUPERVISED: '1' } });
+      // Own process group (Ctrl-C reaches only `up`, which stops nodes before servers); stdin ties the node's life to ours.
+      const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, DYNAMO_SUPERVISED: '1' } });
       child.stdout!.pipe(log);
       child.stderr!.pipe(log);
       child.once('exit', (code, signal) => {
