@@ -159,6 +159,8 @@ describe('cluster with nodes down (real servers)', function () {
 
   it('answers an R=2 get with QUORUM_NOT_MET', async () => {
     const reply = await c.request<Reply>('dynamo.kv.get', { key: 'survivor', r: 2 });
-    expect(reply.error).to.include({ code: 'QUORUM_NOT_MET', acks: 1, needed: 2 });
+    expect(reply.error).to.include({ code: 'QUORUM_NOT_MET', needed: 2 });
+    // The two failures may arrive before the local read does: the tally fails fast either way.
+    expect(reply.error!.acks).to.be.within(0, 1);
   });
 });
