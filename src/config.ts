@@ -1,4 +1,5 @@
-import type { RingMember } from './ring/index.js';
+import { validateTiming } from './membership/failure-detector.js';
+import { MAX_WEIGHT } from './ring/index.js';
 
 export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export const PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
@@ -8,10 +9,14 @@ export interface NodeConfig {
   readonly nodeId: string;
   /** subject prefix, `dynamo` unless told otherwise */
   readonly prefix: string;
+  /** gossip from another cluster name is dropped */
+  readonly cluster: string;
   readonly natsUrl: string;
   readonly redisUrl: string;
-  /** every member of the cluster, this node included */
-  readonly members: readonly RingMember[];
+  /** members to contact first; the rest of the cluster is learned by gossip */
+  readonly seeds: readonly string[];
+  /** this node's share of the ring: 256 tokens per unit */
+  readonly weight: number;
   /** replicas per key */
   readonly n: number;
   readonly r: number;
@@ -22,10 +27,22 @@ export interface NodeConfig {
   readonly maxValueBytes: number;
   /** requests this node coordinates at once before answering UNAVAILABLE */
   readonly maxInFlight: number;
+  readonly gossipIntervalMs: number;
+  /** peers contacted each gossip round */
+  readonly gossipFanout: number;
+  /** a member silent this long is suspect */
+  readonly suspectAfterMs: number;
+  /** a member silent this long is down and leaves preference lists */
+  readonly downAfterMs: number;
+  /** keys per batch when ranges move between nodes */
+  readonly transferBatchKeys: number;
 }
 
 export const DEFAULTS = {
   prefix: 'dynamo',
+  cluster: 'dynamo',
+  seeds: [] as readonly string[],
+  weight: 1,
   n: 3,
   r: 2,
   w: 2,
@@ -34,11 +51,15 @@ export const DEFAULTS = {
   maxKeyBytes: 1024,
   maxValueBytes: 1024 * 1024,
   maxInFlight: 10_000,
+  gossipIntervalMs: 1000,
+  gossipFanout: 1,
+  suspectAfterMs: 3000,
+  downAfterMs: 5000,
+  transferBatchKeys: 256,
 } as const;
 
 export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'nodeId' | 'natsUrl' | 'redisUrl'>): NodeConfig {
-  const members = partial.members ?? [{ id: partial.nodeId, weight: 1 }];
-  const config: NodeConfig = { ...DEFAULTS, ...partial, members };
+  const config: NodeConfig = { ...DEFAULTS, ...partial };
   validateConfig(config);
   return config;
 }
@@ -46,9 +67,11 @@ export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'node
 export function validateConfig(c: NodeConfig): void {
   if (!NODE_ID.test(c.nodeId)) throw new Error(`node id "${c.nodeId}" must be 1-64 letters, digits, "_" or "-"`);
   if (!PREFIX.test(c.prefix)) throw new Error(`prefix "${c.prefix}" is not a valid NATS subject prefix`);
-  for (const m of c.members) if (!NODE_ID.test(m.id)) throw new Error(`member id "${m.id}" must be 1-64 letters, digits, "_" or "-"`);
-  for (const [name, v] of [['n', c.n], ['r', c.r], ['w', c.w]] as const) {
+  for (const s of c.seeds) if (!NODE_ID.test(s)) throw new Error(`seed "${s}" is not a node id`);
+  if (!(c.weight > 0 && c.weight <= MAX_WEIGHT)) throw new Error(`weight must be a number in (0, ${MAX_WEIGHT}]`);
+  for (const [name, v] of [['n', c.n], ['r', c.r], ['w', c.w], ['gossip fanout', c.gossipFanout], ['transfer batch', c.transferBatchKeys]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
   if (c.r > c.n || c.w > c.n) throw new Error('r and w cannot exceed n');
+  validateTiming(c.gossipIntervalMs, c);
 }

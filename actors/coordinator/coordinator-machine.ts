@@ -16,6 +16,8 @@ export interface CoordinatorInput {
   readonly request: ClientRequest;
   /** the key's top-N preference list; includes `self` */
   readonly replicas: readonly string[];
+  /** future replicas (a join or leave is moving the key's range): written to, not counted towards W */
+  readonly extras: readonly string[];
   readonly self: string;
   /** wall-clock ms for the new version's timestamp */
   readonly nowMs: number;
@@ -26,6 +28,8 @@ export interface CoordinatorInput {
 
 export interface ReplicateWriteInput {
   readonly replicas: readonly string[];
+  /** also sent the write, fire and forget */
+  readonly extras: readonly string[];
   readonly bucket: string;
   readonly key: string;
   /** the key's sibling set on the coordinator after the write, as JSON */
@@ -164,6 +168,7 @@ export const coordinatorMachine = setup({
         src: 'replicateWrite',
         input: ({ context }) => ({
           replicas: context.input.replicas.filter((n) => n !== context.input.self),
+          extras: context.input.extras,
           bucket: context.input.request.bucket,
           key: context.input.request.key,
           siblingsText: context.siblingsText!,

@@ -46,6 +46,9 @@ export class CoordinatorRunner {
           ({ input, sendBack }) => {
             let live = true;
             const body = replicaPutText(input.bucket, input.key, input.siblingsText);
+            for (const node of input.extras) {
+              this.transport.request(this.subjects.replicaPut(node), body, input.timeoutMs).catch(() => {});
+            }
             for (const node of input.replicas) {
               this.transport
                 .request(this.subjects.replicaPut(node), body, input.timeoutMs)
@@ -105,7 +108,7 @@ export class CoordinatorRunner {
     return this.active;
   }
 
-  run(request: ClientRequest, replicas: readonly string[], reply: (text: string) => void): void {
+  run(request: ClientRequest, replicas: readonly string[], extras: readonly string[], reply: (text: string) => void): void {
     this.active++;
     let replied = false;
     const once = (text: string) => {
@@ -114,7 +117,7 @@ export class CoordinatorRunner {
       reply(text);
     };
     const actor = createActor(this.machine, {
-      input: { request, replicas, self: this.config.nodeId, nowMs: this.clock.now(), monotonic: () => this.clock.monotonic(), reply: once },
+      input: { request, replicas, extras, self: this.config.nodeId, nowMs: this.clock.now(), monotonic: () => this.clock.monotonic(), reply: once },
     });
     actor.subscribe({
       complete: () => this.active--,

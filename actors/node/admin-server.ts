@@ -1,14 +1,15 @@
 import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS } from '../../src/di/tokens.js';
-import type { Membership } from '../../src/membership/membership.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import { RING_BITS } from '../../src/ring/index.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { VERSION } from '../../src/version.js';
+import { Gossiper } from '../gossiper/gossiper.js';
+import type { TransferProgress } from './transfers.js';
 
-/** How long a status request waits for each peer's ping. */
+/** How long a status request waits for each member's ping. */
 export const PING_TIMEOUT_MS = 500;
 
 export interface PingReply {
@@ -17,32 +18,40 @@ export interface PingReply {
   state: string;
   keys: number;
   inFlight: number;
+  transfer: TransferProgress | null;
   version: string;
 }
 
+/** One row of `dynamo status`; the README documents each field. */
 export interface MemberStatus {
   id: string;
+  /** joining, up, rebalancing, leaving or left (as the member says), or down / suspect (as this node judges) */
   state: string;
+  /** ms since this node last saw the member's heartbeat advance */
+  heartbeatAgeMs: number;
   weight: number;
   tokens: number;
-  /** fraction of the ring this member owns as primary */
+  /** fraction of the ring the member owns as first replica */
   ownership: number;
   keys: number | null;
   inFlight: number | null;
+  /** a join, leave or weight change moving keys right now */
+  transfer: TransferProgress | null;
 }
 
-/** Admin subjects: liveness of this node, and cluster status and ring for any client. */
+/** Admin subjects: this node's liveness and leave, and cluster status and ring for any client. */
 @injectable()
 export class AdminServer {
   private readonly subjects: Subjects;
-  /** Set by the node: what its lifecycle machine says now, and requests in flight. */
-  probe: () => { state: string; inFlight: number } = () => ({ state: 'unknown', inFlight: 0 });
+  /** Set by the node: its lifecycle state, requests in flight, and any transfer under way. */
+  probe: () => { state: string; inFlight: number; transfer: TransferProgress | null } = () => ({ state: 'unknown', inFlight: 0, transfer: null });
+  onLeave: () => void = () => {};
 
   constructor(
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
-    @inject(TOKENS.Membership) private readonly membership: Membership,
+    private readonly gossiper: Gossiper,
   ) {
     this.subjects = subjects(config.prefix);
   }
@@ -55,38 +64,54 @@ export class AdminServer {
       );
     return [
       this.transport.subscribe(this.subjects.ping(this.config.nodeId), (m) => reply(m, () => this.ping())),
+      this.transport.subscribe(this.subjects.leave(this.config.nodeId), (m) => reply(m, () => this.leave())),
       this.transport.subscribe(this.subjects.status, (m) => reply(m, () => this.status()), { queue: this.subjects.queue.admin }),
       this.transport.subscribe(this.subjects.ring, (m) => reply(m, async () => this.ring()), { queue: this.subjects.queue.admin }),
     ];
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight } = this.probe();
-    return { ok: true, node: this.config.nodeId, state, keys: await this.storage.keyCount(), inFlight, version: VERSION };
+    const { state, inFlight, transfer } = this.probe();
+    return { ok: true, node: this.config.nodeId, state, keys: await this.storage.keyCount(), inFlight, transfer, version: VERSION };
+  }
+
+  private async leave() {
+    const { state } = this.probe();
+    if (state !== 'serving') return { ok: false, error: { code: 'UNAVAILABLE', message: `node ${this.config.nodeId} is ${state}; only a serving node can leave` } };
+    this.onLeave();
+    return { ok: true, node: this.config.nodeId, keys: await this.storage.keyCount() };
   }
 
   private async status() {
-    const ring = this.membership.ring();
+    const ring = this.gossiper.ring();
     const ownership = ring.ownership();
     const tokens = new Map<string, number>();
     for (const t of ring.tokens) tokens.set(t.node, (tokens.get(t.node) ?? 0) + 1);
     const members: MemberStatus[] = await Promise.all(
-      ring.members.map(async (m) => {
-        const base = { id: m.id, weight: m.weight, tokens: tokens.get(m.id) ?? 0, ownership: ownership.get(m.id) ?? 0 };
+      this.gossiper.members().map(async (m) => {
+        const base = {
+          id: m.id,
+          state: m.liveness === 'alive' || m.status === 'left' ? m.status : m.liveness,
+          heartbeatAgeMs: m.heartbeatAgeMs,
+          weight: m.ringWeight === m.weight ? m.weight : m.ringWeight,
+          tokens: tokens.get(m.id) ?? 0,
+          ownership: ownership.get(m.id) ?? 0,
+        };
+        if (m.status === 'left' || m.liveness === 'down') return { ...base, keys: null, inFlight: null, transfer: null };
         try {
           const p = m.id === this.config.nodeId ? await this.ping() : decodeJson<PingReply>(await this.transport.request(this.subjects.ping(m.id), '', PING_TIMEOUT_MS));
-          return { ...base, state: p.state, keys: p.keys, inFlight: p.inFlight };
+          return { ...base, keys: p.keys, inFlight: p.inFlight, transfer: p.transfer?.phase === 'done' ? null : p.transfer };
         } catch {
-          return { ...base, state: 'unreachable', keys: null, inFlight: null };
+          return { ...base, keys: null, inFlight: null, transfer: null };
         }
       }),
     );
     const n = Math.min(this.config.n, ring.size);
-    return { ok: true, node: this.config.nodeId, version: VERSION, n, r: Math.min(this.config.r, n), w: Math.min(this.config.w, n), members };
+    return { ok: true, node: this.config.nodeId, version: VERSION, n, r: Math.min(this.config.r, n), w: Math.min(this.config.w, n), gossip: this.gossiper.metrics, members };
   }
 
   private ring() {
-    const ring = this.membership.ring();
+    const ring = this.gossiper.ring();
     return {
       ok: true,
       hash: `md5, first ${RING_BITS} bits, of "bucket/key"`,

@@ -5,6 +5,7 @@ import { errorReply, TransportError } from '../../src/errors.js';
 import type { Membership } from '../../src/membership/membership.js';
 import { isErrorReply, parseRequest, type Limits, type Op } from '../../src/protocol/requests.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import { pendingReplicas, preferenceList } from '../../src/membership/placement.js';
 import { keyPosition } from '../../src/ring/index.js';
 import type { Incoming, Subscription, Transport } from '../../src/transport/transport.js';
 import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
@@ -45,7 +46,7 @@ export class ClientServer {
   }
 
   limits(): Limits {
-    const n = Math.min(this.config.n, this.membership.members().length);
+    const n = Math.max(1, Math.min(this.config.n, this.membership.ring().size));
     return {
       n,
       defaultR: Math.min(this.config.r, n),
@@ -71,7 +72,11 @@ export class ClientServer {
     const req = parseRequest(op, m.data, limits);
     if (isErrorReply(req)) return m.respond(JSON.stringify(req));
 
-    const replicas = this.membership.ring().walk(keyPosition(req.bucket, req.key), limits.n);
+    const ring = this.membership.ring();
+    if (ring.size === 0) return m.respond(JSON.stringify(errorReply('UNAVAILABLE', 'no node has joined the ring yet')));
+    const position = keyPosition(req.bucket, req.key);
+    const isDown = (id: string) => this.membership.isDown(id);
+    const replicas = preferenceList(ring, position, limits.n, isDown);
     if (!replicas.includes(this.config.nodeId)) {
       if (mayForward) return void this.forward(op, m, replicas, req.timeoutMs);
       return m.respond(JSON.stringify(errorReply('UNAVAILABLE', 'this node is not a replica of the key (ring views disagree); retry')));
@@ -84,7 +89,15 @@ export class ClientServer {
     if (this.runner.inFlight >= this.config.maxInFlight) {
       return m.respond(JSON.stringify(errorReply('UNAVAILABLE', `node is at its limit of ${this.config.maxInFlight} requests in flight`)));
     }
-    this.runner.run(req, replicas, (text) => m.respond(text));
+    const needed = req.op === 'get' ? req.r : req.w;
+    if (replicas.length < needed) {
+      // Too few live replicas: say so now rather than wait on nodes known to be down.
+      return m.respond(
+        JSON.stringify(errorReply('QUORUM_NOT_MET', `only ${replicas.length} of the key's replicas are up; ${needed} are required`, { acks: 0, needed })),
+      );
+    }
+    const extras = req.op === 'get' ? [] : pendingReplicas(this.membership.futureRing(), position, limits.n, replicas, isDown);
+    this.runner.run(req, replicas, extras, (text) => m.respond(text));
   }
 
   /** Replica messages carry the value escaped inside a JSON string; make sure that still fits. */

@@ -1,17 +1,29 @@
 import { inject, injectable } from 'tsyringe';
-import { createActor, fromCallback, fromPromise, type ActorRefFrom } from 'xstate';
+import { createActor, fromCallback, fromPromise, waitFor, type ActorRefFrom } from 'xstate';
+import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
+import { subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { Subscription, Transport } from '../../src/transport/transport.js';
+import { Gossiper } from '../gossiper/gossiper.js';
 import { AdminServer } from './admin-server.js';
 import { ClientServer } from './client-server.js';
-import { nodeMachine, STOP_TIMEOUT_MS } from './node-machine.js';
+import { HandoffServer } from './handoff-server.js';
+import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
+import { Transfers } from './transfers.js';
+
+/** How long a starting node waits for another process to answer on its id. */
+const DUPLICATE_CHECK_MS = 300;
+
+export class DuplicateNodeError extends Error {
+  override readonly name = 'DuplicateNodeError';
+}
 
 /**
- * One node of the cluster: its lifecycle machine, and the servers that answer on
- * its subjects while it serves. Assembled by the node's DI container.
+ * One node of the cluster: its lifecycle machine, its gossiper, and the servers that
+ * answer on its subjects while it is online. Assembled by the node's DI container.
  */
 @injectable()
 export class DynamoNode {
@@ -22,28 +34,27 @@ export class DynamoNode {
     @inject(TOKENS.Config) readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    readonly gossiper: Gossiper,
+    readonly transfers: Transfers,
     private readonly client: ClientServer,
     private readonly replica: ReplicaServer,
+    private readonly handoff: HandoffServer,
     private readonly admin: AdminServer,
   ) {
-    admin.probe = () => ({ state: this.state, inFlight: this.client.inFlight });
+    admin.probe = () => ({ state: this.state, inFlight: this.client.inFlight, transfer: this.transfers.progress });
+    admin.onLeave = () => this.actor.send({ type: 'LEAVE' });
     const machine = nodeMachine.provide({
       actors: {
-        boot: fromPromise(async () => {
-          await this.storage.connect();
-        }),
+        boot: fromPromise(() => this.boot()),
         serve: fromCallback(() => {
-          const subs: Subscription[] = [...this.replica.listen(), ...this.admin.listen(), ...this.client.listen()];
+          const subs: Subscription[] = [...this.replica.listen(), ...this.handoff.listen(), ...this.admin.listen(), ...this.client.listen()];
           return () => subs.forEach((s) => s.unsubscribe());
         }),
-        shutdown: fromPromise(async () => {
-          // Client subjects are gone (serving's exit unsubscribed them); let running requests finish.
-          const deadline = performance.now() + STOP_TIMEOUT_MS;
-          while (this.client.inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-          await this.storage.close();
-          await this.transport.close();
-        }),
+        join: fromPromise(() => this.transfers.rebalance(this.config.weight)),
+        leave: fromPromise(() => this.transfers.rebalance(0)),
+        shutdown: fromPromise(() => this.shutdown()),
       },
     });
     this.actor = createActor(machine, { id: `node-${config.nodeId}` });
@@ -54,34 +65,52 @@ export class DynamoNode {
     return this.config.nodeId;
   }
 
+  /** booting, joining, serving, leaving, stopping or stopped */
+  get state(): string {
+    return stateName(this.actor.getSnapshot().value);
+  }
+
   /** Client requests this node is coordinating (read repairs included). */
   get inFlight(): number {
     return this.client.inFlight;
   }
 
-  /** booting, serving, stopping or stopped */
-  get state(): string {
-    return String(this.actor.getSnapshot().value);
+  private async boot(): Promise<void> {
+    await this.storage.connect();
+    const taken = await this.transport.request(subjects(this.config.prefix).ping(this.id), '', DUPLICATE_CHECK_MS).then(
+      () => true,
+      () => false,
+    );
+    if (taken) throw new DuplicateNodeError(`another node with id "${this.id}" is already running on this cluster`);
+    const ringWeight = await this.transfers.savedRingWeight();
+    await this.gossiper.start({ id: this.id, generation: this.clock.now(), heartbeat: 0, weight: this.config.weight, ringWeight });
   }
 
-  /** Boot and resolve once the node answers on its subjects; rejects if booting fails. */
+  private async shutdown(): Promise<void> {
+    // Client subjects are gone (leaving `online` unsubscribed them); let running requests finish.
+    const deadline = performance.now() + STOP_TIMEOUT_MS;
+    while (this.client.inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.gossiper.stop();
+    await this.storage.close();
+    await this.transport.close();
+  }
+
+  /** Boot, join, and resolve once the node serves; rejects if it stops before that. */
   async start(): Promise<void> {
     this.actor.start();
-    const snap = await new Promise<ReturnType<typeof this.actor.getSnapshot>>((resolve) => {
-      const sub = this.actor.subscribe((s) => {
-        if (s.value !== 'booting') {
-          sub.unsubscribe();
-          resolve(s);
-        }
-      });
-    });
-    if (snap.value !== 'serving') {
+    const snap = await waitFor(this.actor, (s) => stateName(s.value) === 'serving' || s.status === 'done' || s.value === 'stopping', { timeout: Infinity });
+    if (stateName(snap.value) !== 'serving') {
       await this.done;
-      throw new Error(`node ${this.id} failed to start: ${snap.context.error ?? 'stopped while booting'}`);
+      throw new Error(`node ${this.id} failed to start: ${snap.context.error ?? 'stopped while starting'}`);
     }
-    // Every subscription was sent on entering `serving`; the flush makes sure the server has them.
     await this.transport.flush();
-    this.logger.info(`serving on prefix "${this.config.prefix}" with ${this.config.members.length} member(s)`);
+    this.logger.info(`serving on prefix "${this.config.prefix}"; ring has ${this.gossiper.ring().size} member(s)`);
+  }
+
+  /** Hand this node's ranges to their new owners, then stop. */
+  async leave(): Promise<void> {
+    this.actor.send({ type: 'LEAVE' });
+    await this.done;
   }
 
   /** Stop serving, let in-flight requests finish, then close storage and transport. */

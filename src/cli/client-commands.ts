@@ -79,10 +79,25 @@ function percent(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
 }
 
+function transferText(t: MemberStatus['transfer']): string {
+  if (!t) return '-';
+  return `${t.phase} ${t.total ? Math.min(100, Math.round((t.done / t.total) * 100)) : 0}%`;
+}
+
 export function statusTable(members: readonly MemberStatus[]): string {
-  const rows = [['NODE', 'STATE', 'WEIGHT', 'TOKENS', 'OWNS', 'KEYS', 'IN-FLIGHT']];
+  const rows = [['NODE', 'STATE', 'HEARTBEAT', 'WEIGHT', 'TOKENS', 'OWNS', 'KEYS', 'IN-FLIGHT', 'TRANSFER']];
   for (const m of members) {
-    rows.push([m.id, m.state, String(m.weight), String(m.tokens), percent(m.ownership), m.keys === null ? '-' : String(m.keys), m.inFlight === null ? '-' : String(m.inFlight)]);
+    rows.push([
+      m.id,
+      m.state,
+      `${m.heartbeatAgeMs}ms`,
+      String(m.weight),
+      String(m.tokens),
+      percent(m.ownership),
+      m.keys === null ? '-' : String(m.keys),
+      m.inFlight === null ? '-' : String(m.inFlight),
+      transferText(m.transfer),
+    ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
@@ -95,8 +110,10 @@ export async function statusCommand(positionals: string[], values: Record<string
       await t.request(subjects(prefix).status, '', 5000),
     );
     if (values['json']) return { out: JSON.stringify(reply), code: reply.ok ? 0 : 1 };
-    const up = reply.members.filter((m) => m.state === 'serving').length;
-    const head = `dynamo ${reply.version}: ${up}/${reply.members.length} nodes serving, N=${reply.n} R=${reply.r} W=${reply.w}`;
-    return { out: `${head}\n${statusTable(reply.members)}`, code: up === reply.members.length ? 0 : 1 };
+    const members = reply.members.filter((m) => m.state !== 'left');
+    const up = members.filter((m) => m.state === 'up').length;
+    const head = `dynamo ${reply.version}: ${up}/${members.length} nodes up, N=${reply.n} R=${reply.r} W=${reply.w}`;
+    // Exit 1 when any member is not up, so scripts can wait on `dynamo status`.
+    return { out: `${head}\n${statusTable(reply.members)}`, code: up === members.length ? 0 : 1 };
   });
 }

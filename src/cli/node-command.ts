@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { DEFAULTS, NODE_ID, nodeConfig } from '../config.js';
 import { createNode } from '../di/container.js';
 import { UsageError } from '../errors.js';
-import { MAX_WEIGHT, type RingMember } from '../ring/index.js';
+import { MAX_WEIGHT } from '../ring/index.js';
 import { RedisStorage } from '../storage/redis-storage.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { intFlag, numberFlag, type OptionSpecs } from './args.js';
@@ -11,27 +11,29 @@ export const NODE_OPTIONS: OptionSpecs = {
   id: { type: 'string', help: 'this node\'s id (letters, digits, "_", "-")' },
   nats: { type: 'string', help: 'NATS URL', default: 'nats://127.0.0.1:4222' },
   redis: { type: 'string', help: 'this node\'s own Redis URL', default: 'redis://127.0.0.1:6379' },
-  seeds: { type: 'string', help: 'the other members: n2,n3 (or n2:2 for weight 2)' },
-  weight: { type: 'string', help: 'this node\'s weight (tokens = 256 x weight)', default: '1' },
+  seeds: { type: 'string', help: 'members to contact to join: n1,n2 (none: start a new cluster)' },
+  weight: { type: 'string', help: 'share of the ring (256 tokens per unit)', default: '1' },
   prefix: { type: 'string', help: 'subject prefix', default: DEFAULTS.prefix },
+  cluster: { type: 'string', help: 'cluster name; gossip from other clusters is dropped', default: DEFAULTS.cluster },
   n: { type: 'string', help: 'replicas per key', default: String(DEFAULTS.n) },
   r: { type: 'string', help: 'default read quorum', default: String(DEFAULTS.r) },
   w: { type: 'string', help: 'default write quorum', default: String(DEFAULTS.w) },
+  'gossip-interval': { type: 'string', help: 'ms between gossip rounds', default: String(DEFAULTS.gossipIntervalMs) },
+  'suspect-after': { type: 'string', help: 'ms of silence before a member is suspect', default: String(DEFAULTS.suspectAfterMs) },
+  'down-after': { type: 'string', help: 'ms of silence before a member is down', default: String(DEFAULTS.downAfterMs) },
+  'leave-on-exit': { type: 'boolean', help: 'on SIGTERM, hand this node\'s ranges over and leave the cluster' },
 };
 
-/** `--seeds n2,n3:2` → members with weights. */
-export function parseSeeds(text: string | undefined): RingMember[] {
+/** `--seeds n1,n2` → ids. */
+export function parseSeeds(text: string | undefined): string[] {
   if (!text) return [];
   return text
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-    .map((s) => {
-      const [id, w] = s.split(':');
-      if (!id || !NODE_ID.test(id)) throw new UsageError(`--seeds: "${s}" is not a node id`);
-      const weight = w === undefined ? 1 : Number(w);
-      if (!(weight > 0 && weight <= MAX_WEIGHT)) throw new UsageError(`--seeds: weight of ${id} must be a number in (0, ${MAX_WEIGHT}]`);
-      return { id, weight };
+    .map((id) => {
+      if (!NODE_ID.test(id)) throw new UsageError(`--seeds: "${id}" is not a node id`);
+      return id;
     });
 }
 
@@ -39,8 +41,6 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const id = values['id'] as string | undefined;
   if (!id) throw new UsageError('--id is required');
-  const weight = numberFlag(values, 'weight', Number.MIN_VALUE, MAX_WEIGHT)!;
-  const peers = parseSeeds(values['seeds'] as string | undefined).filter((m) => m.id !== id);
   let config;
   try {
     config = nodeConfig({
@@ -48,10 +48,15 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       natsUrl: values['nats'] as string,
       redisUrl: values['redis'] as string,
       prefix: values['prefix'] as string,
-      members: [{ id, weight }, ...peers],
+      cluster: values['cluster'] as string,
+      seeds: parseSeeds(values['seeds'] as string | undefined).filter((s) => s !== id),
+      weight: numberFlag(values, 'weight', Number.MIN_VALUE, MAX_WEIGHT)!,
       n: intFlag(values, 'n', 1, 16)!,
       r: intFlag(values, 'r', 1, 16)!,
       w: intFlag(values, 'w', 1, 16)!,
+      gossipIntervalMs: intFlag(values, 'gossip-interval', 10, 60_000)!,
+      suspectAfterMs: intFlag(values, 'suspect-after', 10, 600_000)!,
+      downAfterMs: intFlag(values, 'down-after', 10, 600_000)!,
     });
   } catch (e) {
     throw new UsageError((e as Error).message);
@@ -72,7 +77,10 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
     return 1;
   }
 
+  const leaveOnExit = values['leave-on-exit'] === true;
+  const stopped = new Promise<void>((resolve) => node.actor.subscribe({ complete: () => resolve() }));
   await new Promise<void>((resolve) => {
+    void stopped.then(resolve);
     const stop = () => resolve();
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
@@ -83,7 +91,8 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       process.stdin.resume();
     }
   });
-  await node.stop();
+  if (leaveOnExit && node.state === 'serving') await node.leave();
+  else await node.stop();
   process.stdin.pause();
   return 0;
 }

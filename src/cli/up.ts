@@ -123,7 +123,8 @@ export async function upCommand(positionals: string[], values: Record<string, un
     for (const { id, redisUrl } of redis) {
       const logPath = join(dir, 'logs', `${id}.log`);
       const log = createWriteStream(logPath, { flags: 'a' });
-      const seeds = ids.filter((x) => x !== id).join(',');
+      // n1 starts the cluster; the others join it (and learn each other by gossip).
+      const seeds = id === ids[0] ? '' : ids.slice(0, ids.indexOf(id)).join(',');
       const args = [CLI_PATH, 'node', '--id', id, '--nats', natsUrl, '--redis', redisUrl, '--prefix', prefix, ...(seeds ? ['--seeds', seeds] : [])];
       // Own process group (Ctrl-C reaches only `up`, which stops nodes before servers); stdin ties the node's life to ours.
       const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, DYNAMO_SUPERVISED: '1' } });

@@ -3,11 +3,13 @@ import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { CoordinatorRunner } from '../../actors/coordinator/coordinator-runner.js';
 import { AdminServer } from '../../actors/node/admin-server.js';
 import { ClientServer } from '../../actors/node/client-server.js';
+import { Gossiper } from '../../actors/gossiper/gossiper.js';
 import { DynamoNode } from '../../actors/node/dynamo-node.js';
+import { HandoffServer } from '../../actors/node/handoff-server.js';
 import { ReplicaServer } from '../../actors/node/replica-server.js';
+import { Transfers } from '../../actors/node/transfers.js';
 import { systemClock, type Clock } from '../clock/clock.js';
 import type { NodeConfig } from '../config.js';
-import { StaticMembership, type Membership } from '../membership/membership.js';
 import type { Storage } from '../storage/storage.js';
 import type { Transport } from '../transport/transport.js';
 import { stderrLogger, TOKENS, type Logger, type Random } from './tokens.js';
@@ -18,7 +20,6 @@ export interface NodeParts {
   readonly clock?: Clock;
   readonly random?: Random;
   readonly logger?: Logger;
-  readonly membership?: Membership;
 }
 
 /**
@@ -33,8 +34,9 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
   c.register(TOKENS.Clock, { useValue: parts.clock ?? systemClock });
   c.register(TOKENS.Random, { useValue: parts.random ?? Math.random });
   c.register(TOKENS.Logger, { useValue: parts.logger ?? stderrLogger(config.nodeId) });
-  c.register(TOKENS.Membership, { useValue: parts.membership ?? new StaticMembership(config.nodeId, config.members) });
-  for (const cls of [CoordinatorRunner, ClientServer, ReplicaServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
+  for (const cls of [Gossiper, Transfers, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
+  // The request path reads membership through its interface; the gossiper is what provides it.
+  c.register(TOKENS.Membership, { useFactory: (dc) => dc.resolve(Gossiper) });
   return c;
 }
 

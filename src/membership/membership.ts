@@ -1,31 +1,30 @@
-import { Ring, type RingMember } from '../ring/index.js';
+import type { Ring } from '../ring/index.js';
+import type { Liveness } from './failure-detector.js';
+import type { MemberStatus } from './member.js';
+
+/** One member as this node sees it: what it says it is doing, and whether we hear from it. */
+export interface MemberView {
+  readonly id: string;
+  readonly status: MemberStatus;
+  readonly liveness: Liveness;
+  readonly weight: number;
+  readonly ringWeight: number;
+  readonly generation: number;
+  readonly heartbeat: number;
+  /** ms since its heartbeat last advanced in our view (0 for ourselves) */
+  readonly heartbeatAgeMs: number;
+}
 
 /**
- * Who is in the cluster and what the ring looks like. The static view here comes
- * from configuration; the gossiper will own a live one behind the same interface.
+ * Who is in the cluster and what the ring looks like, as the gossiper sees it now.
+ * Reads are synchronous and cheap: the request path calls them on every request.
  */
 export interface Membership {
   readonly self: string;
-  members(): readonly RingMember[];
+  /** the ring now: members holding a weight */
   ring(): Ring;
-}
-
-export class StaticMembership implements Membership {
-  private readonly theRing: Ring;
-
-  constructor(
-    readonly self: string,
-    members: readonly RingMember[],
-  ) {
-    if (!members.some((m) => m.id === self)) throw new Error(`member list does not include this node (${self})`);
-    this.theRing = new Ring(members);
-  }
-
-  members(): readonly RingMember[] {
-    return this.theRing.members;
-  }
-
-  ring(): Ring {
-    return this.theRing;
-  }
+  /** the ring once joins, leaves and weight changes in progress complete; null when none are */
+  futureRing(): Ring | null;
+  isDown(id: string): boolean;
+  members(): MemberView[];
 }

@@ -13,6 +13,11 @@ export function subjects(prefix: string) {
     replicaGet: (node: string) => `${prefix}.node.${node}.replica.get`,
     replicaPut: (node: string) => `${prefix}.node.${node}.replica.put`,
     ping: (node: string) => `${prefix}.node.${node}.admin.ping`,
+    leave: (node: string) => `${prefix}.node.${node}.admin.leave`,
+    /** gossip exchange: a member table in, the receiver's table back */
+    gossip: (node: string) => `${prefix}.node.${node}.gossip`,
+    /** a joining node pulls the keys of its new ranges from their current owners */
+    handoffPull: (node: string) => `${prefix}.node.${node}.handoff.pull`,
     status: `${prefix}.admin.status`,
     ring: `${prefix}.admin.ring`,
     queue: {

@@ -1,5 +1,5 @@
 import { counterOf, fullClock, mergeVersion, type Version } from '../versioning/index.js';
-import { dataKey, type CoordinatedResult, type CoordinatedWrite, type Storage } from './storage.js';
+import { dataKey, parseDataKey, SCAN_START, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 /**
  * In-memory replica store for unit tests and simulation. It applies the same
@@ -8,6 +8,7 @@ import { dataKey, type CoordinatedResult, type CoordinatedWrite, type Storage } 
 export class MemoryStorage implements Storage {
   private readonly data = new Map<string, Version[]>();
   private readonly dotCounters = new Map<string, number>();
+  private readonly meta = new Map<string, string>();
 
   async read(bucket: string, key: string): Promise<Version[]> {
     return [...(this.data.get(dataKey(bucket, key)) ?? [])];
@@ -41,6 +42,26 @@ export class MemoryStorage implements Storage {
     const siblings = mergeVersion(current, version).siblings;
     this.data.set(k, siblings);
     return { version, siblingsText: JSON.stringify(siblings) };
+  }
+
+  async scan(cursor: string, count: number): Promise<{ cursor: string; keys: StoredKey[] }> {
+    // The cursor is the last data key returned: robust to keys added or removed between pages.
+    const keys = [...this.data.keys()].filter((k) => cursor === SCAN_START || k > cursor).sort().slice(0, count);
+    const done = keys.length < count;
+    return { cursor: done ? SCAN_START : keys[keys.length - 1]!, keys: keys.map((k) => parseDataKey(k)!) };
+  }
+
+  async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {
+    return Promise.all(keys.map((k) => this.readRaw(k.bucket, k.key)));
+  }
+
+  async getMeta(name: string): Promise<string | null> {
+    return this.meta.get(name) ?? null;
+  }
+
+  async setMeta(name: string, value: string | null): Promise<void> {
+    if (value === null) this.meta.delete(name);
+    else this.meta.set(name, value);
   }
 
   async keyCount(): Promise<number> {

@@ -2,7 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { StorageError } from '../errors.js';
 import type { Version } from '../versioning/index.js';
 import { APPLY_LUA, COORDINATE_LUA } from './redis-scripts.js';
-import { dataKey, type CoordinatedResult, type CoordinatedWrite, type Storage } from './storage.js';
+import { dataKey, parseDataKey, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 type ScriptedRedis = Redis & {
   dynamoApply(key: string, version: string): Promise<number>;
@@ -11,6 +11,8 @@ type ScriptedRedis = Redis & {
 
 /** Redis key holding the highest dot counter this node has issued. */
 const DOT_COUNTER_KEY = 'm:dot';
+/** Redis hash of node-local bookkeeping. */
+const META_KEY = 'm:meta';
 
 /**
  * The production replica store: one Redis per node. Each write is a single
@@ -85,8 +87,35 @@ export class RedisStorage implements Storage {
     return { version: siblings[siblings.length - 1]!, siblingsText: text };
   }
 
+  async scan(cursor: string, count: number): Promise<{ cursor: string; keys: StoredKey[] }> {
+    try {
+      const [next, names] = await this.redis.scan(cursor, 'MATCH', 'v:*', 'COUNT', count);
+      return { cursor: next, keys: names.map(parseDataKey).filter((k): k is StoredKey => k !== null) };
+    } catch (e) {
+      throw new StorageError(`scan failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {
+    if (keys.length === 0) return [];
+    try {
+      return await this.redis.mget(keys.map((k) => dataKey(k.bucket, k.key)));
+    } catch (e) {
+      throw new StorageError(`read failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async getMeta(name: string): Promise<string | null> {
+    return this.redis.hget(META_KEY, name);
+  }
+
+  async setMeta(name: string, value: string | null): Promise<void> {
+    if (value === null) await this.redis.hdel(META_KEY, name);
+    else await this.redis.hset(META_KEY, name, value);
+  }
+
   async keyCount(): Promise<number> {
-    const [size, meta] = await Promise.all([this.redis.dbsize(), this.redis.exists(DOT_COUNTER_KEY)]);
+    const [size, meta] = await Promise.all([this.redis.dbsize(), this.redis.exists(DOT_COUNTER_KEY, META_KEY)]);
     return size - meta;
   }
 

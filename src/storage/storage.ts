@@ -31,6 +31,17 @@ export interface Storage {
   coordinate(write: CoordinatedWrite): Promise<CoordinatedResult>;
   /** Connect and check the store answers; rejects with StorageError. */
   connect(): Promise<void>;
+  /**
+   * One page of a full scan of the stored keys. Start with SCAN_START; a returned
+   * cursor of SCAN_START means the scan is complete. Keys present for the whole scan
+   * are returned at least once.
+   */
+  scan(cursor: string, count: number): Promise<{ cursor: string; keys: StoredKey[] }>;
+  /** Stored sibling arrays (JSON text, null when absent) for several keys at once. */
+  readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]>;
+  /** Small node-local bookkeeping (transfer progress), outside the data key space. */
+  getMeta(name: string): Promise<string | null>;
+  setMeta(name: string, value: string | null): Promise<void>;
   /** Number of keys held (tombstones included). */
   keyCount(): Promise<number>;
   ping(): Promise<void>;
@@ -49,7 +60,22 @@ export interface CoordinatedResult {
   readonly siblingsText: string;
 }
 
+export interface StoredKey {
+  readonly bucket: string;
+  readonly key: string;
+}
+
+export const SCAN_START = '0';
+
 /** Redis key of a data item. Bucket names cannot contain ':', so the split is unambiguous. */
 export function dataKey(bucket: string, key: string): string {
   return `v:${bucket}:${key}`;
+}
+
+/** The inverse of dataKey; null for keys outside the data space. */
+export function parseDataKey(redisKey: string): StoredKey | null {
+  if (!redisKey.startsWith('v:')) return null;
+  const colon = redisKey.indexOf(':', 2);
+  if (colon < 0) return null;
+  return { bucket: redisKey.slice(2, colon), key: redisKey.slice(colon + 1) };
 }

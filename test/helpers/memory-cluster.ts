@@ -8,6 +8,9 @@ import type { Transport } from '../../src/transport/transport.js';
 import { decodeJson } from '../../src/transport/transport.js';
 import type { DynamoNode } from '../../actors/node/dynamo-node.js';
 
+/** Gossip timing for tests: quick rounds so membership settles fast. */
+export const FAST_GOSSIP = { gossipIntervalMs: 50, suspectAfterMs: 300, downAfterMs: 600 } as const;
+
 /** A cluster on the in-memory network and storage: for unit tests, never for integration. */
 export class MemoryCluster {
   readonly network = new MemoryNetwork();
@@ -23,11 +26,10 @@ export class MemoryCluster {
   }
 
   async start(): Promise<this> {
-    const members = this.ids.map((id) => ({ id, weight: 1 }));
     for (const id of this.ids) {
       const storage = new MemoryStorage();
       this.storages.set(id, storage);
-      const node = createNode(nodeConfig({ nodeId: id, natsUrl: 'memory', redisUrl: 'memory', members, ...this.overrides }), {
+      const node = createNode(nodeConfig({ nodeId: id, natsUrl: 'memory', redisUrl: 'memory', seeds: id === this.ids[0] ? [] : [this.ids[0]!], ...FAST_GOSSIP, ...this.overrides }), {
         transport: this.network.transport(),
         storage,
         logger: silentLogger,

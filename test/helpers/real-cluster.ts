@@ -10,6 +10,7 @@ import { RedisStorage } from '../../src/storage/redis-storage.js';
 import { NatsTransport } from '../../src/transport/nats-transport.js';
 import { decodeJson } from '../../src/transport/transport.js';
 import type { DynamoNode } from '../../actors/node/dynamo-node.js';
+import { FAST_GOSSIP } from './memory-cluster.js';
 
 /**
  * A real cluster for integration tests: one nats-server and a redis-server per node,
@@ -40,7 +41,8 @@ export class RealCluster {
       nodeId: id,
       natsUrl: this.nats.url,
       redisUrl: this.redis.get(id)!.url,
-      members: this.ids.map((m) => ({ id: m, weight: 1 })),
+      seeds: id === this.ids[0] ? [] : [this.ids[0]!],
+      ...FAST_GOSSIP,
       ...this.overrides,
     });
   }

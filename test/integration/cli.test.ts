@@ -63,8 +63,8 @@ describe('command line (real processes)', function () {
 
     const status = dynamo(cwd, ['status']);
     expect(status.code, status.err).to.equal(0);
-    expect(status.out).to.match(/3\/3 nodes serving/);
-    for (const id of ['n1', 'n2', 'n3']) expect(status.out).to.match(new RegExp(`^${id}\\s+serving`, 'm'));
+    expect(status.out).to.match(/3\/3 nodes up/);
+    for (const id of ['n1', 'n2', 'n3']) expect(status.out).to.match(new RegExp(`^${id}\\s+up`, 'm'));
 
     const bad = dynamo(cwd, ['get', 'k', '--r', 'two']);
     expect(bad.code).to.equal(2);

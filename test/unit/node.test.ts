@@ -70,9 +70,9 @@ describe('node (in memory)', () => {
   it('reports status and ring for every member', async () => {
     const status = await cluster.request<{ members: { id: string; state: string }[] }>('dynamo.admin.status', '');
     expect(status.members.map((m) => [m.id, m.state])).to.deep.equal([
-      ['n1', 'serving'],
-      ['n2', 'serving'],
-      ['n3', 'serving'],
+      ['n1', 'up'],
+      ['n2', 'up'],
+      ['n3', 'up'],
     ]);
     const ring = await cluster.request<{ tokens: [number, string][] }>('dynamo.admin.ring', '');
     expect(ring.tokens).to.have.length(3 * 256);

@@ -1,0 +1,206 @@
+import { assign, fromPromise, setup } from 'xstate';
+import { currentRingMembers, futureRingMembers, inTransition, reconcile, type Member, type MemberTable } from '../../src/membership/member.js';
+import { choosePeers } from '../../src/membership/peers.js';
+import { Ring } from '../../src/ring/index.js';
+
+export interface GossiperInput {
+  readonly self: Member;
+  readonly seeds: readonly string[];
+  readonly intervalMs: number;
+  /** peers contacted each round */
+  readonly fanout: number;
+  readonly monotonic: () => number;
+  readonly random: () => number;
+  readonly log: (message: string) => void;
+}
+
+export interface GossipMetrics {
+  readonly rounds: number;
+  readonly exchanges: number;
+  readonly failedExchanges: number;
+  readonly droppedMalformed: number;
+  readonly droppedForeignCluster: number;
+  readonly staleEntries: number;
+}
+
+export interface GossiperContext {
+  readonly input: GossiperInput;
+  readonly self: string;
+  table: MemberTable;
+  /** monotonic ms at which each member's entry last advanced in our view */
+  seenAt: Readonly<Record<string, number>>;
+  ring: Ring;
+  futureRing: Ring | null;
+  /** `id:weight` list the rings were built from, to rebuild only on change */
+  ringKey: string;
+  announceAttempts: number;
+  metrics: GossipMetrics;
+}
+
+export type GossiperEvent =
+  | { type: 'GOSSIP.RECEIVED'; members: readonly Member[] }
+  | { type: 'GOSSIP.DROPPED'; reason: 'malformed' | 'foreignCluster' }
+  | { type: 'SET_WEIGHTS'; weight: number; ringWeight: number };
+
+/** Result of one exchange round: the tables the reachable peers sent back. */
+export interface ExchangeOutput {
+  readonly replies: readonly (readonly Member[])[];
+  readonly failed: number;
+}
+
+const notProvided = (name: string) => () => {
+  throw new Error(`gossiper actor "${name}" was not provided`);
+};
+
+/** Longest wait between attempts to reach a seed. */
+export const MAX_ANNOUNCE_BACKOFF_MS = 5000;
+
+function ringsOf(table: MemberTable): Pick<GossiperContext, 'ring' | 'futureRing' | 'ringKey'> {
+  const key = Object.values(table)
+    .map((m) => `${m.id}:${m.ringWeight}:${m.weight}`)
+    .sort()
+    .join(',');
+  return { ring: new Ring(currentRingMembers(table)), futureRing: inTransition(table) ? new Ring(futureRingMembers(table)) : null, ringKey: key };
+}
+
+function merge(context: GossiperContext, members: readonly Member[]): Partial<GossiperContext> {
+  const { table, advanced } = reconcile(context.table, members, context.self);
+  if (advanced.length === 0) {
+    const stale = members.filter((m) => m.id !== context.self && context.table[m.id] !== undefined && m.generation < context.table[m.id]!.generation).length;
+    return stale ? { metrics: { ...context.metrics, staleEntries: context.metrics.staleEntries + stale } } : {};
+  }
+  const now = context.input.monotonic();
+  const seenAt = { ...context.seenAt };
+  for (const id of advanced) seenAt[id] = now;
+  const next = ringsOf(table);
+  return next.ringKey === context.ringKey ? { table, seenAt } : { table, seenAt, ...next };
+}
+
+function bumpSelf(context: GossiperContext, change: Partial<Member> = {}): Partial<GossiperContext> {
+  const me = context.table[context.self]!;
+  const table = { ...context.table, [context.self]: { ...me, ...change, heartbeat: me.heartbeat + 1 } };
+  const next = ringsOf(table);
+  return next.ringKey === context.ringKey ? { table } : { table, ...next };
+}
+
+/**
+ * Membership by gossip. First it announces itself to its seeds (retrying with
+ * backoff while none answers); then every interval it advances its heartbeat and
+ * swaps tables with random peers, push-pull, merging with the pure `reconcile`.
+ * Inbound exchanges arrive as GOSSIP.RECEIVED events from the node's subscription.
+ */
+export const gossiperMachine = setup({
+  types: {
+    context: {} as GossiperContext,
+    input: {} as GossiperInput,
+    events: {} as GossiperEvent,
+  },
+  actors: {
+    announce: fromPromise<ExchangeOutput, { seeds: readonly string[]; members: readonly Member[] }>(notProvided('announce')),
+    exchange: fromPromise<ExchangeOutput, { peers: readonly string[]; members: readonly Member[] }>(notProvided('exchange')),
+  },
+  delays: {
+    interval: ({ context }) => context.input.intervalMs,
+    backoff: ({ context }) => Math.min(MAX_ANNOUNCE_BACKOFF_MS, 250 * 2 ** Math.min(context.announceAttempts, 10)),
+  },
+  guards: {
+    hasSeeds: ({ context }) => context.input.seeds.some((s) => s !== context.self),
+    anySeedAnswered: ({ event }) => (event as unknown as { output: ExchangeOutput }).output.replies.length > 0,
+  },
+  actions: {
+    mergeReceived: assign(({ context, event }) => merge(context, (event as Extract<GossiperEvent, { type: 'GOSSIP.RECEIVED' }>).members)),
+    mergeReplies: assign(({ context, event }) => {
+      const out = (event as unknown as { output: ExchangeOutput }).output;
+      let ctx: GossiperContext = context;
+      for (const members of out.replies) ctx = { ...ctx, ...merge(ctx, members) };
+      return {
+        ...ctx,
+        metrics: { ...ctx.metrics, exchanges: ctx.metrics.exchanges + out.replies.length, failedExchanges: ctx.metrics.failedExchanges + out.failed },
+      };
+    }),
+    countDropped: assign({
+      metrics: ({ context, event }) => {
+        const e = event as Extract<GossiperEvent, { type: 'GOSSIP.DROPPED' }>;
+        const m = context.metrics;
+        return e.reason === 'malformed' ? { ...m, droppedMalformed: m.droppedMalformed + 1 } : { ...m, droppedForeignCluster: m.droppedForeignCluster + 1 };
+      },
+    }),
+    setWeights: assign(({ context, event }) => {
+      const e = event as Extract<GossiperEvent, { type: 'SET_WEIGHTS' }>;
+      return bumpSelf(context, { weight: e.weight, ringWeight: e.ringWeight });
+    }),
+    beat: assign(({ context }) => ({ ...bumpSelf(context), metrics: { ...context.metrics, rounds: context.metrics.rounds + 1 } })),
+    noteAnnounceFailure: assign(({ context }) => {
+      context.input.log(`no seed (${context.input.seeds.join(', ')}) answered; retrying`);
+      return { announceAttempts: context.announceAttempts + 1 };
+    }),
+  },
+}).createMachine({
+  id: 'gossiper',
+  context: ({ input }) => {
+    const table = { [input.self.id]: input.self };
+    return {
+      input,
+      self: input.self.id,
+      table,
+      seenAt: { [input.self.id]: input.monotonic() },
+      ...ringsOf(table),
+      announceAttempts: 0,
+      metrics: { rounds: 0, exchanges: 0, failedExchanges: 0, droppedMalformed: 0, droppedForeignCluster: 0, staleEntries: 0 },
+    };
+  },
+  on: {
+    'GOSSIP.RECEIVED': { actions: 'mergeReceived' },
+    'GOSSIP.DROPPED': { actions: 'countDropped' },
+    SET_WEIGHTS: { actions: 'setWeights' },
+  },
+  initial: 'starting',
+  states: {
+    starting: {
+      always: [{ guard: 'hasSeeds', target: 'announcing' }, { target: 'running' }],
+    },
+    announcing: {
+      invoke: {
+        src: 'announce',
+        input: ({ context }) => ({ seeds: context.input.seeds.filter((s) => s !== context.self), members: Object.values(context.table) }),
+        onDone: [
+          { guard: 'anySeedAnswered', target: 'running', actions: 'mergeReplies' },
+          { target: 'backingOff', actions: 'noteAnnounceFailure' },
+        ],
+        onError: { target: 'backingOff', actions: 'noteAnnounceFailure' },
+      },
+    },
+    backingOff: {
+      after: { backoff: 'announcing' },
+    },
+    running: {
+      initial: 'waiting',
+      states: {
+        waiting: {
+          after: { interval: 'exchanging' },
+        },
+        exchanging: {
+          entry: 'beat',
+          invoke: {
+            src: 'exchange',
+            input: ({ context }) => ({
+              peers: choosePeers(
+                Object.values(context.table)
+                  .filter((m) => !(m.weight === 0 && m.ringWeight === 0))
+                  .map((m) => m.id),
+                context.self,
+                context.input.fanout,
+                context.input.random,
+              ),
+              members: Object.values(context.table),
+            }),
+            onDone: { target: 'waiting', actions: 'mergeReplies' },
+            onError: 'waiting',
+          },
+          // A round never outlasts its interval.
+          after: { interval: 'waiting' },
+        },
+      },
+    },
+  },
+});

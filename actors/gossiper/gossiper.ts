@@ -1,0 +1,185 @@
+import { inject, injectable } from 'tsyringe';
+import { createActor, fromPromise, waitFor, type ActorRefFrom } from 'xstate';
+import type { Clock } from '../../src/clock/clock.js';
+import type { NodeConfig } from '../../src/config.js';
+import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
+import { liveness } from '../../src/membership/failure-detector.js';
+import { isMember, MAX_MEMBERS, statusOf, type Member } from '../../src/membership/member.js';
+import type { Membership, MemberView } from '../../src/membership/membership.js';
+import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import type { Ring } from '../../src/ring/index.js';
+import { decodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
+import { gossiperMachine, type ExchangeOutput, type GossipMetrics } from './gossiper-machine.js';
+
+/** A gossip message: a node's whole member table. */
+export interface GossipMessage {
+  readonly cluster: string;
+  readonly from: string;
+  readonly members: readonly Member[];
+}
+
+function parseGossip(data: Uint8Array): GossipMessage | null {
+  let body: unknown;
+  try {
+    body = decodeJson(data);
+  } catch {
+    return null;
+  }
+  if (typeof body !== 'object' || body === null) return null;
+  const b = body as Record<string, unknown>;
+  if (typeof b['cluster'] !== 'string' || typeof b['from'] !== 'string' || !Array.isArray(b['members'])) return null;
+  if (b['members'].length > MAX_MEMBERS || !b['members'].every(isMember)) return null;
+  return body as GossipMessage;
+}
+
+/**
+ * The node's gossiper actor and the Membership view the request path reads. The
+ * machine holds the table; this class wires it to NATS and answers questions
+ * about it from the machine's current snapshot.
+ */
+@injectable()
+export class Gossiper implements Membership {
+  readonly self: string;
+  private readonly subjects: Subjects;
+  private actor: ActorRefFrom<typeof gossiperMachine> | null = null;
+  private subscription: Subscription | null = null;
+
+  constructor(
+    @inject(TOKENS.Config) private readonly config: NodeConfig,
+    @inject(TOKENS.Transport) private readonly transport: Transport,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Random) private readonly random: Random,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+  ) {
+    this.self = config.nodeId;
+    this.subjects = subjects(config.prefix);
+  }
+
+  private message(members: readonly Member[]): string {
+    return JSON.stringify({ cluster: this.config.cluster, from: this.self, members } satisfies GossipMessage);
+  }
+
+  /** Swap tables with each peer; the replies that parse and belong to our cluster come back. */
+  private async exchange(peers: readonly string[], members: readonly Member[], timeoutMs: number): Promise<ExchangeOutput> {
+    const body = this.message(members);
+    const results = await Promise.allSettled(peers.map((p) => this.transport.request(this.subjects.gossip(p), body, timeoutMs)));
+    const replies: (readonly Member[])[] = [];
+    let failed = 0;
+    for (const r of results) {
+      const msg = r.status === 'fulfilled' ? parseGossip(r.value) : null;
+      if (msg && msg.cluster === this.config.cluster) replies.push(msg.members);
+      else failed++;
+    }
+    return { replies, failed };
+  }
+
+  /**
+   * Start gossiping as `entry`. Resolves once a seed has answered (or at once with no
+   * seeds): from then on the table holds the cluster as the seed knew it.
+   */
+  async start(entry: Member): Promise<void> {
+    const machine = gossiperMachine.provide({
+      actors: {
+        announce: fromPromise(({ input }) => this.exchange(input.seeds, input.members, this.config.gossipIntervalMs)),
+        exchange: fromPromise(({ input }) => this.exchange(input.peers, input.members, this.config.gossipIntervalMs)),
+      },
+    });
+    this.actor = createActor(machine, {
+      id: `gossiper-${this.self}`,
+      input: {
+        self: entry,
+        seeds: this.config.seeds,
+        intervalMs: this.config.gossipIntervalMs,
+        fanout: this.config.gossipFanout,
+        monotonic: () => this.clock.monotonic(),
+        random: this.random,
+        log: (m) => this.logger.warn(m),
+      },
+    });
+    this.subscription = this.transport.subscribe(this.subjects.gossip(this.self), (m) => {
+      const msg = parseGossip(m.data);
+      if (msg === null) {
+        this.actor?.send({ type: 'GOSSIP.DROPPED', reason: 'malformed' });
+        m.respond('{"ok":false,"error":{"code":"BAD_REQUEST","message":"malformed gossip"}}');
+        return;
+      }
+      if (msg.cluster !== this.config.cluster) {
+        this.actor?.send({ type: 'GOSSIP.DROPPED', reason: 'foreignCluster' });
+        m.respond(`{"ok":false,"error":{"code":"BAD_REQUEST","message":"this node belongs to cluster ${JSON.stringify(this.config.cluster)}"}}`);
+        return;
+      }
+      this.actor?.send({ type: 'GOSSIP.RECEIVED', members: msg.members });
+      m.respond(this.message(this.table()));
+    });
+    await this.transport.flush();
+    this.actor.start();
+    await waitFor(this.actor, (s) => s.matches('running'), { timeout: Infinity });
+  }
+
+  /** Push our table to every live member now (used around joins and leaves so the change spreads at once). */
+  async announceToAll(): Promise<number> {
+    const peers = this.members()
+      .filter((m) => m.id !== this.self && m.status !== 'left' && m.liveness !== 'down')
+      .map((m) => m.id);
+    const out = await this.exchange(peers, this.table(), this.config.gossipIntervalMs * 2);
+    for (const members of out.replies) this.actor?.send({ type: 'GOSSIP.RECEIVED', members });
+    return out.failed;
+  }
+
+  setWeights(weight: number, ringWeight: number): void {
+    this.actor!.send({ type: 'SET_WEIGHTS', weight, ringWeight });
+  }
+
+  stop(): void {
+    this.subscription?.unsubscribe();
+    this.actor?.stop();
+  }
+
+  private get context() {
+    if (this.actor === null) throw new Error('gossiper not started');
+    return this.actor.getSnapshot().context;
+  }
+
+  table(): Member[] {
+    return Object.values(this.context.table);
+  }
+
+  entry(id: string): Member | undefined {
+    return this.context.table[id];
+  }
+
+  get metrics(): GossipMetrics {
+    return this.context.metrics;
+  }
+
+  ring(): Ring {
+    return this.context.ring;
+  }
+
+  futureRing(): Ring | null {
+    return this.context.futureRing;
+  }
+
+  isDown(id: string): boolean {
+    if (id === this.self) return false;
+    const at = this.context.seenAt[id];
+    return at === undefined || liveness(at, this.clock.monotonic(), this.config) === 'down';
+  }
+
+  members(): MemberView[] {
+    const { table, seenAt } = this.context;
+    const now = this.clock.monotonic();
+    return Object.values(table)
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map((m) => ({
+        id: m.id,
+        status: statusOf(m),
+        liveness: m.id === this.self ? 'alive' : liveness(seenAt[m.id] ?? -Infinity, now, this.config),
+        weight: m.weight,
+        ringWeight: m.ringWeight,
+        generation: m.generation,
+        heartbeat: m.heartbeat,
+        heartbeatAgeMs: m.id === this.self ? 0 : Math.round(now - (seenAt[m.id] ?? now)),
+      }));
+  }
+}
