@@ -29,22 +29,31 @@ export interface GossiperContext {
   table: MemberTable;
   /** monotonic ms at which each member's entry last advanced in our view */
   seenAt: Readonly<Record<string, number>>;
-  ring: Ring;
-  futureRing: Ring | null;
-  /** `id:weight` list the rings were built from, to rebuild only on change */
+  /** changes whenever a member's weights change: readers rebuild their rings on a new key */
   ringKey: string;
   announceAttempts: number;
   metrics: GossipMetrics;
 }
 
+/**
+ * A peer's table, with how long ago (ms) the peer last saw each entry advance. An
+ * entry learned second-hand is dated by that age, not by its arrival: otherwise a
+ * member's last heartbeat, relayed for a few rounds after the member went quiet,
+ * would look fresh and delay the verdict that it is down.
+ */
+export interface TableMessage {
+  readonly members: readonly Member[];
+  readonly ages?: Readonly<Record<string, number>>;
+}
+
 export type GossiperEvent =
-  | { type: 'GOSSIP.RECEIVED'; members: readonly Member[] }
+  | ({ type: 'GOSSIP.RECEIVED' } & TableMessage)
   | { type: 'GOSSIP.DROPPED'; reason: 'malformed' | 'foreignCluster' }
   | { type: 'SET_WEIGHTS'; weight: number; ringWeight: number };
 
 /** Result of one exchange round: the tables the reachable peers sent back. */
 export interface ExchangeOutput {
-  readonly replies: readonly (readonly Member[])[];
+  readonly replies: readonly TableMessage[];
   readonly failed: number;
 }
 
@@ -55,15 +64,28 @@ const notProvided = (name: string) => () => {
 /** Longest wait between attempts to reach a seed. */
 export const MAX_ANNOUNCE_BACKOFF_MS = 5000;
 
-function ringsOf(table: MemberTable): Pick<GossiperContext, 'ring' | 'futureRing' | 'ringKey'> {
+function ringsOf(table: MemberTable): Pick<GossiperContext, 'ringKey'> {
   const key = Object.values(table)
     .map((m) => `${m.id}:${m.ringWeight}:${m.weight}`)
     .sort()
     .join(',');
-  return { ring: new Ring(currentRingMembers(table)), futureRing: inTransition(table) ? new Ring(futureRingMembers(table)) : null, ringKey: key };
+  return { ringKey: key };
 }
 
-function merge(context: GossiperContext, members: readonly Member[]): Partial<GossiperContext> {
+/** What this node tells a peer: its table, each entry dated by how long ago it last advanced here. */
+export function tableMessage(context: GossiperContext): TableMessage {
+  const now = context.input.monotonic();
+  const ages: Record<string, number> = {};
+  for (const id in context.table) ages[id] = id === context.self ? 0 : Math.max(0, Math.round(now - (context.seenAt[id] ?? now)));
+  return { members: Object.values(context.table), ages };
+}
+
+/** The rings a table describes: now, and once the transitions in progress complete (null if none). */
+export function ringsFor(table: MemberTable): { ring: Ring; futureRing: Ring | null } {
+  return { ring: new Ring(currentRingMembers(table)), futureRing: inTransition(table) ? new Ring(futureRingMembers(table)) : null };
+}
+
+function merge(context: GossiperContext, { members, ages = {} }: TableMessage): Partial<GossiperContext> {
   const { table, advanced } = reconcile(context.table, members, context.self);
   if (advanced.length === 0) {
     const stale = members.filter((m) => m.id !== context.self && context.table[m.id] !== undefined && m.generation < context.table[m.id]!.generation).length;
@@ -71,7 +93,7 @@ function merge(context: GossiperContext, members: readonly Member[]): Partial<Go
   }
   const now = context.input.monotonic();
   const seenAt = { ...context.seenAt };
-  for (const id of advanced) seenAt[id] = now;
+  for (const id of advanced) seenAt[id] = Math.max(seenAt[id] ?? -Infinity, now - Math.max(0, ages[id] ?? 0));
   const next = ringsOf(table);
   return next.ringKey === context.ringKey ? { table, seenAt } : { table, seenAt, ...next };
 }
@@ -96,8 +118,8 @@ export const gossiperMachine = setup({
     events: {} as GossiperEvent,
   },
   actors: {
-    announce: fromPromise<ExchangeOutput, { seeds: readonly string[]; members: readonly Member[] }>(notProvided('announce')),
-    exchange: fromPromise<ExchangeOutput, { peers: readonly string[]; members: readonly Member[] }>(notProvided('exchange')),
+    announce: fromPromise<ExchangeOutput, { seeds: readonly string[] }>(notProvided('announce')),
+    exchange: fromPromise<ExchangeOutput, { peers: readonly string[] }>(notProvided('exchange')),
   },
   delays: {
     interval: ({ context }) => context.input.intervalMs,
@@ -108,11 +130,11 @@ export const gossiperMachine = setup({
     anySeedAnswered: ({ event }) => (event as unknown as { output: ExchangeOutput }).output.replies.length > 0,
   },
   actions: {
-    mergeReceived: assign(({ context, event }) => merge(context, (event as Extract<GossiperEvent, { type: 'GOSSIP.RECEIVED' }>).members)),
+    mergeReceived: assign(({ context, event }) => merge(context, event as Extract<GossiperEvent, { type: 'GOSSIP.RECEIVED' }>)),
     mergeReplies: assign(({ context, event }) => {
       const out = (event as unknown as { output: ExchangeOutput }).output;
       let ctx: GossiperContext = context;
-      for (const members of out.replies) ctx = { ...ctx, ...merge(ctx, members) };
+      for (const reply of out.replies) ctx = { ...ctx, ...merge(ctx, reply) };
       return {
         ...ctx,
         metrics: { ...ctx.metrics, exchanges: ctx.metrics.exchanges + out.replies.length, failedExchanges: ctx.metrics.failedExchanges + out.failed },
@@ -162,7 +184,7 @@ export const gossiperMachine = setup({
     announcing: {
       invoke: {
         src: 'announce',
-        input: ({ context }) => ({ seeds: context.input.seeds.filter((s) => s !== context.self), members: Object.values(context.table) }),
+        input: ({ context }) => ({ seeds: context.input.seeds.filter((s) => s !== context.self) }),
         onDone: [
           { guard: 'anySeedAnswered', target: 'running', actions: 'mergeReplies' },
           { target: 'backingOff', actions: 'noteAnnounceFailure' },
@@ -192,7 +214,6 @@ export const gossiperMachine = setup({
                 context.input.fanout,
                 context.input.random,
               ),
-              members: Object.values(context.table),
             }),
             onDone: { target: 'waiting', actions: 'mergeReplies' },
             onError: 'waiting',

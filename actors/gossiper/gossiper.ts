@@ -9,13 +9,12 @@ import type { Membership, MemberView } from '../../src/membership/membership.js'
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import type { Ring } from '../../src/ring/index.js';
 import { decodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
-import { gossiperMachine, type ExchangeOutput, type GossipMetrics } from './gossiper-machine.js';
+import { gossiperMachine, ringsFor, tableMessage, type ExchangeOutput, type GossipMetrics, type TableMessage } from './gossiper-machine.js';
 
 /** A gossip message: a node's whole member table. */
-export interface GossipMessage {
+export interface GossipMessage extends TableMessage {
   readonly cluster: string;
   readonly from: string;
-  readonly members: readonly Member[];
 }
 
 function parseGossip(data: Uint8Array): GossipMessage | null {
@@ -29,6 +28,8 @@ function parseGossip(data: Uint8Array): GossipMessage | null {
   const b = body as Record<string, unknown>;
   if (typeof b['cluster'] !== 'string' || typeof b['from'] !== 'string' || !Array.isArray(b['members'])) return null;
   if (b['members'].length > MAX_MEMBERS || !b['members'].every(isMember)) return null;
+  const ages = b['ages'];
+  if (ages !== undefined && (typeof ages !== 'object' || ages === null || !Object.values(ages).every((a) => typeof a === 'number' && a >= 0))) return null;
   return body as GossipMessage;
 }
 
@@ -42,6 +43,7 @@ export class Gossiper implements Membership {
   readonly self: string;
   private readonly subjects: Subjects;
   private actor: ActorRefFrom<typeof gossiperMachine> | null = null;
+  private rings: { key: string; ring: Ring; futureRing: Ring | null } | null = null;
   private subscription: Subscription | null = null;
 
   constructor(
@@ -55,19 +57,19 @@ export class Gossiper implements Membership {
     this.subjects = subjects(config.prefix);
   }
 
-  private message(members: readonly Member[]): string {
-    return JSON.stringify({ cluster: this.config.cluster, from: this.self, members } satisfies GossipMessage);
+  private message(): string {
+    return JSON.stringify({ cluster: this.config.cluster, from: this.self, ...tableMessage(this.context) } satisfies GossipMessage);
   }
 
   /** Swap tables with each peer; the replies that parse and belong to our cluster come back. */
-  private async exchange(peers: readonly string[], members: readonly Member[], timeoutMs: number): Promise<ExchangeOutput> {
-    const body = this.message(members);
+  private async exchange(peers: readonly string[], timeoutMs: number): Promise<ExchangeOutput> {
+    const body = this.message();
     const results = await Promise.allSettled(peers.map((p) => this.transport.request(this.subjects.gossip(p), body, timeoutMs)));
-    const replies: (readonly Member[])[] = [];
+    const replies: TableMessage[] = [];
     let failed = 0;
     for (const r of results) {
       const msg = r.status === 'fulfilled' ? parseGossip(r.value) : null;
-      if (msg && msg.cluster === this.config.cluster) replies.push(msg.members);
+      if (msg && msg.cluster === this.config.cluster) replies.push(msg);
       else failed++;
     }
     return { replies, failed };
@@ -80,8 +82,8 @@ export class Gossiper implements Membership {
   async start(entry: Member): Promise<void> {
     const machine = gossiperMachine.provide({
       actors: {
-        announce: fromPromise(({ input }) => this.exchange(input.seeds, input.members, this.config.gossipIntervalMs)),
-        exchange: fromPromise(({ input }) => this.exchange(input.peers, input.members, this.config.gossipIntervalMs)),
+        announce: fromPromise(({ input }) => this.exchange(input.seeds, this.config.gossipIntervalMs)),
+        exchange: fromPromise(({ input }) => this.exchange(input.peers, this.config.gossipIntervalMs)),
       },
     });
     this.actor = createActor(machine, {
@@ -108,8 +110,8 @@ export class Gossiper implements Membership {
         m.respond(`{"ok":false,"error":{"code":"BAD_REQUEST","message":"this node belongs to cluster ${JSON.stringify(this.config.cluster)}"}}`);
         return;
       }
-      this.actor?.send({ type: 'GOSSIP.RECEIVED', members: msg.members });
-      m.respond(this.message(this.table()));
+      this.actor?.send({ type: 'GOSSIP.RECEIVED', members: msg.members, ages: msg.ages });
+      m.respond(this.message());
     });
     await this.transport.flush();
     this.actor.start();
@@ -121,8 +123,8 @@ export class Gossiper implements Membership {
     const peers = this.members()
       .filter((m) => m.id !== this.self && m.status !== 'left' && m.liveness !== 'down')
       .map((m) => m.id);
-    const out = await this.exchange(peers, this.table(), this.config.gossipIntervalMs * 2);
-    for (const members of out.replies) this.actor?.send({ type: 'GOSSIP.RECEIVED', members });
+    const out = await this.exchange(peers, this.config.gossipIntervalMs * 2);
+    for (const reply of out.replies) this.actor?.send({ type: 'GOSSIP.RECEIVED', ...reply });
     return out.failed;
   }
 
@@ -152,12 +154,18 @@ export class Gossiper implements Membership {
     return this.context.metrics;
   }
 
+  private currentRings(): { ring: Ring; futureRing: Ring | null } {
+    const { ringKey, table } = this.context;
+    if (this.rings?.key !== ringKey) this.rings = { key: ringKey, ...ringsFor(table) };
+    return this.rings;
+  }
+
   ring(): Ring {
-    return this.context.ring;
+    return this.currentRings().ring;
   }
 
   futureRing(): Ring | null {
-    return this.context.futureRing;
+    return this.currentRings().futureRing;
   }
 
   isDown(id: string): boolean {

@@ -10,6 +10,22 @@ export interface RingMember {
   readonly weight: number;
 }
 
+/** Token positions of one node, memoized: gossip rebuilds rings often and MD5 is the cost. */
+const tokenCache = new Map<string, Float64Array>();
+const TOKEN_CACHE_LIMIT = 4096;
+
+function tokenPositions(id: string, count: number): Float64Array {
+  const key = `${count}\u0000${id}`;
+  let positions = tokenCache.get(key);
+  if (positions === undefined) {
+    // Hashing `id#i` scatters a node's tokens around the ring instead of placing them in sequence.
+    positions = Float64Array.from({ length: count }, (_, i) => ringPosition(`${id}#${i}`));
+    if (tokenCache.size >= TOKEN_CACHE_LIMIT) tokenCache.clear();
+    tokenCache.set(key, positions);
+  }
+  return positions;
+}
+
 export interface Token {
   readonly position: number;
   readonly node: string;
@@ -35,8 +51,7 @@ export class Ring {
     const tokens: Token[] = [];
     for (const m of this.members) {
       const count = Math.max(1, Math.round(m.weight * tokensPerWeight));
-      // Hashing `id#i` scatters a node's tokens around the ring instead of placing them in sequence.
-      for (let i = 0; i < count; i++) tokens.push({ position: ringPosition(`${m.id}#${i}`), node: m.id });
+      for (const position of tokenPositions(m.id, count)) tokens.push({ position, node: m.id });
     }
     tokens.sort((a, b) => a.position - b.position || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
     this.tokens = tokens;
