@@ -75,8 +75,10 @@ export class Transfers {
     await this.gossiper.announceToAll();
     const n = this.config.n;
     const { current, future } = this.rings();
-    await this.pull(current, future, n);
-    await this.push(current, future, n);
+    // Token i of a node sits at MD5(id#i) whatever its weight, so a heavier node only
+    // gains ranges and a lighter (or leaving) one only loses them.
+    if (weight > me.ringWeight) await this.pull(current, future, n);
+    else await this.push(current, future, n);
     this.gossiper.setWeights(weight, weight);
     await this.storage.setMeta(META_RING_WEIGHT, String(weight));
     await this.storage.setMeta(META_PULL, null);

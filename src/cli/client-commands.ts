@@ -32,7 +32,7 @@ export function valueArgument(text: string): unknown {
   }
 }
 
-async function withCluster<T>(values: Record<string, unknown>, work: (t: NatsTransport, prefix: string) => Promise<T>): Promise<T> {
+export async function withCluster<T>(values: Record<string, unknown>, work: (t: NatsTransport, prefix: string) => Promise<T>): Promise<T> {
   const found = resolveNatsUrl(values['nats'] as string | undefined);
   const prefix = (values['prefix'] as string | undefined) ?? found.prefix ?? 'dynamo';
   let transport: NatsTransport;

@@ -59,12 +59,36 @@ export class RealCluster {
     return node;
   }
 
+  /** Start a redis-server and a node that joins the running cluster through the first node. */
+  async addNode(id: string, overrides: Partial<NodeConfig> = {}): Promise<DynamoNode> {
+    this.redis.set(id, await startRedisServer(join(this.dir, id)));
+    const config = nodeConfig({ ...this.config(id), seeds: [this.ids[0]!], ...overrides });
+    const node = createNode(config, {
+      transport: await NatsTransport.connect(config.natsUrl, `node-${id}`),
+      storage: new RedisStorage(config.redisUrl),
+      logger: silentLogger,
+    });
+    this.nodes.set(id, node);
+    await node.start();
+    return node;
+  }
+
   async stopNode(id: string): Promise<void> {
     await this.nodes.get(id)?.stop();
     this.nodes.delete(id);
   }
 
-  /** A direct connection to one node's Redis, to look at what a replica holds. */
+  /** Keys held by one node's Redis. */
+  async keyCount(id: string): Promise<number> {
+    const s = this.storage(id);
+    try {
+      return await s.keyCount();
+    } finally {
+      await s.close();
+    }
+  }
+
+  /** A direct connection to one node's Redis, to look at what a replica holds (close it after). */
   storage(id: string): RedisStorage {
     return new RedisStorage(this.redis.get(id)!.url);
   }

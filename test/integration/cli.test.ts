@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isAlive, type ClusterFile } from '../../src/cli/cluster-file.js';
-import { exited } from '../../src/cli/servers.js';
+import { exited, startRedisServer } from '../../src/cli/servers.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -100,6 +100,63 @@ describe('command line (real processes)', function () {
     next.child.kill('SIGTERM');
     await exited(next.child);
     expect(next.child.exitCode).to.equal(0);
+  });
+
+  it('lets a node started by hand join, shows it in status, and takes it out with `dynamo leave`', async () => {
+    const u = await up(cwd);
+    started.push(u.child);
+    const file = clusterFile(cwd);
+    for (let i = 0; i < 8; i++) expect(dynamo(cwd, ['put', `cli-${i}`, String(i)]).code).to.equal(0);
+    const redis = await startRedisServer(join(cwd, 'extra-n4'));
+    const n4 = spawn(process.execPath, [CLI, 'node', '--id', 'n4', '--nats', file.natsUrl, '--redis', redis.url, '--seeds', 'n1'], { cwd, stdio: 'ignore' });
+    started.push(n4);
+    try {
+      await waitFor(() => /^n4\s+up/m.test(dynamo(cwd, ['status']).out), 30_000, 'n4 up in dynamo status');
+      const row = dynamo(cwd, ['status']).out.split('\n').find((l) => l.startsWith('n4'))!;
+      expect(row).to.match(/\s256\s/); // its tokens
+      expect(Number(/(\d+\.\d)%/.exec(row)![1])).to.be.greaterThan(5); // its share of the ring
+
+      // A second node started with the same id refuses to start.
+      const dup = dynamo(cwd, ['node', '--id', 'n4', '--nats', file.natsUrl, '--redis', redis.url]);
+      expect(dup.code).to.equal(1);
+      expect(dup.err).to.match(/already running/);
+
+      const leave = dynamo(cwd, ['leave', 'n4']);
+      expect(leave.code, leave.err).to.equal(0);
+      expect(leave.out).to.match(/n4 left the cluster/);
+      await exited(n4);
+      expect(dynamo(cwd, ['status']).out).to.match(/^n4\s+left/m);
+      for (let i = 0; i < 8; i++) expect(JSON.parse(dynamo(cwd, ['get', `cli-${i}`]).out).values).to.deep.equal([i]);
+    } finally {
+      n4.kill('SIGKILL');
+      await redis.stop();
+    }
+    u.child.kill('SIGTERM');
+    await exited(u.child);
+  });
+
+  it('shows a killed node down and keeps serving', async () => {
+    const u = await up(cwd);
+    started.push(u.child);
+    const n2 = clusterFile(cwd).children.find((c) => c.name === 'n2')!;
+    process.kill(n2.pid, 'SIGKILL');
+    await waitFor(() => /^n2\s+down/m.test(dynamo(cwd, ['status']).out), 15_000, 'n2 down in dynamo status');
+    expect(dynamo(cwd, ['put', 'after-kill', '1']).code).to.equal(0);
+    expect(JSON.parse(dynamo(cwd, ['get', 'after-kill']).out).values).to.deep.equal([1]);
+    u.child.kill('SIGTERM');
+    await exited(u.child);
+  });
+
+  it('prints the placement comparison of the lecture', () => {
+    const r = dynamo(cwd, ['ring', 'simulate', '--nodes', '10', '--keys', '20000', '--json']);
+    expect(r.code).to.equal(0);
+    const { strategies } = JSON.parse(r.out) as { strategies: { strategy: string; movedOnAdd: number; movedOnRemove: number; maxOverMean: number }[] };
+    const [modN, single, vnodes] = strategies;
+    expect(modN!.movedOnAdd).to.be.within(0.85, 0.95); // about N/(N+1)
+    expect(vnodes!.movedOnAdd).to.be.within(0.05, 0.14); // about 1/(N+1)
+    expect(vnodes!.movedOnRemove).to.be.within(0.05, 0.15); // about 1/N
+    expect(vnodes!.maxOverMean).to.be.below(single!.maxOverMean);
+    expect(dynamo(cwd, ['ring', 'simulate']).out).to.match(/MD5 mod N/);
   });
 
   it('names the package to install when a server binary is missing (exit 2)', () => {

@@ -1,0 +1,84 @@
+import { UsageError } from '../errors.js';
+import { subjects } from '../protocol/subjects.js';
+import { simulatePlacement } from '../ring/simulate.js';
+import { TransportError } from '../errors.js';
+import { decodeJson } from '../transport/transport.js';
+import type { PingReply } from '../../actors/node/admin-server.js';
+import { intFlag, type OptionSpecs } from './args.js';
+import { withCluster, type Outcome } from './client-commands.js';
+
+export const LEAVE_OPTIONS: OptionSpecs = {
+  nats: { type: 'string', help: 'NATS URL of the cluster' },
+  prefix: { type: 'string', help: 'subject prefix (default: dynamo)' },
+};
+
+export const RING_OPTIONS: OptionSpecs = {
+  nodes: { type: 'string', help: 'nodes in the simulation', default: '10' },
+  keys: { type: 'string', help: 'keys in the simulation', default: '100000' },
+  vnodes: { type: 'string', help: 'virtual nodes per node for the ring with virtual nodes', default: '128' },
+  json: { type: 'boolean', help: 'print JSON instead of a table' },
+};
+
+const POLL_MS = 250;
+
+function bar(done: number, total: number): string {
+  const share = total > 0 ? Math.min(1, done / total) : 0;
+  const width = 30;
+  const filled = Math.round(share * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.round(share * 100)).padStart(3)}% ${done}/${total} keys`;
+}
+
+/** `dynamo leave NODE`: ask the node to hand its ranges over and leave, showing the transfer as it runs. */
+export async function leaveCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  if (positionals.length !== 1) throw new UsageError('usage: dynamo leave NODE');
+  const node = positionals[0]!;
+  return withCluster(values, async (t, prefix) => {
+    const s = subjects(prefix);
+    const reply = decodeJson<{ ok: boolean; keys?: number; error?: { message: string } }>(await t.request(s.leave(node), '', 5000));
+    if (!reply.ok) return { out: `dynamo leave: ${reply.error?.message ?? 'refused'}`, code: 1 };
+    const tty = process.stderr.isTTY;
+    let lastShown = -1;
+    let moved = 0;
+    for (;;) {
+      let ping: PingReply;
+      try {
+        ping = decodeJson<PingReply>(await t.request(s.ping(node), '', 2000));
+      } catch (e) {
+        if (e instanceof TransportError && e.kind === 'no-responders') break;
+        throw e;
+      }
+      if (ping.state === 'stopping' || ping.state === 'stopped') break;
+      if (ping.state !== 'leaving') return { out: `dynamo leave: ${node} is ${ping.state} again; the leave failed (see its log)`, code: 1 };
+      const p = ping.transfer;
+      if (p) {
+        moved = p.moved;
+        const tenth = p.total ? Math.floor((p.done / p.total) * 10) : 0;
+        if (tty) process.stderr.write(`\r${p.phase.padEnd(8)} ${bar(p.done, p.total)}`);
+        else if (tenth !== lastShown) process.stderr.write(`${p.phase} ${bar(p.done, p.total)}\n`);
+        lastShown = tenth;
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    if (tty) process.stderr.write('\n');
+    return { out: `${node} left the cluster (${moved} keys handed over)`, code: 0 };
+  });
+}
+
+/** `dynamo ring simulate`: the lecture's comparison of placement strategies, computed. */
+export async function ringCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  if (positionals[0] !== 'simulate' || positionals.length !== 1) throw new UsageError('usage: dynamo ring simulate [--nodes 10] [--keys 100000] [--vnodes 128] [--json]');
+  const nodes = intFlag(values, 'nodes', 2, 1000)!;
+  const keys = intFlag(values, 'keys', 1, 10_000_000)!;
+  const vnodes = intFlag(values, 'vnodes', 1, 4096)!;
+  const stats = simulatePlacement(nodes, keys, vnodes);
+  if (values['json']) return { out: JSON.stringify({ nodes, keys, vnodes, strategies: stats }), code: 0 };
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const rows = [
+    ['STRATEGY', 'MAX/MEAN', 'STDDEV/MEAN', 'MOVED ON ADD', 'MOVED ON REMOVE'],
+    ...stats.map((s) => [s.strategy, s.maxOverMean.toFixed(2), s.stddevOverMean.toFixed(3), pct(s.movedOnAdd), pct(s.movedOnRemove)]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  const theory = `theory: mod N moves about ${pct(nodes / (nodes + 1))} on add and ${pct((nodes - 1) / nodes)} on remove; a ring about ${pct(1 / (nodes + 1))} and ${pct(1 / nodes)}`;
+  return { out: `${keys} keys over ${nodes} nodes\n${table}\n${theory}`, code: 0 };
+}
