@@ -3,6 +3,7 @@ import { createActor, fromPromise, waitFor, type ActorRefFrom } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
+import { errorReply } from '../../src/errors.js';
 import { liveness } from '../../src/membership/failure-detector.js';
 import { isMember, MAX_MEMBERS, statusOf, type Member } from '../../src/membership/member.js';
 import type { Membership, MemberView } from '../../src/membership/membership.js';
@@ -102,12 +103,12 @@ export class Gossiper implements Membership {
       const msg = parseGossip(m.data);
       if (msg === null) {
         this.actor?.send({ type: 'GOSSIP.DROPPED', reason: 'malformed' });
-        m.respond('{"ok":false,"error":{"code":"BAD_REQUEST","message":"malformed gossip"}}');
+        m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'malformed gossip message')));
         return;
       }
       if (msg.cluster !== this.config.cluster) {
         this.actor?.send({ type: 'GOSSIP.DROPPED', reason: 'foreignCluster' });
-        m.respond(`{"ok":false,"error":{"code":"BAD_REQUEST","message":"this node belongs to cluster ${JSON.stringify(this.config.cluster)}"}}`);
+        m.respond(JSON.stringify(errorReply('BAD_REQUEST', `this node belongs to cluster "${this.config.cluster}"`)));
         return;
       }
       this.actor?.send({ type: 'GOSSIP.RECEIVED', members: msg.members, ages: msg.ages });

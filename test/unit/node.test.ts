@@ -37,7 +37,7 @@ describe('node (in memory)', () => {
 
   it('answers every request exactly once and stores nothing, whatever the bytes', async () => {
     const subjects = ['get', 'put', 'delete'].flatMap((op) => [`dynamo.kv.${op}`, `dynamo.node.n2.kv.${op}`, `dynamo.node.n3.coord.${op}`]);
-    subjects.push('dynamo.node.n1.replica.put', 'dynamo.node.n1.replica.get');
+    subjects.push('dynamo.node.n1.replica.put', 'dynamo.node.n1.replica.get', 'dynamo.node.n1.gossip', 'dynamo.node.n2.handoff.pull');
     const junkJson = fc.oneof(
       fc.jsonValue(),
       fc.record({ key: fc.oneof(fc.string(), fc.integer(), fc.constant(null)), r: fc.jsonValue(), w: fc.jsonValue(), context: fc.jsonValue(), timeoutMs: fc.jsonValue() }, { requiredKeys: [] }),
@@ -86,5 +86,49 @@ describe('node (in memory)', () => {
       (e: Error & { kind?: string }) => e.kind,
     );
     expect(err).to.equal('no-responders');
+  });
+});
+
+describe('gossip input (in memory)', () => {
+  let cluster: MemoryCluster;
+  before(async () => {
+    cluster = await new MemoryCluster(['g1', 'g2']).start();
+  });
+  after(() => cluster.stop());
+
+  it('drops malformed gossip and gossip from another cluster, counts both, and keeps serving', async () => {
+    const bad = await cluster.request<{ ok: boolean }>('dynamo.node.g1.gossip', '{"members": "nope"}');
+    expect(bad.ok).to.equal(false);
+    const junk = await cluster.request<{ ok: boolean }>('dynamo.node.g1.gossip', 'not json');
+    expect(junk.ok).to.equal(false);
+    const foreign = await cluster.request<{ ok: boolean }>('dynamo.node.g1.gossip', {
+      cluster: 'other',
+      from: 'x1',
+      members: [{ id: 'x1', generation: 1, heartbeat: 1, weight: 1, ringWeight: 1 }],
+    });
+    expect(foreign.ok).to.equal(false);
+    const g1 = cluster.nodes.get('g1')!;
+    expect(g1.gossiper.metrics).to.include({ droppedMalformed: 2, droppedForeignCluster: 1 });
+    expect(g1.gossiper.table().map((m) => m.id).sort()).to.deep.equal(['g1', 'g2']);
+    expect(g1.state).to.equal('serving');
+    expect(await cluster.request('dynamo.kv.put', { key: 'still', value: 1 })).to.have.property('ok', true);
+  });
+
+  it('a node whose seed does not answer keeps retrying and says so', async () => {
+    const lines: string[] = [];
+    const { createNode } = await import('../../src/di/container.js');
+    const { nodeConfig } = await import('../../src/config.js');
+    const { MemoryStorage } = await import('../../src/storage/memory-storage.js');
+    const lonely = createNode(nodeConfig({ nodeId: 'lonely', natsUrl: 'memory', redisUrl: 'memory', seeds: ['nobody'], gossipIntervalMs: 50, suspectAfterMs: 300, downAfterMs: 600 }), {
+      transport: cluster.network.transport(),
+      storage: new MemoryStorage(),
+      logger: { info: () => {}, warn: (m) => lines.push(m), error: (m) => lines.push(m) },
+    });
+    const starting = lonely.start().catch((e: Error) => e);
+    await waitFor(() => lines.length >= 2, 5000, 'two retry messages');
+    expect(lines[0]).to.match(/no seed \(nobody\) answered; retrying/);
+    expect(lonely.state).to.equal('booting');
+    await lonely.stop();
+    expect(await starting).to.be.instanceOf(Error);
   });
 });
