@@ -61,7 +61,7 @@ export class RealCluster {
 
   /** Start a redis-server and a node that joins the running cluster through the first node. */
   async addNode(id: string, overrides: Partial<NodeConfig> = {}): Promise<DynamoNode> {
-    this.redis.set(id, await startRedisServer(join(this.dir, id)));
+    if (!this.redis.has(id)) this.redis.set(id, await startRedisServer(join(this.dir, id)));
     const config = nodeConfig({ ...this.config(id), seeds: [this.ids[0]!], ...overrides });
     const node = createNode(config, {
       transport: await NatsTransport.connect(config.natsUrl, `node-${id}`),

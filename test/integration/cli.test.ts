@@ -108,6 +108,7 @@ describe('command line (real processes)', function () {
     const file = clusterFile(cwd);
     for (let i = 0; i < 8; i++) expect(dynamo(cwd, ['put', `cli-${i}`, String(i)]).code).to.equal(0);
     const redis = await startRedisServer(join(cwd, 'extra-n4'));
+    const redis5 = await startRedisServer(join(cwd, 'extra-n5'));
     const n4 = spawn(process.execPath, [CLI, 'node', '--id', 'n4', '--nats', file.natsUrl, '--redis', redis.url, '--seeds', 'n1'], { cwd, stdio: 'ignore' });
     started.push(n4);
     try {
@@ -127,9 +128,19 @@ describe('command line (real processes)', function () {
       await exited(n4);
       expect(dynamo(cwd, ['status']).out).to.match(/^n4\s+left/m);
       for (let i = 0; i < 8; i++) expect(JSON.parse(dynamo(cwd, ['get', `cli-${i}`]).out).values).to.deep.equal([i]);
+
+      // A node started with --leave-on-exit leaves (rather than just stops) on SIGTERM.
+      const n5 = spawn(process.execPath, [CLI, 'node', '--id', 'n5', '--nats', file.natsUrl, '--redis', redis5.url, '--seeds', 'n1', '--leave-on-exit'], { cwd, stdio: 'ignore' });
+      started.push(n5);
+      await waitFor(() => /^n5\s+up/m.test(dynamo(cwd, ['status']).out), 30_000, 'n5 up');
+      n5.kill('SIGTERM');
+      await exited(n5);
+      expect(n5.exitCode).to.equal(0);
+      expect(dynamo(cwd, ['status']).out).to.match(/^n5\s+left/m);
     } finally {
       n4.kill('SIGKILL');
       await redis.stop();
+      await redis5.stop();
     }
     u.child.kill('SIGTERM');
     await exited(u.child);

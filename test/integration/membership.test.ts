@@ -70,4 +70,18 @@ describe('elastic membership (real nats-server and redis-servers)', function () 
     // The remaining three hold every key again (N=3 over 3 nodes).
     for (const id of ['n1', 'n2', 'n3']) expect(await c.keyCount(id), id).to.be.at.least(KEYS);
   });
+
+  it('a node restarted with weight 2 pulls the ranges it gains and owns about twice the share', async () => {
+    await c.addNode('n5');
+    const before = await c.keyCount('n5');
+    await c.stopNode('n5');
+    const n5 = await c.addNode('n5', { weight: 2 });
+    expect(n5.state).to.equal('serving');
+    await waitFor(() => [...c.nodes.values()].every((n) => n.gossiper.ring().members.find((m) => m.id === 'n5')?.weight === 2), 10_000, 'n5 at weight 2 in every ring');
+    const share = c.nodes.get('n1')!.gossiper.ring().ownership();
+    expect(share.get('n5')! / share.get('n1')!).to.be.within(1.5, 2.7);
+    const after = await c.keyCount('n5');
+    expect(after, `n5 held ${before} keys at weight 1, ${after} at weight 2`).to.be.greaterThan(before + 0.05 * KEYS);
+    await everyKeyReadsBack();
+  });
 });
