@@ -28,6 +28,11 @@ export class StorageError extends Error {
   override readonly name = 'StorageError';
 }
 
+/** A conditional write found a version its context did not cover. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
 /** Bad command-line usage: the CLI prints it with the usage text and exits 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';

@@ -1,5 +1,5 @@
 import { assign, fromCallback, fromPromise, setup, type ActorRefFrom } from 'xstate';
-import { errorReply, type ErrorReply } from '../../src/errors.js';
+import { ConflictError, errorReply, type ErrorReply } from '../../src/errors.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import { getReplyText, planReadRepair, reconcileReplies } from '../../src/quorum/read.js';
 import { addAck, addFailure, allAnswered, createTally, status, type Tally } from '../../src/quorum/tally.js';
@@ -146,6 +146,7 @@ export const coordinatorMachine = setup({
             node: context.input.self,
             ts: context.input.nowMs,
             value: r.op === 'put' ? r.value : undefined,
+            ifNotModified: r.ifNotModified,
           };
         },
         onDone: {
@@ -156,10 +157,17 @@ export const coordinatorMachine = setup({
             tally: addAck(context.tally, context.input.self),
           })),
         },
-        onError: {
-          target: 'failed',
-          actions: [assign({ failure: ({ event }) => (event.error as Error).message }), 'replyLocalFailure'],
-        },
+        onError: [
+          {
+            guard: ({ event }) => event.error instanceof ConflictError,
+            target: 'failed',
+            actions: ({ context, event }) => context.input.reply(JSON.stringify(errorReply('CONFLICT', `conditional ${context.input.request.op} refused: ${(event.error as Error).message}`))),
+          },
+          {
+            target: 'failed',
+            actions: [assign({ failure: ({ event }) => (event.error as Error).message }), 'replyLocalFailure'],
+          },
+        ],
       },
       after: { remaining: { target: 'timedOut', actions: 'replyTimeout' } },
     },

@@ -19,6 +19,8 @@ export interface PingReply {
   keys: number;
   inFlight: number;
   transfer: TransferProgress | null;
+  /** client requests taken so far: on the any-node subject, on this node's own subject, forwarded by another node */
+  requests: { queue: number; direct: number; forwarded: number };
   version: string;
 }
 
@@ -44,7 +46,12 @@ export interface MemberStatus {
 export class AdminServer {
   private readonly subjects: Subjects;
   /** Set by the node: its lifecycle state, requests in flight, and any transfer under way. */
-  probe: () => { state: string; inFlight: number; transfer: TransferProgress | null } = () => ({ state: 'unknown', inFlight: 0, transfer: null });
+  probe: () => { state: string; inFlight: number; transfer: TransferProgress | null; requests: PingReply['requests'] } = () => ({
+    state: 'unknown',
+    inFlight: 0,
+    transfer: null,
+    requests: { queue: 0, direct: 0, forwarded: 0 },
+  });
   onLeave: () => void = () => {};
 
   constructor(
@@ -71,8 +78,8 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer } = this.probe();
-    return { ok: true, node: this.config.nodeId, state, keys: await this.storage.keyCount(), inFlight, transfer, version: VERSION };
+    const { state, inFlight, transfer, requests } = this.probe();
+    return { ok: true, node: this.config.nodeId, state, keys: await this.storage.keyCount(), inFlight, transfer, requests: { ...requests }, version: VERSION };
   }
 
   private async leave() {

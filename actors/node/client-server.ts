@@ -21,6 +21,8 @@ const REPLICA_ENVELOPE_BYTES = 4096;
 @injectable()
 export class ClientServer {
   private readonly subjects: Subjects;
+  /** Client requests taken, by the subject they came on: any node, this node, or forwarded by a node. */
+  readonly received = { queue: 0, direct: 0, forwarded: 0 };
 
   constructor(
     @inject(TOKENS.Config) private readonly config: NodeConfig,
@@ -38,10 +40,11 @@ export class ClientServer {
 
   listen(): Subscription[] {
     const self = this.config.nodeId;
+    const r = this.received;
     return OPS.flatMap((op) => [
-      this.transport.subscribe(this.subjects.kv(op), (m) => this.handle(op, m, true), { queue: this.subjects.queue.kv }),
-      this.transport.subscribe(this.subjects.nodeKv(self, op), (m) => this.handle(op, m, true)),
-      this.transport.subscribe(this.subjects.coordinate(self, op), (m) => this.handle(op, m, false)),
+      this.transport.subscribe(this.subjects.kv(op), (m) => (r.queue++, this.handle(op, m, true)), { queue: this.subjects.queue.kv }),
+      this.transport.subscribe(this.subjects.nodeKv(self, op), (m) => (r.direct++, this.handle(op, m, true))),
+      this.transport.subscribe(this.subjects.coordinate(self, op), (m) => (r.forwarded++, this.handle(op, m, false))),
     ]);
   }
 

@@ -43,7 +43,7 @@ export class DynamoNode {
     private readonly handoff: HandoffServer,
     private readonly admin: AdminServer,
   ) {
-    admin.probe = () => ({ state: this.state, inFlight: this.client.inFlight, transfer: this.transfers.progress });
+    admin.probe = () => ({ state: this.state, inFlight: this.client.inFlight, transfer: this.transfers.progress, requests: this.client.received });
     admin.onLeave = () => this.actor.send({ type: 'LEAVE' });
     const machine = nodeMachine.provide({
       actors: {
@@ -63,6 +63,11 @@ export class DynamoNode {
 
   get id(): string {
     return this.config.nodeId;
+  }
+
+  /** Client requests taken so far, by subject: any node (queue group), this node's own, forwarded. */
+  get requests(): Readonly<{ queue: number; direct: number; forwarded: number }> {
+    return this.client.received;
   }
 
   /** booting, joining, serving, leaving, stopping or stopped */

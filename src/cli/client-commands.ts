@@ -1,3 +1,5 @@
+import { DynamoClient } from '../client/client.js';
+import { DynamoError } from '../client/errors.js';
 import { TransportError, UsageError } from '../errors.js';
 import { subjects } from '../protocol/subjects.js';
 import { NatsTransport } from '../transport/nats-transport.js';
@@ -56,22 +58,30 @@ export async function withCluster<T>(values: Record<string, unknown>, work: (t: 
 export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
   const want = op === 'put' ? 2 : 1;
   if (positionals.length !== want) throw new UsageError(op === 'put' ? 'usage: dynamo put KEY VALUE' : `usage: dynamo ${op} KEY`);
-  const timeoutMs = intFlag(values, 'timeout', 1, 60_000);
-  const body: Record<string, unknown> = { key: positionals[0] };
-  if (values['bucket'] !== undefined) body['bucket'] = values['bucket'];
-  if (timeoutMs !== undefined) body['timeoutMs'] = timeoutMs;
-  if (op === 'get') {
-    if (values['r'] !== undefined) body['r'] = intFlag(values, 'r', 1, 64);
-  } else {
-    if (values['w'] !== undefined) body['w'] = intFlag(values, 'w', 1, 64);
-    if (values['context'] !== undefined) body['context'] = values['context'];
-  }
-  if (op === 'put') body['value'] = valueArgument(positionals[1]!);
-
+  const key = positionals[0]!;
+  const opts = {
+    bucket: values['bucket'] as string | undefined,
+    timeoutMs: intFlag(values, 'timeout', 1, 60_000),
+    r: intFlag(values, 'r', 1, 64),
+    w: intFlag(values, 'w', 1, 64),
+    context: values['context'] as string | undefined,
+  };
   return withCluster(values, async (t, prefix) => {
-    const reply = await t.request(subjects(prefix).kv(op), JSON.stringify(body), (timeoutMs ?? 1000) + 1000);
-    const text = new TextDecoder().decode(reply);
-    return { out: text, code: decodeJson<{ ok: boolean }>(reply).ok ? 0 : 1 };
+    const client = new DynamoClient(t, { prefix });
+    try {
+      if (op === 'get') {
+        const r = await client.get(key, opts);
+        return { out: JSON.stringify({ ok: true, ...r }), code: 0 };
+      }
+      if (op === 'put') return { out: JSON.stringify({ ok: true, ...(await client.put(key, valueArgument(positionals[1]!), opts)) }), code: 0 };
+      await client.delete(key, opts);
+      return { out: '{"ok":true}', code: 0 };
+    } catch (e) {
+      if (e instanceof DynamoError && !(e.cause instanceof TransportError)) {
+        return { out: JSON.stringify({ ok: false, error: { ...e.details, code: e.code, message: e.message } }), code: 1 };
+      }
+      throw e instanceof DynamoError && e.cause instanceof TransportError ? e.cause : e;
+    }
   });
 }
 

@@ -31,6 +31,8 @@ export interface PutRequest {
   readonly context: VClock;
   readonly w: number;
   readonly timeoutMs: number;
+  /** fail with CONFLICT if the coordinator holds a version the context did not see */
+  readonly ifNotModified: boolean;
 }
 
 export interface DeleteRequest {
@@ -40,6 +42,7 @@ export interface DeleteRequest {
   readonly context: VClock;
   readonly w: number;
   readonly timeoutMs: number;
+  readonly ifNotModified: boolean;
 }
 
 export type ClientRequest = GetRequest | PutRequest | DeleteRequest;
@@ -49,8 +52,8 @@ export const BUCKET_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const ALLOWED_FIELDS: Record<Op, ReadonlySet<string>> = {
   get: new Set(['key', 'bucket', 'r', 'timeoutMs']),
-  put: new Set(['key', 'bucket', 'value', 'context', 'w', 'timeoutMs']),
-  delete: new Set(['key', 'bucket', 'context', 'w', 'timeoutMs']),
+  put: new Set(['key', 'bucket', 'value', 'context', 'w', 'timeoutMs', 'ifNotModified']),
+  delete: new Set(['key', 'bucket', 'context', 'w', 'timeoutMs', 'ifNotModified']),
 };
 
 const bad = (message: string, details: Record<string, unknown> = {}): ErrorReply => errorReply('BAD_REQUEST', message, details);
@@ -120,8 +123,11 @@ export function parseRequest(op: Op, data: Uint8Array, limits: Limits): ClientRe
   if (typeof w !== 'number') return w;
   const context = contextField(b);
   if (isErrorReply(context)) return context;
+  const inm = b['ifNotModified'] ?? false;
+  if (typeof inm !== 'boolean') return bad('"ifNotModified" must be true or false', { field: 'ifNotModified' });
+  const ifNotModified = inm;
 
-  if (op === 'delete') return { op, bucket, key, context, w, timeoutMs };
+  if (op === 'delete') return { op, bucket, key, context, w, timeoutMs, ifNotModified };
 
   if (!('value' in b) || b['value'] === undefined) return bad('a put needs a "value" (any JSON; null is a value)', { field: 'value' });
   const value = JSON.stringify(b['value']);
@@ -129,7 +135,7 @@ export function parseRequest(op: Op, data: Uint8Array, limits: Limits): ClientRe
   if (size > limits.maxValueBytes) {
     return errorReply('TOO_LARGE', `value is ${size} bytes; the limit is ${limits.maxValueBytes}`, { size, limit: limits.maxValueBytes });
   }
-  return { op, bucket, key, value, context, w, timeoutMs };
+  return { op, bucket, key, value, context, w, timeoutMs, ifNotModified };
 }
 
 export function isErrorReply(x: unknown): x is ErrorReply {

@@ -1,3 +1,4 @@
+import { ConflictError } from '../errors.js';
 import { counterOf, fullClock, mergeVersion, type Version } from '../versioning/index.js';
 import { dataKey, parseDataKey, SCAN_START, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
@@ -35,6 +36,9 @@ export class MemoryStorage implements Storage {
   async coordinate(w: CoordinatedWrite): Promise<CoordinatedResult> {
     const k = dataKey(w.bucket, w.key);
     const current = this.data.get(k) ?? [];
+    if (w.ifNotModified && current.some((s) => counterOf(w.context, s.d[0]) < s.d[1])) {
+      throw new ConflictError('a version was written since the context was read');
+    }
     let counter = Math.max((this.dotCounters.get(w.node) ?? 0) + 1, counterOf(w.context, w.node) + 1);
     for (const s of current) counter = Math.max(counter, counterOf(fullClock(s), w.node) + 1);
     this.dotCounters.set(w.node, counter);

@@ -45,7 +45,8 @@ return 1
 
 /**
  * KEYS[1] data key, KEYS[2] the node's dot counter; ARGV: node, ts, context JSON,
- * value JSON text, '1' for a tombstone. The new dot exceeds every counter of this node
+ * value JSON text, '1' for a tombstone, '1' for a conditional write (fails with
+CONFLICT when a stored version is not covered by the context). The new dot exceeds every counter of this node
  * seen on the key or in the context and every dot the node issued before, so two
  * writes never share a dot. Returns the key's whole sibling set after the write
  * as JSON, the new version last.
@@ -56,6 +57,11 @@ local ctx = cjson.decode(ARGV[3])
 local cur = redis.call('GET', KEYS[1])
 local sibs = {}
 if cur then sibs = cjson.decode(cur) end
+if ARGV[6] == '1' then
+  for _, s in ipairs(sibs) do
+    if not covers(ctx, s.d) then return redis.error_reply('CONFLICT a version was written since the context was read') end
+  end
+end
 local counter = redis.call('INCR', KEYS[2])
 local e = ctx[node]
 if e ~= nil and e[1] >= counter then counter = e[1] + 1 end

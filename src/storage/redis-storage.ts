@@ -1,12 +1,12 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { StorageError } from '../errors.js';
+import { ConflictError, StorageError } from '../errors.js';
 import type { Version } from '../versioning/index.js';
 import { APPLY_LUA, COORDINATE_LUA } from './redis-scripts.js';
 import { dataKey, parseDataKey, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 type ScriptedRedis = Redis & {
   dynamoApply(key: string, version: string): Promise<number>;
-  dynamoCoordinate(key: string, counterKey: string, node: string, ts: string, context: string, value: string, tombstone: string): Promise<string>;
+  dynamoCoordinate(key: string, counterKey: string, node: string, ts: string, context: string, value: string, tombstone: string, conditional: string): Promise<string>;
 };
 
 /** Redis key holding the highest dot counter this node has issued. */
@@ -79,8 +79,10 @@ export class RedisStorage implements Storage {
         JSON.stringify(w.context),
         w.value ?? '',
         w.value === undefined ? '1' : '0',
+        w.ifNotModified ? '1' : '0',
       );
     } catch (e) {
+      if ((e as Error).message.startsWith('CONFLICT')) throw new ConflictError((e as Error).message.slice('CONFLICT '.length), { cause: e });
       throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
     }
     const siblings = JSON.parse(text) as Version[];

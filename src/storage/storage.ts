@@ -11,6 +11,8 @@ export interface CoordinatedWrite {
   readonly ts: number;
   /** JSON text of the value; undefined writes a tombstone */
   readonly value: string | undefined;
+  /** refuse (ConflictError) when this replica holds a version the context did not see */
+  readonly ifNotModified?: boolean;
 }
 
 /**

@@ -56,7 +56,7 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
   return { clock, replies, repairs, run };
 }
 
-const put = (w: number, timeoutMs = 1000): ClientRequest => ({ op: 'put', bucket: 'b', key: 'k', value: '"x"', context: {}, w, timeoutMs });
+const put = (w: number, timeoutMs = 1000): ClientRequest => ({ op: 'put', bucket: 'b', key: 'k', value: '"x"', context: {}, w, timeoutMs, ifNotModified: false });
 const get = (r: number, timeoutMs = 1000): ClientRequest => ({ op: 'get', bucket: 'b', key: 'k', r, timeoutMs });
 const settle = () => new Promise((r) => setImmediate(r));
 

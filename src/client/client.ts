@@ -1,0 +1,241 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { TransportError, type ErrorCode } from '../errors.js';
+import { subjects, type Subjects } from '../protocol/subjects.js';
+import type { Op } from '../protocol/requests.js';
+import { keyPosition, Ring, type RingMember } from '../ring/index.js';
+import { NatsTransport } from '../transport/nats-transport.js';
+import { decodeJson, type Transport } from '../transport/transport.js';
+import { AbortedError, ConflictError, DynamoTimeoutError, errorFromReply, UnavailableError } from './errors.js';
+import { Semaphore } from './semaphore.js';
+
+export interface ClientOptions {
+  /** subject prefix of the cluster (default `dynamo`) */
+  readonly prefix?: string;
+  /** bucket used when a call names none (default `default`) */
+  readonly bucket?: string;
+  /** per-request timeout in ms when a call gives none (default 1000) */
+  readonly timeoutMs?: number;
+  /** requests in flight at once; further calls wait their turn (default 1024) */
+  readonly maxInFlight?: number;
+  /** send each request straight to a node of the key's preference list (default false: any node, which forwards) */
+  readonly partitionAware?: boolean;
+  /** how often a partition-aware client refreshes its copy of the ring, in ms (default 5000) */
+  readonly ringRefreshMs?: number;
+}
+
+export interface CallOptions {
+  readonly bucket?: string;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface GetOptions extends CallOptions {
+  /** replicas that must answer (default: the cluster's R) */
+  readonly r?: number;
+}
+
+export interface WriteOptions extends CallOptions {
+  /** replicas that must acknowledge (default: the cluster's W) */
+  readonly w?: number;
+  /** the context of the read this write is based on: the write supersedes what that read saw */
+  readonly context?: string | null;
+  /** fail with ConflictError if the key holds a version the context did not see */
+  readonly ifNotModified?: boolean;
+}
+
+export interface GetResult<T> {
+  readonly found: boolean;
+  /** one value, or several when concurrent versions are returned unresolved */
+  readonly values: T[];
+  /** pass to put/delete to supersede what this read saw; null when not found */
+  readonly context: string | null;
+}
+
+export interface PutResult {
+  readonly context: string;
+}
+
+export interface UpdateOptions extends GetOptions, Omit<WriteOptions, 'context' | 'ifNotModified'> {
+  /** attempts before giving up on CONFLICT (default 5) */
+  readonly maxAttempts?: number;
+}
+
+/** Backoff between update attempts: doubles from this, with jitter, to UPDATE_MAX_BACKOFF_MS. */
+export const UPDATE_BASE_BACKOFF_MS = 10;
+export const UPDATE_MAX_BACKOFF_MS = 500;
+
+interface RingView {
+  readonly ring: Ring;
+  readonly n: number;
+}
+
+type Reply = { ok: true; found?: boolean; values?: unknown[]; context?: string | null } | { ok: false; error: { code: ErrorCode; message: string } };
+
+/**
+ * A client for the cluster. Every call is one NATS request with a JSON body (SPEC
+ * section 2); errors are typed (`QuorumNotMetError`, `ConflictError`...).
+ *
+ *   const client = await DynamoClient.connect('nats://127.0.0.1:4222');
+ *   await client.put('cart:alice', ['book']);
+ *   const { values, context } = await client.get<string[]>('cart:alice');
+ */
+export class DynamoClient {
+  private readonly subjects: Subjects;
+  private readonly slots: Semaphore;
+  private ringView: RingView | null = null;
+  private ringFetch: Promise<void> | null = null;
+  private refreshTimer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly options: ClientOptions = {},
+    private readonly ownsTransport = false,
+  ) {
+    this.subjects = subjects(options.prefix ?? 'dynamo');
+    this.slots = new Semaphore(options.maxInFlight ?? 1024);
+    if (options.partitionAware) {
+      this.refreshTimer = setInterval(() => void this.refreshRing().catch(() => {}), options.ringRefreshMs ?? 5000);
+      this.refreshTimer.unref();
+    }
+  }
+
+  /** Connect to the cluster's NATS (comma-separate several server URLs). */
+  static async connect(url: string, options: ClientOptions = {}): Promise<DynamoClient> {
+    return new DynamoClient(await NatsTransport.connect(url, 'dynamo-client'), options, true);
+  }
+
+  /** Use a NATS connection the application already has; close() leaves it open. */
+  static fromConnection(nc: NatsConnection, options: ClientOptions = {}): DynamoClient {
+    return new DynamoClient(NatsTransport.wrap(nc), options, false);
+  }
+
+  async get<T = unknown>(key: string, opts: GetOptions = {}): Promise<GetResult<T>> {
+    const reply = await this.call('get', key, { bucket: opts.bucket, r: opts.r, timeoutMs: opts.timeoutMs }, opts);
+    return { found: reply.found ?? false, values: (reply.values ?? []) as T[], context: reply.context ?? null };
+  }
+
+  async put<T = unknown>(key: string, value: T, opts: WriteOptions = {}): Promise<PutResult> {
+    if (value === undefined) throw new TypeError('put needs a value (null is a value; undefined is not)');
+    const reply = await this.call('put', key, { ...writeFields(opts), value }, opts);
+    return { context: reply.context as string };
+  }
+
+  async delete(key: string, opts: WriteOptions = {}): Promise<void> {
+    await this.call('delete', key, writeFields(opts), opts);
+  }
+
+  /**
+   * Read, let `fn` turn the current values (several if there are siblings) into the
+   * new value, and write it back with the read's context, so it supersedes what was
+   * read. If another writer got in between, retry with backoff (up to `maxAttempts`).
+   */
+  async update<T = unknown>(key: string, fn: (values: T[], found: boolean) => T | Promise<T>, opts: UpdateOptions = {}): Promise<PutResult & { value: T }> {
+    const attempts = opts.maxAttempts ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get<T>(key, opts);
+      const value = await fn(current.values, current.found);
+      try {
+        const put = await this.put(key, value, { ...opts, context: current.context, ifNotModified: true });
+        return { ...put, value };
+      } catch (e) {
+        if (!(e instanceof ConflictError) || attempt >= attempts) throw e;
+        const backoff = Math.min(UPDATE_MAX_BACKOFF_MS, UPDATE_BASE_BACKOFF_MS * 2 ** (attempt - 1));
+        await new Promise((r) => setTimeout(r, backoff / 2 + Math.random() * (backoff / 2)));
+      }
+    }
+  }
+
+  /** Requests in flight now (at most `maxInFlight`). */
+  get inFlight(): number {
+    return this.slots.inUse;
+  }
+
+  async close(): Promise<void> {
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    if (this.ownsTransport) await this.transport.close();
+  }
+
+  private async refreshRing(): Promise<void> {
+    const reply = decodeJson<{ ok: boolean; n: number; members: RingMember[] }>(await this.transport.request(this.subjects.ring, '', 2000));
+    if (reply.ok) this.ringView = { ring: new Ring(reply.members), n: reply.n };
+  }
+
+  /** The node to send a key's request to: the first of its preference list, per our copy of the ring. */
+  private async target(bucket: string, key: string): Promise<string | null> {
+    if (!this.options.partitionAware) return null;
+    if (this.ringView === null) {
+      this.ringFetch ??= this.refreshRing().finally(() => (this.ringFetch = null));
+      await this.ringFetch.catch(() => {});
+    }
+    const view = this.ringView;
+    if (view === null || view.ring.size === 0) return null;
+    return view.ring.walk(keyPosition(bucket, key), 1)[0] ?? null;
+  }
+
+  private async call(op: Op, key: string, fields: Record<string, unknown>, opts: CallOptions): Promise<Extract<Reply, { ok: true }>> {
+    const bucket = opts.bucket ?? this.options.bucket;
+    const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs;
+    const body: Record<string, unknown> = { key, ...fields };
+    if (bucket !== undefined) body['bucket'] = bucket;
+    if (timeoutMs !== undefined) body['timeoutMs'] = timeoutMs;
+    for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+    const data = JSON.stringify(body);
+    // The cluster answers within timeoutMs; the transport waits a little longer for that answer.
+    const transportTimeoutMs = (timeoutMs ?? 1000) + 1000;
+
+    const signal = opts.signal;
+    if (signal?.aborted) throw new AbortedError('aborted before it was sent');
+    await this.slots.acquire();
+    try {
+      if (signal?.aborted) throw new AbortedError('aborted while waiting for a slot');
+      const request = this.send(op, bucket ?? 'default', key, data, transportTimeoutMs);
+      const raw = signal ? await abortable(request, signal) : await request;
+      const reply = decodeJson<Reply>(raw);
+      if (!reply.ok) throw errorFromReply(reply.error);
+      return reply;
+    } finally {
+      this.slots.release();
+    }
+  }
+
+  private async send(op: Op, bucket: string, key: string, data: string, timeoutMs: number): Promise<Uint8Array> {
+    const node = await this.target(bucket, key);
+    try {
+      if (node !== null) {
+        try {
+          return await this.transport.request(this.subjects.nodeKv(node, op), data, timeoutMs);
+        } catch (e) {
+          // That node is gone: any node will do (it forwards), and our ring copy is stale.
+          if (!(e instanceof TransportError && e.kind === 'no-responders')) throw e;
+          void this.refreshRing().catch(() => {});
+        }
+      }
+      return await this.transport.request(this.subjects.kv(op), data, timeoutMs);
+    } catch (e) {
+      if (e instanceof TransportError && e.kind === 'timeout') throw new DynamoTimeoutError('TIMEOUT', `no reply within ${timeoutMs} ms`, {}, { cause: e });
+      if (e instanceof TransportError && e.kind === 'no-responders') throw new UnavailableError('UNAVAILABLE', 'no dynamo node is listening', {}, { cause: e });
+      throw e;
+    }
+  }
+}
+
+function writeFields(opts: WriteOptions): Record<string, unknown> {
+  return { w: opts.w, context: opts.context ?? undefined, ifNotModified: opts.ifNotModified || undefined };
+}
+
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

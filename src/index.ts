@@ -1,0 +1,14 @@
+/** The package entry point: the client library. */
+export { DynamoClient, type ClientOptions, type CallOptions, type GetOptions, type WriteOptions, type UpdateOptions, type GetResult, type PutResult } from './client/client.js';
+export {
+  DynamoError,
+  BadRequestError,
+  TooLargeError,
+  QuorumNotMetError,
+  DynamoTimeoutError,
+  ConflictError,
+  UnavailableError,
+  InternalError,
+  AbortedError,
+} from './client/errors.js';
+export type { ErrorCode } from './errors.js';
