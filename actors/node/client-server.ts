@@ -80,8 +80,12 @@ export class ClientServer {
     const position = keyPosition(req.bucket, req.key);
     const isDown = (id: string) => this.membership.isDown(id);
     const replicas = preferenceList(ring, position, limits.n, isDown);
+    // A conditional write is checked atomically in one Redis: the key's first live replica's.
+    // Sending every conditional write of a key there makes the check a real compare-and-set.
+    const conditional = req.op !== 'get' && req.ifNotModified;
+    if (conditional && replicas[0] !== this.config.nodeId && mayForward) return void this.forward(op, m, replicas, req.timeoutMs, true);
     if (!replicas.includes(this.config.nodeId)) {
-      if (mayForward) return void this.forward(op, m, replicas, req.timeoutMs);
+      if (mayForward) return void this.forward(op, m, replicas, req.timeoutMs, false);
       return m.respond(JSON.stringify(errorReply('UNAVAILABLE', 'this node is not a replica of the key (ring views disagree); retry')));
     }
     if (req.op === 'put' && !this.fitsTransport(req.value)) {
@@ -110,9 +114,12 @@ export class ClientServer {
     return Buffer.byteLength(JSON.stringify(valueText), 'utf8') <= room;
   }
 
-  /** Pass the request, unchanged, to a replica; try the next when one has no responder. */
-  private async forward(op: Op, m: Incoming, replicas: readonly string[], timeoutMs: number): Promise<void> {
-    const start = Math.floor(this.random() * replicas.length);
+  /**
+   * Pass the request, unchanged, to a replica; try the next when one has no responder.
+   * `inOrder` starts at the first replica (conditional writes); otherwise a random one spreads the load.
+   */
+  private async forward(op: Op, m: Incoming, replicas: readonly string[], timeoutMs: number, inOrder: boolean): Promise<void> {
+    const start = inOrder ? 0 : Math.floor(this.random() * replicas.length);
     const deadline = performance.now() + timeoutMs;
     for (let i = 0; i < replicas.length; i++) {
       const target = replicas[(start + i) % replicas.length]!;

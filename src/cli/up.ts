@@ -146,6 +146,8 @@ ${count} node(s) serving. Try:
 or publish requests on NATS at ${natsUrl}:
   ${prefix}.kv.put  {"key":"cart:alice","value":["book"]}
   ${prefix}.kv.get  {"key":"cart:alice"}
+For programs using the client library, in another terminal:
+  export DYNAMO_NATS_URL=${natsUrl}
 Logs in ${join(dir, 'logs')}. Ctrl-C stops the cluster.`);
   } catch (e) {
     await transport?.close().catch(() => {});
