@@ -18,6 +18,8 @@ export interface CoordinatorInput {
   readonly replicas: readonly string[];
   /** future replicas (a join or leave is moving the key's range): written to, not counted towards W */
   readonly extras: readonly string[];
+  /** fallback replica → the down node it stands in for: its write is a hint for that node */
+  readonly hints: ReadonlyMap<string, string>;
   readonly self: string;
   /** wall-clock ms for the new version's timestamp */
   readonly nowMs: number;
@@ -30,6 +32,7 @@ export interface ReplicateWriteInput {
   readonly replicas: readonly string[];
   /** also sent the write, fire and forget */
   readonly extras: readonly string[];
+  readonly hints: ReadonlyMap<string, string>;
   readonly bucket: string;
   readonly key: string;
   /** the key's sibling set on the coordinator after the write, as JSON */
@@ -177,6 +180,7 @@ export const coordinatorMachine = setup({
         input: ({ context }) => ({
           replicas: context.input.replicas.filter((n) => n !== context.input.self),
           extras: context.input.extras,
+          hints: context.input.hints,
           bucket: context.input.request.bucket,
           key: context.input.request.key,
           siblingsText: context.siblingsText!,

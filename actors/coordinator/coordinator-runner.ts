@@ -50,8 +50,9 @@ export class CoordinatorRunner {
               this.transport.request(this.subjects.replicaPut(node), body, input.timeoutMs).catch(() => {});
             }
             for (const node of input.replicas) {
+              const hintFor = input.hints.get(node);
               this.transport
-                .request(this.subjects.replicaPut(node), body, input.timeoutMs)
+                .request(this.subjects.replicaPut(node), hintFor === undefined ? body : replicaPutText(input.bucket, input.key, input.siblingsText, hintFor), input.timeoutMs)
                 .then((data) => {
                   if (!decodeJson<PutReply>(data).ok) throw new Error('replica refused the write');
                 })
@@ -108,7 +109,7 @@ export class CoordinatorRunner {
     return this.active;
   }
 
-  run(request: ClientRequest, replicas: readonly string[], extras: readonly string[], reply: (text: string) => void): void {
+  run(request: ClientRequest, replicas: readonly string[], extras: readonly string[], hints: ReadonlyMap<string, string>, reply: (text: string) => void): void {
     this.active++;
     let replied = false;
     const once = (text: string) => {
@@ -117,7 +118,7 @@ export class CoordinatorRunner {
       reply(text);
     };
     const actor = createActor(this.machine, {
-      input: { request, replicas, extras, self: this.config.nodeId, nowMs: this.clock.now(), monotonic: () => this.clock.monotonic(), reply: once },
+      input: { request, replicas, extras, hints, self: this.config.nodeId, nowMs: this.clock.now(), monotonic: () => this.clock.monotonic(), reply: once },
     });
     actor.subscribe({
       complete: () => this.active--,

@@ -21,6 +21,8 @@ export interface PingReply {
   transfer: TransferProgress | null;
   /** client requests taken so far: on the any-node subject, on this node's own subject, forwarded by another node */
   requests: { queue: number; direct: number; forwarded: number };
+  /** hints held for other nodes now, and counters since start */
+  hints: { pending: number; stored: number; refused: number; delivered: number };
   version: string;
 }
 
@@ -37,6 +39,8 @@ export interface MemberStatus {
   ownership: number;
   keys: number | null;
   inFlight: number | null;
+  /** hints it holds for members that were down */
+  hints: number | null;
   /** a join, leave or weight change moving keys right now */
   transfer: TransferProgress | null;
 }
@@ -46,11 +50,12 @@ export interface MemberStatus {
 export class AdminServer {
   private readonly subjects: Subjects;
   /** Set by the node: its lifecycle state, requests in flight, and any transfer under way. */
-  probe: () => { state: string; inFlight: number; transfer: TransferProgress | null; requests: PingReply['requests'] } = () => ({
+  probe: () => { state: string; inFlight: number; transfer: TransferProgress | null; requests: PingReply['requests']; hints: Omit<PingReply['hints'], 'pending'> } = () => ({
     state: 'unknown',
     inFlight: 0,
     transfer: null,
     requests: { queue: 0, direct: 0, forwarded: 0 },
+    hints: { stored: 0, refused: 0, delivered: 0 },
   });
   onLeave: () => void = () => {};
 
@@ -78,8 +83,9 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer, requests } = this.probe();
-    return { ok: true, node: this.config.nodeId, state, keys: await this.storage.keyCount(), inFlight, transfer, requests: { ...requests }, version: VERSION };
+    const { state, inFlight, transfer, requests, hints } = this.probe();
+    const [keys, pending] = await Promise.all([this.storage.keyCount(), this.storage.hintCount()]);
+    return { ok: true, node: this.config.nodeId, state, keys, inFlight, transfer, requests: { ...requests }, hints: { pending, ...hints }, version: VERSION };
   }
 
   private async leave() {
@@ -104,12 +110,12 @@ export class AdminServer {
           tokens: tokens.get(m.id) ?? 0,
           ownership: ownership.get(m.id) ?? 0,
         };
-        if (m.status === 'left' || m.liveness === 'down') return { ...base, keys: null, inFlight: null, transfer: null };
+        if (m.status === 'left' || m.liveness === 'down') return { ...base, keys: null, inFlight: null, hints: null, transfer: null };
         try {
           const p = m.id === this.config.nodeId ? await this.ping() : decodeJson<PingReply>(await this.transport.request(this.subjects.ping(m.id), '', PING_TIMEOUT_MS));
-          return { ...base, keys: p.keys, inFlight: p.inFlight, transfer: p.transfer?.phase === 'done' ? null : p.transfer };
+          return { ...base, keys: p.keys, inFlight: p.inFlight, hints: p.hints.pending, transfer: p.transfer?.phase === 'done' ? null : p.transfer };
         } catch {
-          return { ...base, keys: null, inFlight: null, transfer: null };
+          return { ...base, keys: null, inFlight: null, hints: null, transfer: null };
         }
       }),
     );

@@ -5,12 +5,13 @@ import { errorReply, TransportError } from '../../src/errors.js';
 import type { Membership } from '../../src/membership/membership.js';
 import { isErrorReply, parseRequest, type Limits, type Op } from '../../src/protocol/requests.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
-import { pendingReplicas, preferenceList } from '../../src/membership/placement.js';
+import { pendingReplicas, sloppyPreferenceList } from '../../src/membership/placement.js';
 import { keyPosition } from '../../src/ring/index.js';
 import type { Incoming, Subscription, Transport } from '../../src/transport/transport.js';
 import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
 
 const OPS: readonly Op[] = ['get', 'put', 'delete'];
+const NO_HINTS: ReadonlyMap<string, string> = new Map();
 /** Bytes of a replica message beyond the escaped value: clock, dot, bucket, key. */
 const REPLICA_ENVELOPE_BYTES = 4096;
 
@@ -79,13 +80,16 @@ export class ClientServer {
     if (ring.size === 0) return m.respond(JSON.stringify(errorReply('UNAVAILABLE', 'no node has joined the ring yet')));
     const position = keyPosition(req.bucket, req.key);
     const isDown = (id: string) => this.membership.isDown(id);
-    const replicas = preferenceList(ring, position, limits.n, isDown);
+    const { replicas, hintFor } = sloppyPreferenceList(ring, position, limits.n, isDown);
     // A conditional write is checked atomically in one Redis: the key's first live replica's.
     // Sending every conditional write of a key there makes the check a real compare-and-set.
     const conditional = req.op !== 'get' && req.ifNotModified;
     if (conditional && replicas[0] !== this.config.nodeId && mayForward) return void this.forward(op, m, replicas, req.timeoutMs, true);
-    if (!replicas.includes(this.config.nodeId)) {
-      if (mayForward) return void this.forward(op, m, replicas, req.timeoutMs, false);
+    // Coordinate on a real replica: a fallback's own write would be data, not the hint it must be.
+    const real = replicas.filter((r) => !hintFor.has(r));
+    const coordinators = real.length > 0 ? real : replicas;
+    if (!coordinators.includes(this.config.nodeId)) {
+      if (mayForward) return void this.forward(op, m, coordinators, req.timeoutMs, false);
       return m.respond(JSON.stringify(errorReply('UNAVAILABLE', 'this node is not a replica of the key (ring views disagree); retry')));
     }
     if (req.op === 'put' && !this.fitsTransport(req.value)) {
@@ -104,7 +108,7 @@ export class ClientServer {
       );
     }
     const extras = req.op === 'get' ? [] : pendingReplicas(this.membership.futureRing(), position, limits.n, replicas, isDown);
-    this.runner.run(req, replicas, extras, (text) => m.respond(text));
+    this.runner.run(req, replicas, extras, req.op === 'get' ? NO_HINTS : hintFor, (text) => m.respond(text));
   }
 
   /** Replica messages carry the value escaped inside a JSON string; make sure that still fits. */

@@ -10,6 +10,7 @@ import { Gossiper } from '../gossiper/gossiper.js';
 import { AdminServer } from './admin-server.js';
 import { ClientServer } from './client-server.js';
 import { HandoffServer } from './handoff-server.js';
+import { HintedHandoff } from './hinted-handoff.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
 import { Transfers } from './transfers.js';
@@ -38,19 +39,30 @@ export class DynamoNode {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     readonly gossiper: Gossiper,
     readonly transfers: Transfers,
+    readonly hints: HintedHandoff,
     private readonly client: ClientServer,
     private readonly replica: ReplicaServer,
     private readonly handoff: HandoffServer,
     private readonly admin: AdminServer,
   ) {
-    admin.probe = () => ({ state: this.state, inFlight: this.client.inFlight, transfer: this.transfers.progress, requests: this.client.received });
+    admin.probe = () => ({
+      state: this.state,
+      inFlight: this.client.inFlight,
+      transfer: this.transfers.progress,
+      requests: this.client.received,
+      hints: { stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered },
+    });
     admin.onLeave = () => this.actor.send({ type: 'LEAVE' });
     const machine = nodeMachine.provide({
       actors: {
         boot: fromPromise(() => this.boot()),
         serve: fromCallback(() => {
           const subs: Subscription[] = [...this.replica.listen(), ...this.handoff.listen(), ...this.admin.listen(), ...this.client.listen()];
-          return () => subs.forEach((s) => s.unsubscribe());
+          this.hints.start();
+          return () => {
+            this.hints.stop();
+            subs.forEach((s) => s.unsubscribe());
+          };
         }),
         join: fromPromise(() => this.transfers.rebalance(this.config.weight)),
         leave: fromPromise(() => this.transfers.rebalance(0)),

@@ -2,9 +2,9 @@ import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { errorReply } from '../../src/errors.js';
-import { isGetItem, isPutItem, parseReplicaBatch } from '../../src/protocol/replica.js';
+import { isGetItem, isPutItem, parseReplicaBatch, type ReplicaPutItem } from '../../src/protocol/replica.js';
 import { subjects } from '../../src/protocol/subjects.js';
-import type { Storage } from '../../src/storage/storage.js';
+import { HINT_LIMITS, type Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 
 /** Serves this node's replica: reads and merges asked of it by coordinators. */
@@ -33,6 +33,17 @@ export class ReplicaServer {
     }
   }
 
+  /** Hinted writes stored and refused (store full) since start. */
+  hintsStored = 0;
+  hintsRefused = 0;
+
+  private async hint(owner: string, bucket: string, key: string, versions: ReplicaPutItem['x']): Promise<boolean | 'full'> {
+    const r = await this.storage.storeHint(owner, bucket, key, versions);
+    if (r === 'full') return 'full';
+    if (r === 'stored') this.hintsStored++;
+    return r === 'stored';
+  }
+
   private keyTooLong(items: readonly { k: string }[]): boolean {
     return items.some((it) => Buffer.byteLength(it.k, 'utf8') > this.config.maxKeyBytes);
   }
@@ -44,7 +55,12 @@ export class ReplicaServer {
       return;
     }
     try {
-      const stored = await Promise.all(items.map((it) => this.storage.apply(it.b, it.k, it.x)));
+      const stored = await Promise.all(items.map((it) => (it.h === undefined ? this.storage.apply(it.b, it.k, it.x) : this.hint(it.h, it.b, it.k, it.x))));
+      if (stored.includes('full')) {
+        this.hintsRefused++;
+        m.respond(JSON.stringify(errorReply('UNAVAILABLE', `this node's hint store is full (${HINT_LIMITS.maxHints} hints or ${HINT_LIMITS.maxBytes} bytes)`)));
+        return;
+      }
       m.respond(JSON.stringify({ ok: true, stored }));
     } catch (e) {
       this.logger.warn(`replica write failed: ${(e as Error).message}`);

@@ -95,7 +95,7 @@ function transferText(t: MemberStatus['transfer']): string {
 }
 
 export function statusTable(members: readonly MemberStatus[]): string {
-  const rows = [['NODE', 'STATE', 'HEARTBEAT', 'WEIGHT', 'TOKENS', 'OWNS', 'KEYS', 'IN-FLIGHT', 'TRANSFER']];
+  const rows = [['NODE', 'STATE', 'HEARTBEAT', 'WEIGHT', 'TOKENS', 'OWNS', 'KEYS', 'HINTS', 'IN-FLIGHT', 'TRANSFER']];
   for (const m of members) {
     rows.push([
       m.id,
@@ -105,6 +105,7 @@ export function statusTable(members: readonly MemberStatus[]): string {
       String(m.tokens),
       percent(m.ownership),
       m.keys === null ? '-' : String(m.keys),
+      m.hints === null ? '-' : String(m.hints),
       m.inFlight === null ? '-' : String(m.inFlight),
       transferText(m.transfer),
     ]);

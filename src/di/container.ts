@@ -6,6 +6,7 @@ import { ClientServer } from '../../actors/node/client-server.js';
 import { Gossiper } from '../../actors/gossiper/gossiper.js';
 import { DynamoNode } from '../../actors/node/dynamo-node.js';
 import { HandoffServer } from '../../actors/node/handoff-server.js';
+import { HintedHandoff } from '../../actors/node/hinted-handoff.js';
 import { ReplicaServer } from '../../actors/node/replica-server.js';
 import { Transfers } from '../../actors/node/transfers.js';
 import { systemClock, type Clock } from '../clock/clock.js';
@@ -34,7 +35,7 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
   c.register(TOKENS.Clock, { useValue: parts.clock ?? systemClock });
   c.register(TOKENS.Random, { useValue: parts.random ?? Math.random });
   c.register(TOKENS.Logger, { useValue: parts.logger ?? stderrLogger(config.nodeId) });
-  for (const cls of [Gossiper, Transfers, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
+  for (const cls of [Gossiper, Transfers, HintedHandoff, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
   // The request path reads membership through its interface; the gossiper is what provides it.
   c.register(TOKENS.Membership, { useFactory: (dc) => dc.resolve(Gossiper) });
   return c;

@@ -14,6 +14,24 @@ export function preferenceList(ring: Ring, position: number, n: number, isDown: 
 }
 
 /**
+ * The sloppy quorum: the key's replicas as in `preferenceList`, plus, for each
+ * fallback standing in for a down node of the natural top `n`, the node it stands in
+ * for. The fallback keeps that write as a hint and hands it over when the node is back.
+ */
+export function sloppyPreferenceList(ring: Ring, position: number, n: number, isDown: (id: string) => boolean): { replicas: string[]; hintFor: Map<string, string> } {
+  const walk = ring.walk(position);
+  const natural = walk.slice(0, n);
+  const replicas: string[] = [];
+  for (const node of walk) {
+    if (replicas.length === n) break;
+    if (!isDown(node)) replicas.push(node);
+  }
+  const missing = natural.filter(isDown);
+  const fallbacks = replicas.filter((r) => !natural.includes(r));
+  return { replicas, hintFor: new Map(fallbacks.map((f, i) => [f, missing[i]!])) };
+}
+
+/**
  * Nodes that will be replicas of the key once the transitions in progress complete
  * but are not replicas now: writes go to them too (without counting towards W), so
  * nothing written during a join or leave is missing when the ring switches.

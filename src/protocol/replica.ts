@@ -14,6 +14,8 @@ export interface ReplicaPutItem {
   readonly k: string;
   /** versions to merge into the key, atomically */
   readonly x: readonly Version[];
+  /** a hinted write: keep it for this node (the key's real replica, now down) and hand it over later */
+  readonly h?: string;
 }
 
 export interface ReplicaGetItem {
@@ -25,8 +27,9 @@ export interface ReplicaGetItem {
 export const MAX_REPLICA_BATCH = 256;
 
 /** Encode one write without re-encoding the sibling-set text the storage returned. */
-export function replicaPutText(bucket: string, key: string, versionsText: string): string {
-  return `{"items":[{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)},"x":${versionsText}}]}`;
+export function replicaPutText(bucket: string, key: string, versionsText: string, hintFor?: string): string {
+  const hint = hintFor === undefined ? '' : `,"h":${JSON.stringify(hintFor)}`;
+  return `{"items":[{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)},"x":${versionsText}${hint}}]}`;
 }
 
 /** Siblings a replica accepts for one key in one message. */
@@ -72,6 +75,8 @@ export function parseReplicaBatch<T>(body: unknown, isItem: (x: unknown) => x is
 export const isPutItem = (x: unknown): x is ReplicaPutItem => {
   if (!itemBase(x)) return false;
   const vs = (x as Record<string, unknown>)['x'];
+  const h = (x as Record<string, unknown>)['h'];
+  if (h !== undefined && (typeof h !== 'string' || !NODE_ID.test(h))) return false;
   return Array.isArray(vs) && vs.length > 0 && vs.length <= MAX_SIBLINGS_PER_ITEM && vs.every(isVersion);
 };
 export const isGetItem = (x: unknown): x is ReplicaGetItem => itemBase(x) && Object.keys(x as object).length === 2;

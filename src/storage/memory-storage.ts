@@ -1,6 +1,6 @@
 import { ConflictError } from '../errors.js';
 import { counterOf, fullClock, mergeVersion, type Version } from '../versioning/index.js';
-import { dataKey, parseDataKey, SCAN_START, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
+import { dataKey, HINT_LIMITS, parseDataKey, SCAN_START, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 /**
  * In-memory replica store for unit tests and simulation. It applies the same
@@ -66,6 +66,50 @@ export class MemoryStorage implements Storage {
   async setMeta(name: string, value: string | null): Promise<void> {
     if (value === null) this.meta.delete(name);
     else this.meta.set(name, value);
+  }
+
+  private readonly hints = new Map<string, Map<string, Version[]>>();
+
+  async storeHint(owner: string, bucket: string, key: string, versions: readonly Version[]): Promise<'stored' | 'known' | 'full'> {
+    const forOwner = this.hints.get(owner) ?? new Map<string, Version[]>();
+    const k = `${bucket}:${key}`;
+    const current = forOwner.get(k);
+    if (current === undefined && (await this.hintCount()) >= HINT_LIMITS.maxHints) return 'full';
+    let siblings = current ?? [];
+    let changed = false;
+    for (const v of versions) {
+      const r = mergeVersion(siblings, v);
+      siblings = r.siblings;
+      changed ||= r.changed;
+    }
+    if (!changed) return 'known';
+    forOwner.set(k, siblings);
+    this.hints.set(owner, forOwner);
+    return 'stored';
+  }
+
+  async hintOwners(): Promise<string[]> {
+    return [...this.hints.keys()];
+  }
+
+  async readHints(owner: string, count: number): Promise<{ bucket: string; key: string; raw: string }[]> {
+    return [...(this.hints.get(owner) ?? new Map<string, Version[]>())].slice(0, count).map(([k, v]) => {
+      const colon = k.indexOf(':');
+      return { bucket: k.slice(0, colon), key: k.slice(colon + 1), raw: JSON.stringify(v) };
+    });
+  }
+
+  async deleteHint(owner: string, bucket: string, key: string, raw: string): Promise<void> {
+    const forOwner = this.hints.get(owner);
+    const k = `${bucket}:${key}`;
+    if (forOwner && JSON.stringify(forOwner.get(k)) === raw) forOwner.delete(k);
+    if (forOwner?.size === 0) this.hints.delete(owner);
+  }
+
+  async hintCount(): Promise<number> {
+    let n = 0;
+    for (const m of this.hints.values()) n += m.size;
+    return n;
   }
 
   async keyCount(): Promise<number> {

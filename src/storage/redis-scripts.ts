@@ -78,3 +78,51 @@ local text = cjson.encode(out)
 redis.call('SET', KEYS[1], text)
 return text
 `;
+
+/**
+ * Hinted handoff. KEYS: the hint, the owner's hint index, the set of owners, the byte
+ * and count totals; ARGV: versions JSON, index member, owner, max hints, max bytes.
+ * Returns 1 stored, 0 already known, -1 refused (store full and the key new to it).
+ */
+export const STORE_HINT_LUA = `${HELPERS}
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  if tonumber(redis.call('GET', KEYS[5]) or '0') >= tonumber(ARGV[4]) or tonumber(redis.call('GET', KEYS[4]) or '0') >= tonumber(ARGV[5]) then
+    return -1
+  end
+end
+local sibs = {}
+if cur then sibs = cjson.decode(cur) end
+local changed = false
+for _, inc in ipairs(cjson.decode(ARGV[1])) do
+  local out = merge(sibs, inc)
+  if out ~= nil then
+    sibs = out
+    changed = true
+  end
+end
+if not changed then return 0 end
+local text = cjson.encode(sibs)
+redis.call('SET', KEYS[1], text)
+if cur then
+  redis.call('INCRBY', KEYS[4], #text - #cur)
+else
+  redis.call('INCRBY', KEYS[4], #text)
+  redis.call('INCR', KEYS[5])
+  redis.call('SADD', KEYS[2], ARGV[2])
+  redis.call('SADD', KEYS[3], ARGV[3])
+end
+return 1
+`;
+
+/** Delete a delivered hint if it is still what was delivered. Same KEYS; ARGV: delivered text, index member, owner. */
+export const DELETE_HINT_LUA = `
+local cur = redis.call('GET', KEYS[1])
+if cur ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('DECRBY', KEYS[4], #cur)
+redis.call('DECR', KEYS[5])
+if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
+return 1
+`;

@@ -1,10 +1,12 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { ConflictError, StorageError } from '../errors.js';
 import type { Version } from '../versioning/index.js';
-import { APPLY_LUA, COORDINATE_LUA } from './redis-scripts.js';
-import { dataKey, parseDataKey, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
+import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, STORE_HINT_LUA } from './redis-scripts.js';
+import { dataKey, HINT_LIMITS, parseDataKey, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 type ScriptedRedis = Redis & {
+  dynamoStoreHint(k1: string, k2: string, k3: string, k4: string, k5: string, versions: string, member: string, owner: string, maxHints: number, maxBytes: number): Promise<number>;
+  dynamoDeleteHint(k1: string, k2: string, k3: string, k4: string, k5: string, raw: string, member: string, owner: string): Promise<number>;
   dynamoApply(key: string, version: string): Promise<number>;
   dynamoCoordinate(key: string, counterKey: string, node: string, ts: string, context: string, value: string, tombstone: string, conditional: string): Promise<string>;
 };
@@ -13,6 +15,9 @@ type ScriptedRedis = Redis & {
 const DOT_COUNTER_KEY = 'm:dot';
 /** Redis hash of node-local bookkeeping. */
 const META_KEY = 'm:meta';
+const HINT_OWNERS = 'm:hint-owners';
+const HINT_BYTES = 'm:hint-bytes';
+const HINT_COUNT = 'm:hint-count';
 
 /**
  * The production replica store: one Redis per node. Each write is a single
@@ -32,6 +37,8 @@ export class RedisStorage implements Storage {
     });
     redis.defineCommand('dynamoApply', { numberOfKeys: 1, lua: APPLY_LUA });
     redis.defineCommand('dynamoCoordinate', { numberOfKeys: 2, lua: COORDINATE_LUA });
+    redis.defineCommand('dynamoStoreHint', { numberOfKeys: 5, lua: STORE_HINT_LUA });
+    redis.defineCommand('dynamoDeleteHint', { numberOfKeys: 5, lua: DELETE_HINT_LUA });
     // Connection errors surface through the commands that fail; without a listener
     // ioredis would print every reconnect attempt.
     redis.on('error', () => {});
@@ -116,9 +123,51 @@ export class RedisStorage implements Storage {
     else await this.redis.hset(META_KEY, name, value);
   }
 
+  private hintKeys(owner: string, bucket: string, key: string): [string, string, string, string, string] {
+    return [`h:${owner}:${bucket}:${key}`, `hk:${owner}`, HINT_OWNERS, HINT_BYTES, HINT_COUNT];
+  }
+
+  async storeHint(owner: string, bucket: string, key: string, versions: readonly Version[]): Promise<'stored' | 'known' | 'full'> {
+    try {
+      const r = await this.redis.dynamoStoreHint(...this.hintKeys(owner, bucket, key), JSON.stringify(versions), `${bucket}:${key}`, owner, HINT_LIMITS.maxHints, HINT_LIMITS.maxBytes);
+      return r === 1 ? 'stored' : r === 0 ? 'known' : 'full';
+    } catch (e) {
+      throw new StorageError(`hint write failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async hintOwners(): Promise<string[]> {
+    return this.redis.smembers(HINT_OWNERS);
+  }
+
+  async readHints(owner: string, count: number): Promise<{ bucket: string; key: string; raw: string }[]> {
+    const members = await this.redis.srandmember(`hk:${owner}`, count);
+    if (members.length === 0) return [];
+    const raws = await this.redis.mget(members.map((m) => `h:${owner}:${m}`));
+    return members.flatMap((m, i) => {
+      const colon = m.indexOf(':');
+      const raw = raws[i];
+      return raw ? [{ bucket: m.slice(0, colon), key: m.slice(colon + 1), raw }] : [];
+    });
+  }
+
+  async deleteHint(owner: string, bucket: string, key: string, raw: string): Promise<void> {
+    await this.redis.dynamoDeleteHint(...this.hintKeys(owner, bucket, key), raw, `${bucket}:${key}`, owner);
+  }
+
+  async hintCount(): Promise<number> {
+    return Number((await this.redis.get(HINT_COUNT)) ?? 0);
+  }
+
   async keyCount(): Promise<number> {
-    const [size, meta] = await Promise.all([this.redis.dbsize(), this.redis.exists(DOT_COUNTER_KEY, META_KEY)]);
-    return size - meta;
+    // Everything that is not a data key: bookkeeping, hints and their per-owner indexes.
+    const [size, meta, hints, owners] = await Promise.all([
+      this.redis.dbsize(),
+      this.redis.exists(DOT_COUNTER_KEY, META_KEY, HINT_OWNERS, HINT_BYTES, HINT_COUNT),
+      this.hintCount(),
+      this.redis.scard(HINT_OWNERS),
+    ]);
+    return size - meta - hints - owners;
   }
 
   async ping(): Promise<void> {

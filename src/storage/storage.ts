@@ -44,6 +44,19 @@ export interface Storage {
   /** Small node-local bookkeeping (transfer progress), outside the data key space. */
   getMeta(name: string): Promise<string | null>;
   setMeta(name: string, value: string | null): Promise<void>;
+  /**
+   * Keep versions for `owner` (hinted handoff), merged like data but apart from it.
+   * 'full' when the hint store is at its bounds (HINT_LIMITS) and the key is new to it.
+   */
+  storeHint(owner: string, bucket: string, key: string, versions: readonly Version[]): Promise<'stored' | 'known' | 'full'>;
+  /** Owners this node holds hints for. */
+  hintOwners(): Promise<string[]>;
+  /** Up to `count` of the hints held for `owner`, with their stored text. */
+  readHints(owner: string, count: number): Promise<{ bucket: string; key: string; raw: string }[]>;
+  /** Drop a delivered hint, unless it changed since `raw` was read (then it goes out again). */
+  deleteHint(owner: string, bucket: string, key: string, raw: string): Promise<void>;
+  /** Hints held, all owners together. */
+  hintCount(): Promise<number>;
   /** Number of keys held (tombstones included). */
   keyCount(): Promise<number>;
   ping(): Promise<void>;
@@ -61,6 +74,9 @@ export interface CoordinatedResult {
   readonly version: Version;
   readonly siblingsText: string;
 }
+
+/** Bounds of a node's hint store; a hinted write beyond them is refused (and does not count towards W). */
+export const HINT_LIMITS = { maxHints: 100_000, maxBytes: 64 * 1024 * 1024 } as const;
 
 export interface StoredKey {
   readonly bucket: string;

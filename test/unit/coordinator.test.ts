@@ -48,7 +48,7 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
   const run = (request: ClientRequest) => {
     const actor = createActor(machine, {
       clock,
-      input: { request, replicas: ['n1', 'n2', 'n3'], extras: [], self: 'n1', nowMs: 5, monotonic: () => clock.now(), reply: (t: string) => replies.push(JSON.parse(t)) },
+      input: { request, replicas: ['n1', 'n2', 'n3'], extras: [], hints: new Map(), self: 'n1', nowMs: 5, monotonic: () => clock.now(), reply: (t: string) => replies.push(JSON.parse(t)) },
     });
     actor.start();
     return actor;

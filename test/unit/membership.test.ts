@@ -3,7 +3,7 @@ import { liveness, validateTiming } from '../../src/membership/failure-detector.
 import { gainingReplicas, sendsTo } from '../../src/membership/handoff.js';
 import { currentRingMembers, futureRingMembers, isMember, reconcile, statusOf, type Member } from '../../src/membership/member.js';
 import { choosePeers } from '../../src/membership/peers.js';
-import { pendingReplicas, preferenceList } from '../../src/membership/placement.js';
+import { pendingReplicas, preferenceList, sloppyPreferenceList } from '../../src/membership/placement.js';
 import { keyPosition, Ring } from '../../src/ring/index.js';
 
 const m = (id: string, generation: number, heartbeat: number, weight = 1, ringWeight = 1): Member => ({ id, generation, heartbeat, weight, ringWeight });
@@ -92,6 +92,17 @@ describe('membership rules', () => {
       expect(preferenceList(ring, pos, 3, () => false)).to.deep.equal(walk.slice(0, 3));
       const down = walk[1]!;
       expect(preferenceList(ring, pos, 3, (id) => id === down)).to.deep.equal([walk[0], walk[2], walk[3]]);
+    });
+
+    it('gives each fallback the down node it stands in for (sloppy quorum)', () => {
+      const down = new Set([walk[0]!, walk[2]!]);
+      const { replicas, hintFor } = sloppyPreferenceList(ring, pos, 3, (id) => down.has(id));
+      expect(replicas).to.deep.equal([walk[1], walk[3], walk[4]]);
+      expect([...hintFor]).to.deep.equal([
+        [walk[3], walk[0]],
+        [walk[4], walk[2]],
+      ]);
+      expect(sloppyPreferenceList(ring, pos, 3, () => false).hintFor.size).to.equal(0);
     });
 
     it('lists future replicas that are not replicas now as pending', () => {
