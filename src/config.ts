@@ -36,6 +36,8 @@ export interface NodeConfig {
   readonly downAfterMs: number;
   /** keys per batch when ranges move between nodes */
   readonly transferBatchKeys: number;
+  /** answer the fault-injection subjects (tests and demos only) */
+  readonly allowFaults: boolean;
 }
 
 export const DEFAULTS = {
@@ -56,6 +58,7 @@ export const DEFAULTS = {
   suspectAfterMs: 3000,
   downAfterMs: 5000,
   transferBatchKeys: 256,
+  allowFaults: false,
 } as const;
 
 export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'nodeId' | 'natsUrl' | 'redisUrl'>): NodeConfig {

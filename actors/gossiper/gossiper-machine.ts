@@ -7,6 +7,8 @@ export interface GossiperInput {
   readonly self: Member;
   readonly seeds: readonly string[];
   readonly intervalMs: number;
+  /** silence after which a member counts as down (it is then gossiped with only now and then) */
+  readonly downAfterMs: number;
   /** peers contacted each round */
   readonly fanout: number;
   readonly monotonic: () => number;
@@ -78,6 +80,18 @@ export function tableMessage(context: GossiperContext): TableMessage {
   const ages: Record<string, number> = {};
   for (const id in context.table) ages[id] = id === context.self ? 0 : Math.max(0, Math.round(now - (context.seenAt[id] ?? now)));
   return { members: Object.values(context.table), ages };
+}
+
+function peersFor(context: GossiperContext): string[] {
+  const now = context.input.monotonic();
+  const live: string[] = [];
+  const down: string[] = [];
+  for (const m of Object.values(context.table)) {
+    if (m.weight === 0 && m.ringWeight === 0) continue; // left for good
+    if (now - (context.seenAt[m.id] ?? -Infinity) >= context.input.downAfterMs) down.push(m.id);
+    else live.push(m.id);
+  }
+  return choosePeers(live, down, context.self, context.input.fanout, context.input.random);
 }
 
 /** The rings a table describes: now, and once the transitions in progress complete (null if none). */
@@ -205,21 +219,13 @@ export const gossiperMachine = setup({
           entry: 'beat',
           invoke: {
             src: 'exchange',
-            input: ({ context }) => ({
-              peers: choosePeers(
-                Object.values(context.table)
-                  .filter((m) => !(m.weight === 0 && m.ringWeight === 0))
-                  .map((m) => m.id),
-                context.self,
-                context.input.fanout,
-                context.input.random,
-              ),
-            }),
+            input: ({ context }) => ({ peers: peersFor(context) }),
             onDone: { target: 'waiting', actions: 'mergeReplies' },
             onError: 'waiting',
           },
-          // A round never outlasts its interval.
-          after: { interval: 'waiting' },
+          // A round never outlasts its interval: a peer that does not answer in time is
+          // given up on, and the next round starts at once.
+          after: { interval: { target: 'exchanging', reenter: true } },
         },
       },
     },

@@ -93,6 +93,7 @@ export class Gossiper implements Membership {
         self: entry,
         seeds: this.config.seeds,
         intervalMs: this.config.gossipIntervalMs,
+        downAfterMs: this.config.downAfterMs,
         fanout: this.config.gossipFanout,
         monotonic: () => this.clock.monotonic(),
         random: this.random,

@@ -9,6 +9,7 @@ import type { Subscription, Transport } from '../../src/transport/transport.js';
 import { Gossiper } from '../gossiper/gossiper.js';
 import { AdminServer } from './admin-server.js';
 import { ClientServer } from './client-server.js';
+import { FaultsServer } from './faults-server.js';
 import { HandoffServer } from './handoff-server.js';
 import { HintedHandoff } from './hinted-handoff.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
@@ -44,6 +45,7 @@ export class DynamoNode {
     private readonly replica: ReplicaServer,
     private readonly handoff: HandoffServer,
     private readonly admin: AdminServer,
+    private readonly faults: FaultsServer,
   ) {
     admin.probe = () => ({
       state: this.state,
@@ -57,7 +59,7 @@ export class DynamoNode {
       actors: {
         boot: fromPromise(() => this.boot()),
         serve: fromCallback(() => {
-          const subs: Subscription[] = [...this.replica.listen(), ...this.handoff.listen(), ...this.admin.listen(), ...this.client.listen()];
+          const subs: Subscription[] = [...this.replica.listen(), ...this.handoff.listen(), ...this.admin.listen(), ...this.faults.listen(), ...this.client.listen()];
           this.hints.start();
           return () => {
             this.hints.stop();

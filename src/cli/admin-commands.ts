@@ -12,6 +12,8 @@ export const LEAVE_OPTIONS: OptionSpecs = {
   prefix: { type: 'string', help: 'subject prefix (default: dynamo)' },
 };
 
+export const FAULTS_OPTIONS: OptionSpecs = LEAVE_OPTIONS;
+
 export const RING_OPTIONS: OptionSpecs = {
   nodes: { type: 'string', help: 'nodes in the simulation', default: '10' },
   keys: { type: 'string', help: 'keys in the simulation', default: '100000' },
@@ -81,4 +83,37 @@ export async function ringCommand(positionals: string[], values: Record<string, 
   const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
   const theory = `theory: mod N moves about ${pct(nodes / (nodes + 1))} on add and ${pct((nodes - 1) / nodes)} on remove; a ring about ${pct(1 / (nodes + 1))} and ${pct(1 / nodes)}`;
   return { out: `${keys} keys over ${nodes} nodes\n${table}\n${theory}`, code: 0 };
+}
+
+/** The faults command body for `dynamo faults ...`. */
+export function faultsBody(positionals: readonly string[]): Record<string, unknown> {
+  const [what, ...rest] = positionals;
+  const usage = 'usage: dynamo faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal';
+  if (what === 'heal' && rest.length === 0) return { heal: true };
+  if (what === 'partition' && rest.length >= 2) return { partition: rest.map((g) => g.split(',').filter(Boolean)) };
+  if (what === 'drop' && rest.length === 1) return { drop: Number(rest[0]) };
+  if (what === 'delay' && rest.length === 1) return { delayMs: Number(rest[0]) };
+  throw new UsageError(usage);
+}
+
+/** `dynamo faults ...`: set faults on every member (nodes must run with --allow-faults). */
+export async function faultsCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  const body = JSON.stringify(faultsBody(positionals));
+  return withCluster(values, async (t, prefix) => {
+    const s = subjects(prefix);
+    const status = decodeJson<{ members: { id: string; state: string }[] }>(await t.request(s.status, '', 5000));
+    const lines: string[] = [];
+    let failed = 0;
+    for (const m of status.members.filter((x) => x.state !== 'left')) {
+      try {
+        const r = decodeJson<{ ok: boolean; faults?: unknown; error?: { message: string } }>(await t.request(s.nodeFaults(m.id), body, 2000));
+        if (!r.ok) failed++;
+        lines.push(`${m.id}: ${r.ok ? JSON.stringify(r.faults) : r.error?.message}`);
+      } catch (e) {
+        failed++;
+        lines.push(`${m.id}: no answer (${(e as Error).message})`);
+      }
+    }
+    return { out: lines.join('\n'), code: failed ? 1 : 0 };
+  });
 }

@@ -22,6 +22,7 @@ export const NODE_OPTIONS: OptionSpecs = {
   'suspect-after': { type: 'string', help: 'ms of silence before a member is suspect', default: String(DEFAULTS.suspectAfterMs) },
   'down-after': { type: 'string', help: 'ms of silence before a member is down', default: String(DEFAULTS.downAfterMs) },
   'leave-on-exit': { type: 'boolean', help: 'on SIGTERM, hand this node\'s ranges over and leave the cluster' },
+  'allow-faults': { type: 'boolean', help: 'answer the fault-injection subjects (tests and demos only)' },
 };
 
 /** `--seeds n1,n2` → ids. */
@@ -57,6 +58,7 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       gossipIntervalMs: intFlag(values, 'gossip-interval', 10, 60_000)!,
       suspectAfterMs: intFlag(values, 'suspect-after', 10, 600_000)!,
       downAfterMs: intFlag(values, 'down-after', 10, 600_000)!,
+      allowFaults: values['allow-faults'] === true,
     });
   } catch (e) {
     throw new UsageError((e as Error).message);

@@ -15,6 +15,7 @@ export const UP_OPTIONS: OptionSpecs = {
   nats: { type: 'string', help: 'use this NATS instead of starting one' },
   prefix: { type: 'string', help: 'subject prefix', default: 'dynamo' },
   dir: { type: 'string', help: 'where data, logs and cluster.json live', default: DEFAULT_STATE_DIR },
+  'allow-faults': { type: 'boolean', help: 'let `dynamo faults` partition, slow or drop node-to-node traffic' },
 };
 
 const NODE_READY_TIMEOUT_MS = 30_000;
@@ -125,7 +126,7 @@ export async function upCommand(positionals: string[], values: Record<string, un
       const log = createWriteStream(logPath, { flags: 'a' });
       // n1 starts the cluster; the others join it (and learn each other by gossip).
       const seeds = id === ids[0] ? '' : ids.slice(0, ids.indexOf(id)).join(',');
-      const args = [CLI_PATH, 'node', '--id', id, '--nats', natsUrl, '--redis', redisUrl, '--prefix', prefix, ...(seeds ? ['--seeds', seeds] : [])];
+      const args = [CLI_PATH, 'node', '--id', id, '--nats', natsUrl, '--redis', redisUrl, '--prefix', prefix, ...(seeds ? ['--seeds', seeds] : []), ...(values['allow-faults'] ? ['--allow-faults'] : [])];
       // Own process group (Ctrl-C reaches only `up`, which stops nodes before servers); stdin ties the node's life to ours.
       const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, DYNAMO_SUPERVISED: '1' } });
       child.stdout!.pipe(log);

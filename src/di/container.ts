@@ -6,7 +6,9 @@ import { ClientServer } from '../../actors/node/client-server.js';
 import { Gossiper } from '../../actors/gossiper/gossiper.js';
 import { DynamoNode } from '../../actors/node/dynamo-node.js';
 import { HandoffServer } from '../../actors/node/handoff-server.js';
+import { FaultsServer } from '../../actors/node/faults-server.js';
 import { HintedHandoff } from '../../actors/node/hinted-handoff.js';
+import { FaultyTransport } from '../faults/faulty-transport.js';
 import { ReplicaServer } from '../../actors/node/replica-server.js';
 import { Transfers } from '../../actors/node/transfers.js';
 import { systemClock, type Clock } from '../clock/clock.js';
@@ -30,12 +32,15 @@ export interface NodeParts {
 export function createNodeContainer(config: NodeConfig, parts: NodeParts): DependencyContainer {
   const c = rootContainer.createChildContainer();
   c.register(TOKENS.Config, { useValue: config });
-  c.register(TOKENS.Transport, { useValue: parts.transport });
+  const faulty = config.allowFaults ? new FaultyTransport(parts.transport, config.nodeId, config.prefix, parts.random) : null;
+  c.register(TOKENS.Transport, { useValue: faulty ?? parts.transport });
+  // Wrapped: tsyringe will not inject a bare null.
+  c.register(TOKENS.Faults, { useValue: { injector: faulty } });
   c.register(TOKENS.Storage, { useValue: parts.storage });
   c.register(TOKENS.Clock, { useValue: parts.clock ?? systemClock });
   c.register(TOKENS.Random, { useValue: parts.random ?? Math.random });
   c.register(TOKENS.Logger, { useValue: parts.logger ?? stderrLogger(config.nodeId) });
-  for (const cls of [Gossiper, Transfers, HintedHandoff, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
+  for (const cls of [Gossiper, Transfers, HintedHandoff, FaultsServer, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
   // The request path reads membership through its interface; the gossiper is what provides it.
   c.register(TOKENS.Membership, { useFactory: (dc) => dc.resolve(Gossiper) });
   return c;

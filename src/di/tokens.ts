@@ -7,6 +7,8 @@ export const TOKENS = {
   Membership: Symbol('Membership'),
   Random: Symbol('Random'),
   Logger: Symbol('Logger'),
+  /** { injector }: the fault-injecting transport when the node allows faults, else null */
+  Faults: Symbol('Faults'),
 } as const;
 
 /** Randomness, injected so a simulation can replay a run from its seed. */

@@ -18,6 +18,11 @@ export function subjects(prefix: string) {
     gossip: (node: string) => `${prefix}.node.${node}.gossip`,
     /** a joining node pulls the keys of its new ranges from their current owners */
     handoffPull: (node: string) => `${prefix}.node.${node}.handoff.pull`,
+    /** fault injection (nodes with --allow-faults): every node, or one */
+    faults: `${prefix}.admin.faults`,
+    nodeFaults: (node: string) => `${prefix}.node.${node}.admin.faults`,
+    /** one key's stored versions on one replica (nodes with --allow-faults) */
+    replicaInspect: (node: string) => `${prefix}.node.${node}.replica.inspect`,
     status: `${prefix}.admin.status`,
     ring: `${prefix}.admin.ring`,
     queue: {

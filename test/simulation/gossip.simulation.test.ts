@@ -52,6 +52,7 @@ class GossipSim {
         self: { id, generation, heartbeat: 0, weight: 1, ringWeight: 1 },
         seeds,
         intervalMs: INTERVAL_MS,
+        downAfterMs: TIMING.downAfterMs,
         fanout: 1,
         monotonic: () => this.clock.now(),
         random: this.random,
@@ -153,7 +154,8 @@ describe('gossip (simulation)', function () {
       while (!sim.converged(8)) await sim.round();
       for (let i = 0; i < 5; i++) await sim.round();
       const others = ids.filter((id) => id !== 'n3');
-      expect(others.map((o) => sim.liveness(o, 'n3'))).to.deep.equal(others.map(() => 'alive'));
+      // Suspicion can flicker with one peer a round; nobody holds n3 down.
+      expect(others.filter((o) => sim.liveness(o, 'n3') === 'down')).to.deep.equal([]);
 
       sim.isolated.add('n3');
       const rounds = TIMING.downAfterMs / INTERVAL_MS + 2;
@@ -162,9 +164,9 @@ describe('gossip (simulation)', function () {
 
       sim.isolated.delete('n3');
       let healed = 0;
-      while (!others.every((o) => sim.liveness(o, 'n3') === 'alive')) {
+      while (!others.every((o) => sim.liveness(o, 'n3') !== 'down')) {
         await sim.round();
-        if (++healed > 12) throw new Error(`seed ${seed}: n3 not seen alive again after 12 rounds`);
+        if (++healed > 12) throw new Error(`seed ${seed}: n3 still down somewhere after 12 rounds`);
       }
       ids.forEach((id) => sim.stop(id));
     });
@@ -188,7 +190,7 @@ describe('gossip (simulation)', function () {
     }
     // Its heartbeat restarted below the old one, and everyone still counts it alive.
     expect(sim.table('n0').table['n2']!.heartbeat).to.be.below(oldHeartbeat);
-    expect(ids.filter((id) => id !== 'n2').map((o) => sim.liveness(o, 'n2'))).to.deep.equal(['alive', 'alive', 'alive', 'alive', 'alive']);
+    expect(ids.filter((id) => id !== 'n2' && sim.liveness(id, 'n2') === 'down')).to.deep.equal([]);
     // An old-generation copy arriving late changes nothing and is counted as stale.
     sim.actors.get('n0')!.send({ type: 'GOSSIP.RECEIVED', members: [{ id: 'n2', generation: 1, heartbeat: oldHeartbeat + 100, weight: 1, ringWeight: 1 }] });
     expect(sim.table('n0').table['n2']!.generation).to.equal(2);

@@ -75,12 +75,18 @@ describe('membership rules', () => {
     });
   });
 
-  it('chooses distinct random peers, never itself', () => {
-    let i = 0;
-    const seq = [0.99, 0, 0.5];
-    const peers = choosePeers(['a', 'b', 'c', 'self'], 'self', 2, () => seq[i++ % seq.length]!);
-    expect(peers).to.deep.equal(['c', 'a']);
-    expect(choosePeers(['self'], 'self', 3, Math.random)).to.deep.equal([]);
+  it('chooses distinct random live peers, never itself, and a down member now and then', () => {
+    const seq = (values: number[]) => {
+      let i = 0;
+      return () => values[i++ % values.length]!;
+    };
+    expect(choosePeers(['a', 'b', 'c', 'self'], [], 'self', 2, seq([0.99, 0, 0.5]))).to.deep.equal(['c', 'a']);
+    expect(choosePeers(['self'], [], 'self', 3, Math.random)).to.deep.equal([]);
+    // One live peer, one down member: the down one is added when the draw falls under 1/2.
+    expect(choosePeers(['a', 'self'], ['d'], 'self', 1, seq([0, 0.4, 0]))).to.deep.equal(['a', 'd']);
+    expect(choosePeers(['a', 'self'], ['d'], 'self', 1, seq([0, 0.6, 0]))).to.deep.equal(['a']);
+    // Alone with only down members: always try one.
+    expect(choosePeers(['self'], ['d', 'e'], 'self', 1, seq([0.99, 0.5]))).to.have.length(1);
   });
 
   describe('placement', () => {
