@@ -7,7 +7,7 @@ import { parseFaults } from '../../src/faults/rules.js';
 import { BUCKET_NAME } from '../../src/protocol/requests.js';
 import { subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
-import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
+import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 
 const OFF = errorReply('UNAVAILABLE', 'fault injection is off on this node; start it with --allow-faults');
 
@@ -41,18 +41,10 @@ export class FaultsServer {
     ];
   }
 
-  private body(m: Incoming): unknown {
-    try {
-      return decodeJson(m.data);
-    } catch {
-      return undefined;
-    }
-  }
-
   private setFaults(m: Incoming, broadcast: boolean): void {
     // On the every-node subject only nodes that allow faults answer.
     if (this.faults === null) return broadcast ? undefined : m.respond(JSON.stringify(OFF));
-    const next = parseFaults(this.body(m), this.faults.rules);
+    const next = parseFaults(tryDecodeJson(m.data), this.faults.rules);
     if (typeof next === 'string') return m.respond(JSON.stringify(errorReply('BAD_REQUEST', next)));
     this.faults.rules = next;
     this.logger.warn(`faults now ${JSON.stringify(next)}`);
@@ -61,7 +53,7 @@ export class FaultsServer {
 
   private async inspect(m: Incoming): Promise<void> {
     if (this.faults === null) return m.respond(JSON.stringify(OFF));
-    const b = this.body(m) as { bucket?: unknown; key?: unknown } | undefined;
+    const b = tryDecodeJson(m.data) as { bucket?: unknown; key?: unknown } | undefined;
     const bucket = b?.bucket ?? 'default';
     if (typeof b?.key !== 'string' || b.key.length === 0 || typeof bucket !== 'string' || !BUCKET_NAME.test(bucket)) {
       return m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'expected {"key": "...", "bucket"?: "..."}')));

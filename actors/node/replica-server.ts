@@ -5,7 +5,7 @@ import { errorReply } from '../../src/errors.js';
 import { isGetItem, isPutItem, parseReplicaBatch, type ReplicaPutItem } from '../../src/protocol/replica.js';
 import { subjects } from '../../src/protocol/subjects.js';
 import { HINT_LIMITS, type Storage } from '../../src/storage/storage.js';
-import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
+import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 
 /** Serves this node's replica: reads and merges asked of it by coordinators. */
 @injectable()
@@ -25,14 +25,6 @@ export class ReplicaServer {
     ];
   }
 
-  private body(m: Incoming): unknown {
-    try {
-      return decodeJson(m.data);
-    } catch {
-      return undefined;
-    }
-  }
-
   /** Hinted writes stored and refused (store full) since start. */
   hintsStored = 0;
   hintsRefused = 0;
@@ -49,7 +41,7 @@ export class ReplicaServer {
   }
 
   private async put(m: Incoming): Promise<void> {
-    const items = parseReplicaBatch(this.body(m), isPutItem);
+    const items = parseReplicaBatch(tryDecodeJson(m.data), isPutItem);
     if (typeof items === 'string' || this.keyTooLong(items)) {
       m.respond(JSON.stringify(errorReply('BAD_REQUEST', typeof items === 'string' ? items : 'key too long')));
       return;
@@ -69,7 +61,7 @@ export class ReplicaServer {
   }
 
   private async get(m: Incoming): Promise<void> {
-    const items = parseReplicaBatch(this.body(m), isGetItem);
+    const items = parseReplicaBatch(tryDecodeJson(m.data), isGetItem);
     if (typeof items === 'string' || this.keyTooLong(items)) {
       m.respond(JSON.stringify(errorReply('BAD_REQUEST', typeof items === 'string' ? items : 'key too long')));
       return;

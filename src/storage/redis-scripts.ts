@@ -23,6 +23,17 @@ local function merge(sibs, inc)
   out[#out + 1] = inc
   return out
 end
+local function mergeAll(sibs, incs)
+  local changed = false
+  for _, inc in ipairs(incs) do
+    local out = merge(sibs, inc)
+    if out ~= nil then
+      sibs = out
+      changed = true
+    end
+  end
+  return sibs, changed
+end
 `;
 
 /** KEYS[1] data key; ARGV[1] JSON array of versions. Returns 1 when anything was stored, 0 when all were known or obsolete. */
@@ -30,16 +41,9 @@ export const APPLY_LUA = `${HELPERS}
 local cur = redis.call('GET', KEYS[1])
 local sibs = {}
 if cur then sibs = cjson.decode(cur) end
-local changed = false
-for _, inc in ipairs(cjson.decode(ARGV[1])) do
-  local out = merge(sibs, inc)
-  if out ~= nil then
-    sibs = out
-    changed = true
-  end
-end
+local merged, changed = mergeAll(sibs, cjson.decode(ARGV[1]))
 if not changed then return 0 end
-redis.call('SET', KEYS[1], cjson.encode(sibs))
+redis.call('SET', KEYS[1], cjson.encode(merged))
 return 1
 `;
 
@@ -93,16 +97,9 @@ if not cur then
 end
 local sibs = {}
 if cur then sibs = cjson.decode(cur) end
-local changed = false
-for _, inc in ipairs(cjson.decode(ARGV[1])) do
-  local out = merge(sibs, inc)
-  if out ~= nil then
-    sibs = out
-    changed = true
-  end
-end
+local merged, changed = mergeAll(sibs, cjson.decode(ARGV[1]))
 if not changed then return 0 end
-local text = cjson.encode(sibs)
+local text = cjson.encode(merged)
 redis.call('SET', KEYS[1], text)
 if cur then
   redis.call('INCRBY', KEYS[4], #text - #cur)

@@ -33,3 +33,12 @@ const decoder = new TextDecoder();
 export function decodeJson<T = unknown>(data: Uint8Array): T {
   return JSON.parse(decoder.decode(data)) as T;
 }
+
+/** The parsed body, or undefined when it is not JSON: for handlers that answer bad input with an error reply. */
+export function tryDecodeJson(data: Uint8Array): unknown {
+  try {
+    return decodeJson(data);
+  } catch {
+    return undefined;
+  }
+}
