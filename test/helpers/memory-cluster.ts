@@ -25,7 +25,18 @@ export class MemoryCluster {
     this.client = this.network.transport();
   }
 
+  /** Start every node; if one fails, stop the others before throwing, so no timer outlives the test. */
   async start(): Promise<this> {
+    try {
+      await this.startAll();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    return this;
+  }
+
+  private async startAll(): Promise<void> {
     for (const id of this.ids) {
       const storage = new MemoryStorage();
       this.storages.set(id, storage);
@@ -37,7 +48,6 @@ export class MemoryCluster {
       this.nodes.set(id, node);
       await node.start();
     }
-    return this;
   }
 
   async request<T = Record<string, unknown>>(subject: string, body: unknown, timeoutMs = 2000): Promise<T> {

@@ -28,11 +28,17 @@ export class RealCluster {
     private readonly overrides: Partial<NodeConfig> = {},
   ) {}
 
+  /** Start everything; if any part fails, stop what did start before throwing. */
   async start(): Promise<this> {
-    this.nats = await startNatsServer(join(this.dir, 'nats'));
-    await Promise.all(this.ids.map(async (id) => this.redis.set(id, await startRedisServer(join(this.dir, id)))));
-    for (const id of this.ids) await this.startNode(id);
-    this.client = await NatsTransport.connect(this.nats.url, 'test-client');
+    try {
+      this.nats = await startNatsServer(join(this.dir, 'nats'));
+      await Promise.all(this.ids.map(async (id) => this.redis.set(id, await startRedisServer(join(this.dir, id)))));
+      for (const id of this.ids) await this.startNode(id);
+      this.client = await NatsTransport.connect(this.nats.url, 'test-client');
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
     return this;
   }
 
@@ -47,28 +53,23 @@ export class RealCluster {
     });
   }
 
-  async startNode(id: string): Promise<DynamoNode> {
-    const config = this.config(id);
-    const node = createNode(config, {
-      transport: await NatsTransport.connect(config.natsUrl, `node-${id}`),
-      storage: new RedisStorage(config.redisUrl),
-      logger: silentLogger,
-    });
-    await node.start();
-    this.nodes.set(id, node);
-    return node;
+  startNode(id: string): Promise<DynamoNode> {
+    return this.launch(this.config(id));
   }
 
   /** Start a redis-server and a node that joins the running cluster through the first node. */
   async addNode(id: string, overrides: Partial<NodeConfig> = {}): Promise<DynamoNode> {
     if (!this.redis.has(id)) this.redis.set(id, await startRedisServer(join(this.dir, id)));
-    const config = nodeConfig({ ...this.config(id), seeds: [this.ids[0]!], ...overrides });
+    return this.launch(nodeConfig({ ...this.config(id), seeds: [this.ids[0]!], ...overrides }));
+  }
+
+  private async launch(config: NodeConfig): Promise<DynamoNode> {
     const node = createNode(config, {
-      transport: await NatsTransport.connect(config.natsUrl, `node-${id}`),
+      transport: await NatsTransport.connect(config.natsUrl, `node-${config.nodeId}`),
       storage: new RedisStorage(config.redisUrl),
       logger: silentLogger,
     });
-    this.nodes.set(id, node);
+    this.nodes.set(config.nodeId, node);
     await node.start();
     return node;
   }
