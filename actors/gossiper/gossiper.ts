@@ -8,7 +8,7 @@ import { liveness } from '../../src/membership/failure-detector.js';
 import { isMember, MAX_MEMBERS, statusOf, type Member } from '../../src/membership/member.js';
 import type { Membership, MemberView } from '../../src/membership/membership.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
-import type { Ring } from '../../src/ring/index.js';
+import { MAX_TOTAL_WEIGHT, totalWeight, type Ring } from '../../src/ring/index.js';
 import { decodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { gossiperMachine, ringsFor, tableMessage, type ExchangeOutput, type GossipMetrics, type TableMessage } from './gossiper-machine.js';
 
@@ -29,6 +29,9 @@ function parseGossip(data: Uint8Array): GossipMessage | null {
   const b = body as Record<string, unknown>;
   if (typeof b['cluster'] !== 'string' || typeof b['from'] !== 'string' || !Array.isArray(b['members'])) return null;
   if (b['members'].length > MAX_MEMBERS || !b['members'].every(isMember)) return null;
+  // A table whose rings would be too big to build is refused before it can poison ours.
+  const members = b['members'] as Member[];
+  if (totalWeight(members.map((m) => ({ id: m.id, weight: Math.max(m.weight, m.ringWeight) }))) > MAX_TOTAL_WEIGHT) return null;
   const ages = b['ages'];
   if (ages !== undefined && (typeof ages !== 'object' || ages === null || !Object.values(ages).every((a) => typeof a === 'number' && a >= 0))) return null;
   return body as GossipMessage;

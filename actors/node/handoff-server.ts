@@ -5,7 +5,7 @@ import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { errorReply } from '../../src/errors.js';
 import { sendsTo } from '../../src/membership/handoff.js';
 import { subjects } from '../../src/protocol/subjects.js';
-import { keyPosition, MAX_WEIGHT, Ring, type RingMember } from '../../src/ring/index.js';
+import { keyPosition, MAX_TOTAL_WEIGHT, MAX_WEIGHT, Ring, totalWeight, type RingMember } from '../../src/ring/index.js';
 import { SCAN_START, type Storage, type StoredKey } from '../../src/storage/storage.js';
 import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 
@@ -38,7 +38,10 @@ export interface PullReply {
 }
 
 const isMembers = (x: unknown): x is RingMember[] =>
-  Array.isArray(x) && x.length <= 1024 && x.every((m) => typeof m?.id === 'string' && NODE_ID.test(m.id) && typeof m.weight === 'number' && m.weight > 0 && m.weight <= MAX_WEIGHT);
+  Array.isArray(x) &&
+  x.length <= 1024 &&
+  x.every((m) => typeof m?.id === 'string' && NODE_ID.test(m.id) && typeof m.weight === 'number' && m.weight > 0 && m.weight <= MAX_WEIGHT) &&
+  totalWeight(x as RingMember[]) <= MAX_TOTAL_WEIGHT;
 
 function parsePull(data: Uint8Array): PullRequest | null {
   let b: Record<string, unknown>;

@@ -4,6 +4,12 @@ import { RING_SIZE, ringPosition } from './hash.js';
 export const TOKENS_PER_WEIGHT = 256;
 /** A weight beyond this would put millions of tokens on the ring: refuse it. */
 export const MAX_WEIGHT = 64;
+/** Sum of the members' weights a ring may hold (256 tokens each): bounds a ring at 262,144 tokens. */
+export const MAX_TOTAL_WEIGHT = 1024;
+
+export function totalWeight(members: readonly RingMember[]): number {
+  return members.reduce((a, m) => a + m.weight, 0);
+}
 
 export interface RingMember {
   readonly id: string;

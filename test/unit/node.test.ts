@@ -107,8 +107,11 @@ describe('gossip input (in memory)', () => {
       members: [{ id: 'x1', generation: 1, heartbeat: 1, weight: 1, ringWeight: 1 }],
     });
     expect(foreign.ok).to.equal(false);
+    // A table whose ring would be too big to build (100 members of weight 64) is refused whole.
+    const huge = Array.from({ length: 100 }, (_, i) => ({ id: `big${i}`, generation: 1, heartbeat: 1, weight: 64, ringWeight: 64 }));
+    expect((await cluster.request<{ ok: boolean }>('dynamo.node.g1.gossip', { cluster: 'dynamo', from: 'big0', members: huge })).ok).to.equal(false);
     const g1 = cluster.nodes.get('g1')!;
-    expect(g1.gossiper.metrics).to.include({ droppedMalformed: 2, droppedForeignCluster: 1 });
+    expect(g1.gossiper.metrics).to.include({ droppedMalformed: 3, droppedForeignCluster: 1 });
     expect(g1.gossiper.table().map((m) => m.id).sort()).to.deep.equal(['g1', 'g2']);
     expect(g1.state).to.equal('serving');
     expect(await cluster.request('dynamo.kv.put', { key: 'still', value: 1 })).to.have.property('ok', true);
