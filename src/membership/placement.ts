@@ -1,16 +1,13 @@
 import type { Ring } from '../ring/index.js';
 
+const NO_HINTS: ReadonlyMap<string, string> = new Map();
+
 /**
  * A key's replicas: the first `n` nodes clockwise from it that are not down. A down
  * node's place goes to the next node on the ring (its fallback), as in Dynamo.
  */
 export function preferenceList(ring: Ring, position: number, n: number, isDown: (id: string) => boolean): string[] {
-  const out: string[] = [];
-  for (const node of ring.walk(position)) {
-    if (out.length === n) break;
-    if (!isDown(node)) out.push(node);
-  }
-  return out;
+  return sloppyPreferenceList(ring, position, n, isDown).replicas;
 }
 
 /**
@@ -18,15 +15,21 @@ export function preferenceList(ring: Ring, position: number, n: number, isDown: 
  * fallback standing in for a down node of the natural top `n`, the node it stands in
  * for. The fallback keeps that write as a hint and hands it over when the node is back.
  */
-export function sloppyPreferenceList(ring: Ring, position: number, n: number, isDown: (id: string) => boolean): { replicas: string[]; hintFor: Map<string, string> } {
-  const walk = ring.walk(position);
-  const natural = walk.slice(0, n);
+export function sloppyPreferenceList(ring: Ring, position: number, n: number, isDown: (id: string) => boolean): { replicas: string[]; hintFor: ReadonlyMap<string, string> } {
+  const natural: string[] = [];
+  const missing: string[] = [];
   const replicas: string[] = [];
-  for (const node of walk) {
+  // One lazy walk: it stops as soon as n live nodes are found (past the natural n when some are down).
+  for (const node of ring.nodesFrom(position)) {
     if (replicas.length === n) break;
-    if (!isDown(node)) replicas.push(node);
+    const down = isDown(node);
+    if (natural.length < n) {
+      natural.push(node);
+      if (down) missing.push(node);
+    }
+    if (!down) replicas.push(node);
   }
-  const missing = natural.filter(isDown);
+  if (missing.length === 0) return { replicas, hintFor: NO_HINTS };
   const fallbacks = replicas.filter((r) => !natural.includes(r));
   return { replicas, hintFor: new Map(fallbacks.map((f, i) => [f, missing[i]!])) };
 }

@@ -87,14 +87,25 @@ export class Ring {
    */
   walk(position: number, limit = this.members.length): string[] {
     const out: string[] = [];
-    if (this.tokens.length === 0) return out;
-    const want = Math.min(limit, this.members.length);
-    const start = this.successorIndex(position);
-    for (let i = 0; i < this.tokens.length && out.length < want; i++) {
-      const node = this.tokens[(start + i) % this.tokens.length]!.node;
-      if (!out.includes(node)) out.push(node);
+    for (const node of this.nodesFrom(position)) {
+      if (out.length >= limit) break;
+      out.push(node);
     }
     return out;
+  }
+
+  /** Distinct physical nodes clockwise from `position`, lazily: callers stop when they have enough. */
+  *nodesFrom(position: number): Generator<string, void, undefined> {
+    if (this.tokens.length === 0) return;
+    const seen = new Set<string>();
+    const start = this.successorIndex(position);
+    for (let i = 0; i < this.tokens.length && seen.size < this.members.length; i++) {
+      const node = this.tokens[(start + i) % this.tokens.length]!.node;
+      if (!seen.has(node)) {
+        seen.add(node);
+        yield node;
+      }
+    }
   }
 
   /** The node that owns `position` as the first replica. */
