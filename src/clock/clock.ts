@@ -10,21 +10,3 @@ export const systemClock: Clock = {
   now: () => Date.now(),
   monotonic: () => performance.now(),
 };
-
-/** A clock that moves only when told to. */
-export class ManualClock implements Clock {
-  constructor(
-    private wallMs = 1_700_000_000_000,
-    private monoMs = 0,
-  ) {}
-  now(): number {
-    return this.wallMs;
-  }
-  monotonic(): number {
-    return this.monoMs;
-  }
-  advance(ms: number): void {
-    this.wallMs += ms;
-    this.monoMs += ms;
-  }
-}
