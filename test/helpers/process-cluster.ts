@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { exited, startNatsServer, startRedisServer, stopProcess, type ServerProcess } from '../../src/cli/servers.js';
+import { NatsTransport } from '../../src/transport/nats-transport.js';
+import { decodeJson } from '../../src/transport/transport.js';
+import { waitFor } from './wait.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/**
+ * A cluster of real processes, as users run it: one nats-server, and per node a
+ * redis-server and a `dynamo node` process, all on free loopback ports. For fault
+ * tests that kill, pause and partition them.
+ */
+export class ProcessCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'dynamo-fault-'));
+  nats!: ServerProcess;
+  readonly redis = new Map<string, ServerProcess>();
+  readonly nodes = new Map<string, ChildProcess>();
+  client!: NatsTransport;
+
+  constructor(
+    readonly ids: string[],
+    private readonly nodeArgs: string[] = ['--gossip-interval', '100', '--suspect-after', '300', '--down-after', '600', '--allow-faults'],
+  ) {}
+
+  async start(): Promise<this> {
+    try {
+      this.nats = await startNatsServer(join(this.dir, 'nats'));
+      for (const id of this.ids) this.redis.set(id, await startRedisServer(join(this.dir, id)));
+      this.client = await NatsTransport.connect(this.nats.url, 'fault-test');
+      for (const id of this.ids) await this.startNode(id);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    return this;
+  }
+
+  async startNode(id: string): Promise<void> {
+    const seeds = id === this.ids[0] ? [] : ['--seeds', this.ids[0]!];
+    const child = spawn(process.execPath, [CLI, 'node', '--id', id, '--nats', this.nats.url, '--redis', this.redis.get(id)!.url, ...seeds, ...this.nodeArgs], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      env: { ...process.env, DYNAMO_SUPERVISED: '1' },
+    });
+    this.nodes.set(id, child);
+    await waitFor(() => this.ping(id).then((p) => p?.state === 'serving'), 20_000, `${id} serving`);
+  }
+
+  async ping(id: string): Promise<{ state: string; hints: { pending: number } } | null> {
+    try {
+      return decodeJson(await this.client.request(`dynamo.node.${id}.admin.ping`, '', 500));
+    } catch {
+      return null;
+    }
+  }
+
+  async killNode(id: string): Promise<void> {
+    const child = this.nodes.get(id)!;
+    child.kill('SIGKILL');
+    await exited(child);
+  }
+
+  async killRedis(id: string): Promise<void> {
+    const r = this.redis.get(id)!;
+    r.child.kill('SIGKILL');
+    await exited(r.child);
+  }
+
+  async restartRedis(id: string): Promise<void> {
+    const old = this.redis.get(id)!;
+    this.redis.set(id, await startRedisServer(join(this.dir, id), old.port));
+  }
+
+  async request<T>(subject: string, body: unknown, timeoutMs = 2000): Promise<T> {
+    return decodeJson<T>(await this.client.request(subject, JSON.stringify(body), timeoutMs));
+  }
+
+  async stop(): Promise<void> {
+    await this.client?.close().catch(() => {});
+    for (const child of this.nodes.values()) {
+      if (child.signalCode === 'SIGSTOP') child.kill('SIGCONT');
+      await stopProcess(child, 5000);
+    }
+    for (const r of this.redis.values()) await r.stop();
+    await this.nats?.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
