@@ -118,6 +118,7 @@ export class CoordinatorRunner {
       reply(text);
     };
     const actor = createActor(this.machine, {
+      clock: this.clock,
       input: { request, replicas, extras, hints, self: this.config.nodeId, nowMs: this.clock.now(), monotonic: () => this.clock.monotonic(), reply: once },
     });
     actor.subscribe({

@@ -91,6 +91,7 @@ export class Gossiper implements Membership {
       },
     });
     this.actor = createActor(machine, {
+      clock: this.clock,
       id: `gossiper-${this.self}`,
       input: {
         self: entry,

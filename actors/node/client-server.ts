@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Random } from '../../src/di/tokens.js';
 import { errorReply, TransportError } from '../../src/errors.js';
@@ -30,6 +31,7 @@ export class ClientServer {
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Membership) private readonly membership: Membership,
     @inject(TOKENS.Random) private readonly random: Random,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
     private readonly runner: CoordinatorRunner,
   ) {
     this.subjects = subjects(config.prefix);
@@ -124,10 +126,10 @@ export class ClientServer {
    */
   private async forward(op: Op, m: Incoming, replicas: readonly string[], timeoutMs: number, inOrder: boolean): Promise<void> {
     const start = inOrder ? 0 : Math.floor(this.random() * replicas.length);
-    const deadline = performance.now() + timeoutMs;
+    const deadline = this.clock.monotonic() + timeoutMs;
     for (let i = 0; i < replicas.length; i++) {
       const target = replicas[(start + i) % replicas.length]!;
-      const remaining = deadline - performance.now();
+      const remaining = deadline - this.clock.monotonic();
       if (remaining <= 0) break;
       try {
         // A little longer than the request's own timeout, so the coordinator's TIMEOUT reply wins the race.

@@ -1,6 +1,6 @@
 import { inject, injectable } from 'tsyringe';
 import { createActor, fromCallback, fromPromise, waitFor, type ActorRefFrom } from 'xstate';
-import type { Clock } from '../../src/clock/clock.js';
+import { sleep, type Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { subjects } from '../../src/protocol/subjects.js';
@@ -71,7 +71,7 @@ export class DynamoNode {
         shutdown: fromPromise(() => this.shutdown()),
       },
     });
-    this.actor = createActor(machine, { id: `node-${config.nodeId}` });
+    this.actor = createActor(machine, { id: `node-${config.nodeId}`, clock });
     this.done = new Promise((resolve) => this.actor.subscribe({ complete: () => resolve(), error: () => resolve() }));
   }
 
@@ -107,8 +107,8 @@ export class DynamoNode {
 
   private async shutdown(): Promise<void> {
     // Client subjects are gone (leaving `online` unsubscribed them); let running requests finish.
-    const deadline = performance.now() + STOP_TIMEOUT_MS;
-    while (this.client.inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const deadline = this.clock.monotonic() + STOP_TIMEOUT_MS;
+    while (this.client.inFlight > 0 && this.clock.monotonic() < deadline) await sleep(this.clock, 20);
     this.gossiper.stop();
     await this.storage.close();
     await this.transport.close();

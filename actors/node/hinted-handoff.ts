@@ -1,5 +1,6 @@
 import { inject, injectable } from 'tsyringe';
 import { createActor, fromPromise, setup, type ActorRefFrom } from 'xstate';
+import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
@@ -47,13 +48,14 @@ export class HintedHandoff {
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
     private readonly gossiper: Gossiper,
   ) {
     this.subjects = subjects(config.prefix);
   }
 
   start(): void {
-    this.actor = createActor(hintedHandoffMachine.provide({ actors: { deliver: fromPromise(() => this.deliverAll()) } }), { id: `hints-${this.config.nodeId}` });
+    this.actor = createActor(hintedHandoffMachine.provide({ actors: { deliver: fromPromise(() => this.deliverAll()) } }), { id: `hints-${this.config.nodeId}`, clock: this.clock });
     this.actor.start();
   }
 

@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import { sleep, type Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { gainingReplicas } from '../../src/membership/handoff.js';
@@ -27,7 +28,6 @@ const PULL_TIMEOUT_MS = 10_000;
 const META_PULL = 'pull';
 const META_RING_WEIGHT = 'ringWeight';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface SavedPull {
   readonly plan: string;
@@ -50,6 +50,7 @@ export class Transfers {
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
     private readonly gossiper: Gossiper,
   ) {
     this.subjects = subjects(config.prefix);
@@ -95,7 +96,7 @@ export class Transfers {
       } catch (e) {
         if (attempt >= TRANSFER_RETRIES) throw new Error(`${what} failed after ${attempt} tries: ${(e as Error).message}`, { cause: e });
         this.logger.warn(`${what}: ${(e as Error).message}; retrying`);
-        await sleep(Math.min(5000, 100 * 2 ** attempt));
+        await sleep(this.clock, Math.min(5000, 100 * 2 ** attempt));
       }
     }
   }

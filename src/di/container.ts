@@ -32,7 +32,7 @@ export interface NodeParts {
 export function createNodeContainer(config: NodeConfig, parts: NodeParts): DependencyContainer {
   const c = rootContainer.createChildContainer();
   c.register(TOKENS.Config, { useValue: config });
-  const faulty = config.allowFaults ? new FaultyTransport(parts.transport, config.nodeId, config.prefix, parts.random) : null;
+  const faulty = config.allowFaults ? new FaultyTransport(parts.transport, config.nodeId, config.prefix, parts.random, parts.clock) : null;
   c.register(TOKENS.Transport, { useValue: faulty ?? parts.transport });
   // Wrapped: tsyringe will not inject a bare null.
   c.register(TOKENS.Faults, { useValue: { injector: faulty } });

@@ -1,3 +1,4 @@
+import { sleep, systemClock, type Clock } from '../clock/clock.js';
 import { TransportError } from '../errors.js';
 import type { Incoming, SubscribeOptions, Subscription, Transport } from '../transport/transport.js';
 import { NO_FAULTS, partitioned, type FaultRules } from './rules.js';
@@ -16,6 +17,7 @@ export class FaultyTransport implements Transport {
     private readonly self: string,
     prefix: string,
     private readonly random: () => number = Math.random,
+    private readonly clock: Clock = systemClock,
   ) {
     this.nodePrefix = `${prefix}.node.`;
   }
@@ -35,15 +37,15 @@ export class FaultyTransport implements Transport {
     if (to === null || to === this.self) return this.inner.request(subject, data, timeoutMs);
     const { delayMs, drop } = this.rules;
     if (partitioned(this.rules, this.self, to) || (drop > 0 && this.random() < drop)) {
-      await new Promise((r) => setTimeout(r, timeoutMs));
+      await sleep(this.clock, timeoutMs);
       throw new TransportError(`request on ${subject} timed out (fault injected)`, 'timeout');
     }
     if (delayMs > 0) {
       if (delayMs >= timeoutMs) {
-        await new Promise((r) => setTimeout(r, timeoutMs));
+        await sleep(this.clock, timeoutMs);
         throw new TransportError(`request on ${subject} timed out (fault injected delay)`, 'timeout');
       }
-      await new Promise((r) => setTimeout(r, delayMs));
+      await sleep(this.clock, delayMs);
       return this.inner.request(subject, data, timeoutMs - delayMs);
     }
     return this.inner.request(subject, data, timeoutMs);

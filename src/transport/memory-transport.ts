@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock/clock.js';
 import { TransportError } from '../errors.js';
 import type { Incoming, SubscribeOptions, Subscription, Transport } from './transport.js';
 
@@ -27,6 +28,9 @@ const bytes = (d: Uint8Array | string): Uint8Array => (typeof d === 'string' ? e
 export class MemoryNetwork {
   private readonly subs = new Set<Sub>();
   private rotation = 0;
+
+  /** `clock` runs request timeouts (a simulated one makes a whole cluster deterministic). */
+  constructor(readonly clock: Clock = systemClock) {}
 
   transport(maxPayload = 1024 * 1024): Transport {
     return new MemoryTransport(this, maxPayload);
@@ -67,19 +71,20 @@ class MemoryTransport implements Transport {
     if (this.closed) return Promise.reject(new TransportError('transport closed', 'closed'));
     return new Promise((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => {
+      const clock = this.network.clock;
+      const timer = clock.setTimeout(() => {
         settled = true;
         reject(new TransportError(`request on ${subject} timed out`, 'timeout'));
       }, timeoutMs);
       const count = this.network.deliver(subject, bytes(data), (reply) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         resolve(bytes(reply));
       });
       if (count === 0) {
         settled = true;
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         reject(new TransportError(`no responders on ${subject}`, 'no-responders'));
       }
     });
