@@ -58,6 +58,7 @@ export class AdminServer {
     hints: { stored: 0, refused: 0, delivered: 0 },
   });
   onLeave: () => void = () => {};
+  leaveRefusal: () => string | null = () => null;
 
   constructor(
     @inject(TOKENS.Config) private readonly config: NodeConfig,
@@ -91,6 +92,8 @@ export class AdminServer {
   private async leave() {
     const { state } = this.probe();
     if (state !== 'serving') return { ok: false, error: { code: 'UNAVAILABLE', message: `node ${this.config.nodeId} is ${state}; only a serving node can leave` } };
+    const refusal = this.leaveRefusal();
+    if (refusal) return { ok: false, error: { code: 'UNAVAILABLE', message: refusal } };
     this.onLeave();
     return { ok: true, node: this.config.nodeId, keys: await this.storage.keyCount() };
   }

@@ -55,6 +55,7 @@ export class DynamoNode {
       hints: { stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered },
     });
     admin.onLeave = () => this.actor.send({ type: 'LEAVE' });
+    admin.leaveRefusal = () => transfers.leaveRefusal();
     const machine = nodeMachine.provide({
       actors: {
         boot: fromPromise(() => this.boot()),
@@ -128,8 +129,12 @@ export class DynamoNode {
 
   /** Hand this node's ranges to their new owners, then stop. */
   async leave(): Promise<void> {
+    const refusal = this.transfers.leaveRefusal();
+    if (refusal) throw new Error(refusal);
     this.actor.send({ type: 'LEAVE' });
-    await this.done;
+    // Either the node hands over and stops, or the leave fails and it serves on.
+    const snap = await waitFor(this.actor, (s) => s.status === 'done' || stateName(s.value) === 'serving', { timeout: Infinity });
+    if (snap.status !== 'done') throw new Error(`node ${this.id} could not leave: ${snap.context.error ?? 'unknown error'}`);
   }
 
   /** Stop serving, let in-flight requests finish, then close storage and transport. */

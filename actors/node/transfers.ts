@@ -67,8 +67,18 @@ export class Transfers {
     return { current: new Ring(currentRingMembers(table)), future: new Ring(futureRingMembers(table)), table };
   }
 
+  /** Why this node may not leave now (its keys would have nowhere to go), or null. */
+  leaveRefusal(): string | null {
+    const others = this.gossiper.ring().members.filter((m) => m.id !== this.config.nodeId && !this.gossiper.isDown(m.id));
+    return others.length === 0 ? `node ${this.config.nodeId} is the last live node of the ring; leaving would take its keys with it` : null;
+  }
+
   /** Bring this node's ring weight to `weight` (0 to leave), moving the keys that change hands. */
   async rebalance(weight: number): Promise<void> {
+    if (weight === 0) {
+      const refusal = this.leaveRefusal();
+      if (refusal) throw new Error(refusal);
+    }
     const me = this.gossiper.entry(this.config.nodeId)!;
     if (me.weight !== weight) this.gossiper.setWeights(weight, me.ringWeight);
     if (me.ringWeight === weight) return;

@@ -93,8 +93,15 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       process.stdin.resume();
     }
   });
-  if (leaveOnExit && node.state === 'serving') await node.leave();
-  else await node.stop();
+  if (leaveOnExit && node.state === 'serving') {
+    try {
+      await node.leave();
+    } catch (e) {
+      // Refused (last node) or failed: stop rather than hang; the data stays in this node's Redis.
+      process.stderr.write(`${(e as Error).message}; stopping without leaving\n`);
+      await node.stop();
+    }
+  } else await node.stop();
   process.stdin.pause();
   return 0;
 }

@@ -135,3 +135,21 @@ describe('gossip input (in memory)', () => {
     expect(await starting).to.be.instanceOf(Error);
   });
 });
+
+describe('leaving (in memory)', () => {
+  it('refuses to let the last node of the ring leave, and it keeps serving', async () => {
+    const solo = await new MemoryCluster(['s1']).start();
+    try {
+      await solo.request('dynamo.kv.put', { key: 'only-copy', value: 1, w: 1 });
+      const r = await solo.request<{ ok: boolean; error: { message: string } }>('dynamo.node.s1.admin.leave', '');
+      expect(r.ok).to.equal(false);
+      expect(r.error.message).to.match(/last live node/);
+      const e = await solo.nodes.get('s1')!.leave().catch((x: Error) => x);
+      expect(e).to.be.instanceOf(Error);
+      expect(solo.nodes.get('s1')!.state).to.equal('serving');
+      expect(await solo.request('dynamo.kv.get', { key: 'only-copy', r: 1 })).to.deep.include({ values: [1] });
+    } finally {
+      await solo.stop();
+    }
+  });
+});
