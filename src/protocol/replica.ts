@@ -1,5 +1,5 @@
 import { NODE_ID } from '../config.js';
-import type { Version } from '../versioning/index.js';
+import { ACTOR_ID, type Version } from '../versioning/index.js';
 import { BUCKET_NAME } from './requests.js';
 
 /**
@@ -45,7 +45,7 @@ const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as nu
 function isClock(x: unknown): boolean {
   if (!isObj(x)) return false;
   for (const [node, e] of Object.entries(x)) {
-    if (!NODE_ID.test(node) || !Array.isArray(e) || e.length !== 2 || !isCount(e[0]) || !isCount(e[1])) return false;
+    if (!ACTOR_ID.test(node) || !Array.isArray(e) || e.length !== 2 || !isCount(e[0]) || !isCount(e[1])) return false;
   }
   return true;
 }
@@ -53,7 +53,7 @@ function isClock(x: unknown): boolean {
 export function isVersion(x: unknown): x is Version {
   if (!isObj(x)) return false;
   const d = x['d'];
-  if (!Array.isArray(d) || d.length !== 2 || typeof d[0] !== 'string' || !NODE_ID.test(d[0]) || !isCount(d[1]) || d[1] < 1) return false;
+  if (!Array.isArray(d) || d.length !== 2 || typeof d[0] !== 'string' || !ACTOR_ID.test(d[0]) || !isCount(d[1]) || d[1] < 1) return false;
   if (!isClock(x['c']) || !isCount(x['t'])) return false;
   if (x['v'] !== undefined && typeof x['v'] !== 'string') return false;
   return Object.keys(x).every((k) => k === 'd' || k === 'c' || k === 't' || k === 'v');

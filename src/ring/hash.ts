@@ -4,6 +4,24 @@ import { createHash } from 'node:crypto';
 export const RING_BITS = 48;
 export const RING_SIZE = 2 ** RING_BITS;
 
+/**
+ * The hash space is cut into 2^16 equal segments. Tokens sit at the last position of
+ * a segment, so a segment never straddles two arcs: every key in it has the same
+ * replicas. Anti-entropy trees use segments as their leaves.
+ */
+export const SEGMENT_BITS = 16;
+export const SEGMENTS = 2 ** SEGMENT_BITS;
+const SEGMENT_SIZE = RING_SIZE / SEGMENTS;
+
+export function segmentOf(position: number): number {
+  return Math.floor(position / SEGMENT_SIZE);
+}
+
+/** The last ring position of a segment: where a token in it is placed. */
+export function segmentEnd(segment: number): number {
+  return segment * SEGMENT_SIZE + SEGMENT_SIZE - 1;
+}
+
 export function ringPosition(text: string): number {
   const digest = createHash('md5').update(text).digest();
   return digest.readUIntBE(0, 6);

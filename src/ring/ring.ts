@@ -1,4 +1,4 @@
-import { RING_SIZE, ringPosition } from './hash.js';
+import { RING_SIZE, ringPosition, segmentEnd, segmentOf } from './hash.js';
 
 /** Tokens a node receives per unit of weight. 256 keeps the most loaded of 10 equal nodes within ~1.2x of the mean. */
 export const TOKENS_PER_WEIGHT = 256;
@@ -25,7 +25,8 @@ function tokenPositions(id: string, count: number): Float64Array {
   let positions = tokenCache.get(key);
   if (positions === undefined) {
     // Hashing `id#i` scatters a node's tokens around the ring instead of placing them in sequence.
-    positions = Float64Array.from({ length: count }, (_, i) => ringPosition(`${id}#${i}`));
+    // Each token is moved to the end of its segment (see SEGMENTS).
+    positions = Float64Array.from({ length: count }, (_, i) => segmentEnd(segmentOf(ringPosition(`${id}#${i}`))));
     if (tokenCache.size >= TOKEN_CACHE_LIMIT) tokenCache.clear();
     tokenCache.set(key, positions);
   }

@@ -1,4 +1,6 @@
 import { ConflictError } from '../errors.js';
+import { LeafIndex, treeField } from '../merkle/index.js';
+import { keyPosition, segmentOf } from '../ring/index.js';
 import { counterOf, fullClock, mergeVersion, type Version } from '../versioning/index.js';
 import { dataKey, HINT_LIMITS, parseDataKey, SCAN_START, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
@@ -7,9 +9,26 @@ import { dataKey, HINT_LIMITS, parseDataKey, SCAN_START, type CoordinatedResult,
  * merge rules as the Redis script, through the pure versioning module.
  */
 export class MemoryStorage implements Storage {
-  private readonly data = new Map<string, Version[]>();
-  private readonly dotCounters = new Map<string, number>();
+  private data = new Map<string, Version[]>();
+  private dotCounters = new Map<string, number>();
   private readonly meta = new Map<string, string>();
+  private tree = new LeafIndex();
+  /** Renewed by wipe(), as a wiped Redis renews its epoch. */
+  private epoch = 0;
+
+  private store(bucket: string, key: string, siblings: Version[]): void {
+    this.data.set(dataKey(bucket, key), siblings);
+    this.tree.update(segmentOf(keyPosition(bucket, key)), treeField(bucket, key), siblings);
+  }
+
+  /** Test helper: lose every key, as a flushed Redis does. */
+  wipe(): void {
+    this.data = new Map();
+    this.dotCounters = new Map();
+    this.tree = new LeafIndex();
+    this.hints.clear();
+    this.epoch++;
+  }
 
   async read(bucket: string, key: string): Promise<Version[]> {
     return [...(this.data.get(dataKey(bucket, key)) ?? [])];
@@ -21,15 +40,14 @@ export class MemoryStorage implements Storage {
   }
 
   async apply(bucket: string, key: string, versions: readonly Version[]): Promise<boolean> {
-    const k = dataKey(bucket, key);
-    let siblings = this.data.get(k) ?? [];
+    let siblings = this.data.get(dataKey(bucket, key)) ?? [];
     let changed = false;
     for (const v of versions) {
       const r = mergeVersion(siblings, v);
       siblings = r.siblings;
       changed ||= r.changed;
     }
-    if (changed) this.data.set(k, siblings);
+    if (changed) this.store(bucket, key, siblings);
     return changed;
   }
 
@@ -39,12 +57,13 @@ export class MemoryStorage implements Storage {
     if (w.ifNotModified && current.some((s) => counterOf(w.context, s.d[0]) < s.d[1])) {
       throw new ConflictError('a version was written since the context was read');
     }
-    let counter = Math.max((this.dotCounters.get(w.node) ?? 0) + 1, counterOf(w.context, w.node) + 1);
-    for (const s of current) counter = Math.max(counter, counterOf(fullClock(s), w.node) + 1);
-    this.dotCounters.set(w.node, counter);
-    const version: Version = w.value === undefined ? { d: [w.node, counter], c: w.context, t: w.ts } : { d: [w.node, counter], c: w.context, t: w.ts, v: w.value };
+    const actor = `${w.node}.${this.epoch.toString(36)}`;
+    let counter = Math.max((this.dotCounters.get(actor) ?? 0) + 1, counterOf(w.context, actor) + 1);
+    for (const s of current) counter = Math.max(counter, counterOf(fullClock(s), actor) + 1);
+    this.dotCounters.set(actor, counter);
+    const version: Version = w.value === undefined ? { d: [actor, counter], c: w.context, t: w.ts } : { d: [actor, counter], c: w.context, t: w.ts, v: w.value };
     const siblings = mergeVersion(current, version).siblings;
-    this.data.set(k, siblings);
+    this.store(w.bucket, w.key, siblings);
     return { version, siblingsText: JSON.stringify(siblings) };
   }
 
@@ -110,6 +129,28 @@ export class MemoryStorage implements Storage {
     let n = 0;
     for (const m of this.hints.values()) n += m.size;
     return n;
+  }
+
+  async treeLeaves(): Promise<Uint8Array> {
+    return Uint8Array.from(this.tree.leaves);
+  }
+
+  async segmentKeys(segments: readonly number[]): Promise<Map<string, string>[]> {
+    return segments.map((s) => this.tree.keys(s));
+  }
+
+  async treeBuilt(): Promise<boolean> {
+    return true;
+  }
+
+  async rebuildTree(onProgress: (keys: number) => void = () => {}): Promise<number> {
+    this.tree = new LeafIndex();
+    for (const [k, siblings] of this.data) {
+      const { bucket, key } = parseDataKey(k)!;
+      this.tree.update(segmentOf(keyPosition(bucket, key)), treeField(bucket, key), siblings);
+    }
+    onProgress(this.data.size);
+    return this.data.size;
   }
 
   async keyCount(): Promise<number> {

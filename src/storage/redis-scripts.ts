@@ -36,27 +36,92 @@ local function mergeAll(sibs, incs)
 end
 `;
 
-/** KEYS[1] data key; ARGV[1] JSON array of versions. Returns 1 when anything was stored, 0 when all were known or obsolete. */
-export const APPLY_LUA = `${HELPERS}
+/**
+ * The anti-entropy tree, kept in the same atomic step as the data (see
+ * src/merkle/key-hash.ts for the hash). A key's hash is stored in its segment's
+ * index hash; the segment's leaf, 16 bytes at offset 16 * segment of one string,
+ * is the XOR of the hashes in the index. Byte arithmetic uses Redis's LuaBitOp.
+ */
+const TREE = `
+local function xorhex(acc, h)
+  for i = 1, 16 do acc[i] = bit.bxor(acc[i], tonumber(string.sub(h, 2 * i - 1, 2 * i), 16)) end
+end
+local function keyhash(field, sibs)
+  local acc = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+  for _, s in ipairs(sibs) do xorhex(acc, redis.sha1hex(field .. '\\n' .. s.d[1] .. ':' .. string.format('%d', s.d[2]))) end
+  return string.format(string.rep('%02x', 16), unpack(acc))
+end
+local function xorleaf(leaves, seg, a, b)
+  local off = seg * 16
+  local cur = redis.call('GETRANGE', leaves, off, off + 15)
+  local acc = {}
+  for i = 1, 16 do acc[i] = string.byte(cur, i) or 0 end
+  if a then xorhex(acc, a) end
+  if b then xorhex(acc, b) end
+  redis.call('SETRANGE', leaves, off, string.char(unpack(acc)))
+end
+-- Record what the key holds now (sibs nil or empty: nothing).
+local function track(leaves, index, seg, field, sibs)
+  local old = redis.call('HGET', index, field)
+  if not old then old = nil end
+  local new = nil
+  if sibs ~= nil and #sibs > 0 then new = keyhash(field, sibs) end
+  if old == new then return end
+  xorleaf(leaves, seg, old, new)
+  -- t:segs counts the index hashes, so the store can count its data keys exactly.
+  if new then
+    redis.call('HSET', index, field, new)
+    if not old and redis.call('HLEN', index) == 1 then redis.call('INCR', 't:segs') end
+  else
+    redis.call('HDEL', index, field)
+    if redis.call('EXISTS', index) == 0 then redis.call('DECR', 't:segs') end
+  end
+end
+`;
+
+/**
+ * KEYS: data key, tree leaves, the segment's tree index; ARGV: JSON array of
+ * versions, tree field, segment. Returns 1 when anything was stored, 0 when all
+ * were known or obsolete.
+ */
+export const APPLY_LUA = `${HELPERS}${TREE}
 local cur = redis.call('GET', KEYS[1])
 local sibs = {}
 if cur then sibs = cjson.decode(cur) end
 local merged, changed = mergeAll(sibs, cjson.decode(ARGV[1]))
 if not changed then return 0 end
 redis.call('SET', KEYS[1], cjson.encode(merged))
+track(KEYS[2], KEYS[3], tonumber(ARGV[3]), ARGV[2], merged)
 return 1
 `;
 
 /**
- * KEYS[1] data key, KEYS[2] the node's dot counter; ARGV: node, ts, context JSON,
- * value JSON text, '1' for a tombstone, '1' for a conditional write (fails with
-CONFLICT when a stored version is not covered by the context). The new dot exceeds every counter of this node
- * seen on the key or in the context and every dot the node issued before, so two
- * writes never share a dot. Returns the key's whole sibling set after the write
- * as JSON, the new version last.
+ * KEYS: data key, the node's dot counter, the store's epoch, tree leaves, the
+ * segment's tree index. ARGV: node, ts, context JSON, value JSON text, '1' for a
+ * tombstone, '1' for a conditional write (fails with CONFLICT when a stored version
+ * is not covered by the context), tree field, segment.
+ *
+ * The writer is `node.epoch`; a store without an epoch (new, or wiped) takes a fresh
+ * one from the server clock, so it never reissues a dot from before a loss. The new
+ * dot exceeds every counter of this writer seen on the key or in the context and
+ * every dot it issued before, so two writes never share a dot. Returns the key's
+ * whole sibling set after the write as JSON, the new version last.
  */
-export const COORDINATE_LUA = `${HELPERS}
-local node = ARGV[1]
+export const COORDINATE_LUA = `${HELPERS}${TREE}
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  local t = redis.call('TIME')
+  local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+  epoch = ''
+  while n > 0 do
+    local r = n % 36
+    epoch = string.sub(digits, r + 1, r + 1) .. epoch
+    n = (n - r) / 36
+  end
+  redis.call('SET', KEYS[3], epoch)
+end
+local node = ARGV[1] .. '.' .. epoch
 local ctx = cjson.decode(ARGV[3])
 local cur = redis.call('GET', KEYS[1])
 local sibs = {}
@@ -80,7 +145,39 @@ if ARGV[5] ~= '1' then v.v = ARGV[4] end
 local out = merge(sibs, v)
 local text = cjson.encode(out)
 redis.call('SET', KEYS[1], text)
+track(KEYS[4], KEYS[5], tonumber(ARGV[8]), ARGV[7], out)
 return text
+`;
+
+/**
+ * Rebuild support: record what each key holds now. KEYS: tree leaves, then pairs of
+ * (data key, its segment's tree index); ARGV: pairs of (tree field, segment).
+ * Idempotent, so it may run while writes go on.
+ */
+export const REFRESH_TREE_LUA = `${TREE}
+for i = 1, #ARGV / 2 do
+  local cur = redis.call('GET', KEYS[2 * i])
+  local sibs = nil
+  if cur then sibs = cjson.decode(cur) end
+  track(KEYS[1], KEYS[2 * i + 1], tonumber(ARGV[2 * i]), ARGV[2 * i - 1], sibs)
+end
+return 1
+`;
+
+/**
+ * Rebuild support: set each leaf to the XOR of its index. KEYS: tree leaves, then
+ * segment indexes; ARGV: segments. Returns how many of the indexes exist.
+ */
+export const RECOMPUTE_LEAVES_LUA = `${TREE}
+local present = 0
+for i = 1, #ARGV do
+  local acc = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+  local hashes = redis.call('HVALS', KEYS[i + 1])
+  if #hashes > 0 then present = present + 1 end
+  for _, h in ipairs(hashes) do xorhex(acc, h) end
+  redis.call('SETRANGE', KEYS[1], tonumber(ARGV[i]) * 16, string.char(unpack(acc)))
+end
+return present
 `;
 
 /**

@@ -1,18 +1,47 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { ConflictError, StorageError } from '../errors.js';
 import type { Version } from '../versioning/index.js';
-import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, STORE_HINT_LUA } from './redis-scripts.js';
+import { parseTreeField, treeField } from '../merkle/index.js';
+import { keyPosition, segmentOf, SEGMENTS } from '../ring/index.js';
+import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, RECOMPUTE_LEAVES_LUA, REFRESH_TREE_LUA, STORE_HINT_LUA } from './redis-scripts.js';
 import { dataKey, HINT_LIMITS, parseDataKey, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 type ScriptedRedis = Redis & {
   dynamoStoreHint(k1: string, k2: string, k3: string, k4: string, k5: string, versions: string, member: string, owner: string, maxHints: number, maxBytes: number): Promise<number>;
   dynamoDeleteHint(k1: string, k2: string, k3: string, k4: string, k5: string, raw: string, member: string, owner: string): Promise<number>;
-  dynamoApply(key: string, version: string): Promise<number>;
-  dynamoCoordinate(key: string, counterKey: string, node: string, ts: string, context: string, value: string, tombstone: string, conditional: string): Promise<string>;
+  dynamoApply(key: string, leaves: string, index: string, versions: string, field: string, segment: number): Promise<number>;
+  dynamoCoordinate(
+    key: string,
+    counterKey: string,
+    epochKey: string,
+    leaves: string,
+    index: string,
+    node: string,
+    ts: string,
+    context: string,
+    value: string,
+    tombstone: string,
+    conditional: string,
+    field: string,
+    segment: number,
+  ): Promise<string>;
+  dynamoRefreshTree(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  dynamoRecomputeLeaves(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
 
 /** Redis key holding the highest dot counter this node has issued. */
 const DOT_COUNTER_KEY = 'm:dot';
+/** The store's epoch: part of every dot it issues, renewed when the store loses its data. */
+const EPOCH_KEY = 'm:epoch';
+/** Anti-entropy tree: the leaves (one string), each segment's key index, and the shape it was built for. */
+const TREE_LEAVES = 't:leaves';
+const treeIndexKey = (segment: number) => `t:s:${segment}`;
+const TREE_BUILT = 't:built';
+/** Number of segment indexes (kept by the scripts). */
+const TREE_SEGMENTS = 't:segs';
+const TREE_VERSION = `xor16-sha1-${SEGMENTS}`;
+/** Keys per script call while rebuilding a tree. */
+const REBUILD_BATCH = 200;
 /** Redis hash of node-local bookkeeping. */
 const META_KEY = 'm:meta';
 const HINT_OWNERS = 'm:hint-owners';
@@ -35,8 +64,10 @@ export class RedisStorage implements Storage {
       lazyConnect: true,
       ...options,
     });
-    redis.defineCommand('dynamoApply', { numberOfKeys: 1, lua: APPLY_LUA });
-    redis.defineCommand('dynamoCoordinate', { numberOfKeys: 2, lua: COORDINATE_LUA });
+    redis.defineCommand('dynamoApply', { numberOfKeys: 3, lua: APPLY_LUA });
+    redis.defineCommand('dynamoCoordinate', { numberOfKeys: 5, lua: COORDINATE_LUA });
+    redis.defineCommand('dynamoRefreshTree', { lua: REFRESH_TREE_LUA });
+    redis.defineCommand('dynamoRecomputeLeaves', { lua: RECOMPUTE_LEAVES_LUA });
     redis.defineCommand('dynamoStoreHint', { numberOfKeys: 5, lua: STORE_HINT_LUA });
     redis.defineCommand('dynamoDeleteHint', { numberOfKeys: 5, lua: DELETE_HINT_LUA });
     // Connection errors surface through the commands that fail; without a listener
@@ -69,7 +100,8 @@ export class RedisStorage implements Storage {
 
   async apply(bucket: string, key: string, versions: readonly Version[]): Promise<boolean> {
     try {
-      return (await this.redis.dynamoApply(dataKey(bucket, key), JSON.stringify(versions))) === 1;
+      const segment = segmentOf(keyPosition(bucket, key));
+      return (await this.redis.dynamoApply(dataKey(bucket, key), TREE_LEAVES, treeIndexKey(segment), JSON.stringify(versions), treeField(bucket, key), segment)) === 1;
     } catch (e) {
       throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
     }
@@ -78,15 +110,21 @@ export class RedisStorage implements Storage {
   async coordinate(w: CoordinatedWrite): Promise<CoordinatedResult> {
     let text: string;
     try {
+      const segment = segmentOf(keyPosition(w.bucket, w.key));
       text = await this.redis.dynamoCoordinate(
         dataKey(w.bucket, w.key),
         DOT_COUNTER_KEY,
+        EPOCH_KEY,
+        TREE_LEAVES,
+        treeIndexKey(segment),
         w.node,
         String(w.ts),
         JSON.stringify(w.context),
         w.value ?? '',
         w.value === undefined ? '1' : '0',
         w.ifNotModified ? '1' : '0',
+        treeField(w.bucket, w.key),
+        segment,
       );
     } catch (e) {
       if ((e as Error).message.startsWith('CONFLICT')) throw new ConflictError((e as Error).message.slice('CONFLICT '.length), { cause: e });
@@ -112,6 +150,80 @@ export class RedisStorage implements Storage {
     } catch (e) {
       throw new StorageError(`read failed: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  async treeLeaves(): Promise<Uint8Array> {
+    try {
+      return (await this.redis.getBuffer(TREE_LEAVES)) ?? new Uint8Array(0);
+    } catch (e) {
+      throw new StorageError(`tree read failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async segmentKeys(segments: readonly number[]): Promise<Map<string, string>[]> {
+    if (segments.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const s of segments) pipeline.hgetall(treeIndexKey(s));
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([err, value]) => {
+      if (err) throw new StorageError(`tree read failed: ${err.message}`, { cause: err });
+      return new Map(Object.entries(value as Record<string, string>));
+    });
+  }
+
+  async treeBuilt(): Promise<boolean> {
+    // An empty store needs no rebuild: its tree is (trivially) what its writes made it.
+    if ((await this.redis.get(TREE_BUILT)) === TREE_VERSION) return true;
+    if ((await this.keyCount()) > 0) return false;
+    await this.redis.set(TREE_BUILT, TREE_VERSION);
+    return true;
+  }
+
+  async rebuildTree(onProgress: (keys: number) => void = () => {}): Promise<number> {
+    let done = 0;
+    const refresh = async (fields: readonly { bucket: string; key: string }[]) => {
+      for (let i = 0; i < fields.length; i += REBUILD_BATCH) {
+        const batch = fields.slice(i, i + REBUILD_BATCH);
+        const keys: string[] = [TREE_LEAVES];
+        const argv: (string | number)[] = [];
+        for (const f of batch) {
+          const segment = segmentOf(keyPosition(f.bucket, f.key));
+          keys.push(dataKey(f.bucket, f.key), treeIndexKey(segment));
+          argv.push(treeField(f.bucket, f.key), segment);
+        }
+        await this.redis.dynamoRefreshTree(keys.length, ...keys, ...argv);
+        done += batch.length;
+        onProgress(done);
+      }
+    };
+    // 1. every stored key into its index; 2. index entries whose key is gone out of it.
+    for (let cursor = '0'; ; ) {
+      const page = await this.scan(cursor, 1000);
+      await refresh(page.keys);
+      cursor = page.cursor;
+      if (cursor === '0') break;
+    }
+    for (let cursor = '0'; ; ) {
+      const [next, names] = await this.redis.scan(cursor, 'MATCH', 't:s:*', 'COUNT', 1000);
+      for (const name of names) {
+        const segment = Number(name.slice('t:s:'.length));
+        const fields = (await this.redis.hkeys(name)).map((f) => ({ field: f, ...parseTreeField(f) }));
+        // An entry filed under the wrong segment is dropped; step 3 fixes that leaf.
+        const misfiled = fields.filter((f) => segmentOf(keyPosition(f.bucket, f.key)) !== segment);
+        if (misfiled.length > 0) await this.redis.hdel(name, ...misfiled.map((f) => f.field));
+        await refresh(fields.filter((f) => !misfiled.includes(f)));
+      }
+      cursor = next;
+      if (cursor === '0') break;
+    }
+    // 3. every leaf from its index, whatever the leaves string held before; and the count of indexes.
+    let indexes = 0;
+    for (let s = 0; s < SEGMENTS; s += REBUILD_BATCH) {
+      const segments = Array.from({ length: Math.min(REBUILD_BATCH, SEGMENTS - s) }, (_, i) => s + i);
+      indexes += await this.redis.dynamoRecomputeLeaves(segments.length + 1, TREE_LEAVES, ...segments.map(treeIndexKey), ...segments);
+    }
+    await this.redis.mset(TREE_SEGMENTS, indexes, TREE_BUILT, TREE_VERSION);
+    return done;
   }
 
   async getMeta(name: string): Promise<string | null> {
@@ -163,11 +275,12 @@ export class RedisStorage implements Storage {
     // Everything that is not a data key: bookkeeping, hints and their per-owner indexes.
     const [size, meta, hints, owners] = await Promise.all([
       this.redis.dbsize(),
-      this.redis.exists(DOT_COUNTER_KEY, META_KEY, HINT_OWNERS, HINT_BYTES, HINT_COUNT),
+      this.redis.exists(DOT_COUNTER_KEY, EPOCH_KEY, META_KEY, HINT_OWNERS, HINT_BYTES, HINT_COUNT, TREE_LEAVES, TREE_BUILT, TREE_SEGMENTS),
       this.hintCount(),
       this.redis.scard(HINT_OWNERS),
     ]);
-    return size - meta - hints - owners;
+    const segments = Number((await this.redis.get(TREE_SEGMENTS)) ?? 0);
+    return size - meta - hints - owners - segments;
   }
 
   async ping(): Promise<void> {

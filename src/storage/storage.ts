@@ -57,6 +57,18 @@ export interface Storage {
   deleteHint(owner: string, bucket: string, key: string, raw: string): Promise<void>;
   /** Hints held, all owners together. */
   hintCount(): Promise<number>;
+  /**
+   * Anti-entropy: this replica's tree leaves, SEGMENTS × HASH_BYTES (shorter when
+   * the top segments are empty: read the missing bytes as zeros). Every write
+   * updates them in the same atomic step as the data.
+   */
+  treeLeaves(): Promise<Uint8Array>;
+  /** Anti-entropy: for each segment asked, the keys stored in it and their hashes (tree field → hex). */
+  segmentKeys(segments: readonly number[]): Promise<Map<string, string>[]>;
+  /** True once the tree covers the data (false for data written before trees existed). */
+  treeBuilt(): Promise<boolean>;
+  /** Re-derive the tree from the data; safe while writes go on. Resolves to the keys checked. */
+  rebuildTree(onProgress?: (keys: number) => void): Promise<number>;
   /** Number of keys held (tombstones included). */
   keyCount(): Promise<number>;
   ping(): Promise<void>;

@@ -1,10 +1,9 @@
-import type { VClock } from './vclock.js';
+import { ACTOR_ID, type VClock } from './vclock.js';
 
 /** A context longer than this is not one we issued. */
 export const MAX_CONTEXT_BYTES = 4096;
 /** Entries accepted in a client context (pruned to MAX_CLOCK_ENTRIES when written). */
 export const MAX_CONTEXT_ENTRIES = 64;
-const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** The opaque causal context handed to clients: base64url of the clock's JSON. */
 export function encodeContext(clock: VClock): string {
@@ -29,7 +28,7 @@ export function decodeContext(text: string): VClock {
   const entries = Object.entries(parsed as Record<string, unknown>);
   if (entries.length > MAX_CONTEXT_ENTRIES) throw new ContextError(`context has more than ${MAX_CONTEXT_ENTRIES} entries`);
   for (const [node, entry] of entries) {
-    if (!NODE_ID.test(node)) throw new ContextError('context names an invalid node');
+    if (!ACTOR_ID.test(node)) throw new ContextError('context names an invalid node');
     if (
       !Array.isArray(entry) ||
       entry.length !== 2 ||

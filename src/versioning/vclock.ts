@@ -3,6 +3,14 @@
  * time (ms) it was last advanced. The time is used only to prune the oldest entries
  * when a clock grows past MAX_CLOCK_ENTRIES, as Riak does.
  */
+/**
+ * Who advances a clock entry: a node id, then `.` and the epoch of that node's store.
+ * A store that lost its data (a wiped Redis, an AOF cut short) starts a new epoch, so
+ * it can never hand out a dot it issued before the loss (the old one may live on in
+ * other replicas, where the new write would pass for an old copy and vanish).
+ */
+export const ACTOR_ID = /^[A-Za-z0-9_-]{1,64}(\.[0-9a-z]{1,16})?$/;
+
 export type ClockEntry = readonly [counter: number, ts: number];
 export type VClock = Readonly<Record<string, ClockEntry>>;
 export type Ordering = 'before' | 'after' | 'equal' | 'concurrent';

@@ -3,7 +3,10 @@ import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { startRedisServer, type ServerProcess } from '../../src/cli/servers.js';
+import { HASH_BYTES, LeafIndex, treeField } from '../../src/merkle/index.js';
+import { keyPosition, segmentOf, SEGMENTS } from '../../src/ring/index.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 import { RedisStorage } from '../../src/storage/redis-storage.js';
 import type { Version } from '../../src/versioning/index.js';
@@ -77,12 +80,86 @@ describe('Redis storage (real redis-server)', function () {
 
   it('keeps a tombstone with its clock', async () => {
     const put = await redis.coordinate({ bucket: 'b', key: 'gone', context: {}, node: 'n1', ts: 1, value: '1' });
-    const del = await redis.coordinate({ bucket: 'b', key: 'gone', context: { n1: [put.version.d[1], 1] }, node: 'n2', ts: 2, value: undefined });
+    const del = await redis.coordinate({ bucket: 'b', key: 'gone', context: { [put.version.d[0]]: [put.version.d[1], 1] }, node: 'n2', ts: 2, value: undefined });
     const stored = await redis.read('b', 'gone');
     expect(stored).to.have.length(1);
     expect(stored[0]!.v).to.equal(undefined);
     expect(stored[0]!.d).to.deep.equal(del.version.d);
     // The old write arriving late does not resurrect the key.
     expect(await redis.apply('b', 'gone', [put.version])).to.equal(false);
+  });
+
+  /** Leaves as SEGMENTS × HASH_BYTES, the missing tail read as zeros. */
+  const fullLeaves = (b: Uint8Array) => {
+    const out = new Uint8Array(SEGMENTS * HASH_BYTES);
+    out.set(b);
+    return Buffer.from(out);
+  };
+
+  it('keeps the anti-entropy tree in step with the data, byte for byte as the pure index does', async () => {
+    const mirror = new LeafIndex();
+    const keys = Array.from({ length: 40 }, (_, i) => `tree-${i}`);
+    for (let round = 0; round < 3; round++) {
+      for (const key of keys) {
+        const { siblingsText } = await redis.coordinate({ bucket: 't', key, context: {}, node: `n${round}`, ts: round, value: String(round) });
+        mirror.update(segmentOf(keyPosition('t', key)), treeField('t', key), JSON.parse(siblingsText) as Version[]);
+      }
+    }
+    // An apply from elsewhere (a concurrent sibling) moves the leaf too.
+    const foreign: Version = { d: ['n9.x', 1], c: {}, t: 9, v: '9' };
+    await redis.apply('t', 'tree-0', [foreign]);
+    mirror.update(segmentOf(keyPosition('t', 'tree-0')), treeField('t', 'tree-0'), await redis.read('t', 'tree-0'));
+    // Compare only the segments these keys live in; other tests write elsewhere.
+    const leaves = fullLeaves(await redis.treeLeaves());
+    for (const key of keys) {
+      const s = segmentOf(keyPosition('t', key));
+      expect(leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES).toString('hex'), key).to.equal(Buffer.from(mirror.leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES)).toString('hex'));
+      const [index] = await redis.segmentKeys([s]);
+      expect(index!.get(treeField('t', key))).to.equal(mirror.keys(s).get(treeField('t', key)));
+    }
+  });
+
+  it('rebuilds the tree from the data alone, and counts keys exactly with or without it', async () => {
+    const before = fullLeaves(await redis.treeLeaves());
+    const count = await redis.keyCount();
+    const raw = new Redis(server.url);
+    try {
+      // Lose the tree (as a store written before trees existed would lack it).
+      const tree = await raw.keys('t:*');
+      await raw.del(...tree);
+      expect(await redis.treeBuilt()).to.equal(false);
+      expect(await redis.keyCount()).to.equal(count);
+      // A stale index entry for a key that no longer exists must go.
+      await raw.hset('t:s:7', 't:ghost', 'ff'.repeat(16));
+      let progress = 0;
+      const checked = await redis.rebuildTree((n) => (progress = n));
+      expect(checked).to.be.at.least(count);
+      expect(progress).to.equal(checked);
+      expect(fullLeaves(await redis.treeLeaves()).equals(before)).to.equal(true);
+      expect(await raw.hexists('t:s:7', 't:ghost')).to.equal(0);
+      expect(await redis.treeBuilt()).to.equal(true);
+      expect(await redis.keyCount()).to.equal(count);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
+  it('takes a new epoch after its data is wiped, so no dot issued before is issued again', async () => {
+    const first = await redis.coordinate({ bucket: 'e', key: 'k', context: {}, node: 'n1', ts: 1, value: '1' });
+    expect(first.version.d[0]).to.match(/^n1\.[0-9a-z]+$/);
+    const raw = new Redis(server.url);
+    try {
+      await raw.flushall();
+    } finally {
+      raw.disconnect();
+    }
+    const second = await redis.coordinate({ bucket: 'e', key: 'k', context: {}, node: 'n1', ts: 2, value: '2' });
+    expect(second.version.d[0]).to.match(/^n1\.[0-9a-z]+$/);
+    expect(second.version.d).to.not.deep.equal(first.version.d);
+    // Another replica still holding the first write keeps both: the new one is not mistaken for it.
+    const elsewhere = new MemoryStorage();
+    await elsewhere.apply('e', 'k', [first.version]);
+    expect(await elsewhere.apply('e', 'k', [second.version])).to.equal(true);
+    expect(await elsewhere.read('e', 'k')).to.have.length(2);
   });
 });
