@@ -38,6 +38,14 @@ export interface NodeConfig {
   readonly transferBatchKeys: number;
   /** answer the fault-injection subjects (tests and demos only) */
   readonly allowFaults: boolean;
+  /** anti-entropy: ms between exchanges of one range (the keys shared with one peer); 0 turns it off */
+  readonly antiEntropyIntervalMs: number;
+  /** anti-entropy: keys this node repairs per second, at most (both directions together) */
+  readonly antiEntropyKeysPerSecond: number;
+  /** anti-entropy: bytes in one message of an exchange, at most (a single larger key still goes, alone) */
+  readonly antiEntropyMaxMessageBytes: number;
+  /** anti-entropy: exchanges other nodes may run against this one at once */
+  readonly antiEntropyMaxExchanges: number;
 }
 
 export const DEFAULTS = {
@@ -59,6 +67,10 @@ export const DEFAULTS = {
   downAfterMs: 5000,
   transferBatchKeys: 256,
   allowFaults: false,
+  antiEntropyIntervalMs: 10_000,
+  antiEntropyKeysPerSecond: 2000,
+  antiEntropyMaxMessageBytes: 256 * 1024,
+  antiEntropyMaxExchanges: 2,
 } as const;
 
 export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'nodeId' | 'natsUrl' | 'redisUrl'>): NodeConfig {
@@ -76,5 +88,9 @@ export function validateConfig(c: NodeConfig): void {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
   if (c.r > c.n || c.w > c.n) throw new Error('r and w cannot exceed n');
+  if (!Number.isInteger(c.antiEntropyIntervalMs) || c.antiEntropyIntervalMs < 0) throw new Error('anti-entropy interval must be a whole number of ms (0 turns it off)');
+  if (!Number.isInteger(c.antiEntropyKeysPerSecond) || c.antiEntropyKeysPerSecond < 1) throw new Error('anti-entropy keys per second must be a positive integer');
+  if (!Number.isInteger(c.antiEntropyMaxMessageBytes) || c.antiEntropyMaxMessageBytes < 4096) throw new Error('anti-entropy message bytes must be an integer of at least 4096');
+  if (!Number.isInteger(c.antiEntropyMaxExchanges) || c.antiEntropyMaxExchanges < 1) throw new Error('anti-entropy exchanges must be a positive integer');
   validateTiming(c.gossipIntervalMs, c);
 }

@@ -7,6 +7,7 @@ import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { VERSION } from '../../src/version.js';
 import { Gossiper } from '../gossiper/gossiper.js';
+import type { AntiEntropyMetrics, RangeStatus } from '../anti-entropy/anti-entropy.js';
 import type { TransferProgress } from './transfers.js';
 
 /** How long a status request waits for each member's ping. */
@@ -23,7 +24,15 @@ export interface PingReply {
   requests: { queue: number; direct: number; forwarded: number };
   /** hints held for other nodes now, and counters since start */
   hints: { pending: number; stored: number; refused: number; delivered: number };
+  /** anti-entropy: counters since start, the machine's state, and per range (peer) the last exchange */
+  antiEntropy: AntiEntropyStatus;
   version: string;
+}
+
+export interface AntiEntropyStatus extends AntiEntropyMetrics {
+  enabled: boolean;
+  state: string;
+  ranges: RangeStatus[];
 }
 
 /** One row of `dynamo status`; the README documents each field. */
@@ -43,6 +52,8 @@ export interface MemberStatus {
   hints: number | null;
   /** a join, leave or weight change moving keys right now */
   transfer: TransferProgress | null;
+  /** its anti-entropy counters and ranges, as it reports them */
+  antiEntropy: AntiEntropyStatus | null;
 }
 
 /** Admin subjects: this node's liveness and leave, and cluster status and ring for any client. */
@@ -50,12 +61,20 @@ export interface MemberStatus {
 export class AdminServer {
   private readonly subjects: Subjects;
   /** Set by the node: its lifecycle state, requests in flight, and any transfer under way. */
-  probe: () => { state: string; inFlight: number; transfer: TransferProgress | null; requests: PingReply['requests']; hints: Omit<PingReply['hints'], 'pending'> } = () => ({
+  probe: () => {
+    state: string;
+    inFlight: number;
+    transfer: TransferProgress | null;
+    requests: PingReply['requests'];
+    hints: Omit<PingReply['hints'], 'pending'>;
+    antiEntropy: AntiEntropyStatus;
+  } = () => ({
     state: 'unknown',
     inFlight: 0,
     transfer: null,
     requests: { queue: 0, direct: 0, forwarded: 0 },
     hints: { stored: 0, refused: 0, delivered: 0 },
+    antiEntropy: { enabled: false, state: 'stopped', exchanges: 0, failures: 0, treeNodesVisited: 0, keysRepaired: 0, bytesSent: 0, ranges: [] },
   });
   onLeave: () => void = () => {};
   leaveRefusal: () => string | null = () => null;
@@ -84,9 +103,9 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer, requests, hints } = this.probe();
+    const { state, inFlight, transfer, requests, hints, antiEntropy } = this.probe();
     const [keys, pending] = await Promise.all([this.storage.keyCount(), this.storage.hintCount()]);
-    return { ok: true, node: this.config.nodeId, state, keys, inFlight, transfer, requests: { ...requests }, hints: { pending, ...hints }, version: VERSION };
+    return { ok: true, node: this.config.nodeId, state, keys, inFlight, transfer, requests: { ...requests }, hints: { pending, ...hints }, antiEntropy, version: VERSION };
   }
 
   private async leave() {
@@ -113,12 +132,13 @@ export class AdminServer {
           tokens: tokens.get(m.id) ?? 0,
           ownership: ownership.get(m.id) ?? 0,
         };
-        if (m.status === 'left' || m.liveness === 'down') return { ...base, keys: null, inFlight: null, hints: null, transfer: null };
+        const unknown = { ...base, keys: null, inFlight: null, hints: null, transfer: null, antiEntropy: null };
+        if (m.status === 'left' || m.liveness === 'down') return unknown;
         try {
           const p = m.id === this.config.nodeId ? await this.ping() : decodeJson<PingReply>(await this.transport.request(this.subjects.ping(m.id), '', PING_TIMEOUT_MS));
-          return { ...base, keys: p.keys, inFlight: p.inFlight, hints: p.hints.pending, transfer: p.transfer?.phase === 'done' ? null : p.transfer };
+          return { ...base, keys: p.keys, inFlight: p.inFlight, hints: p.hints.pending, transfer: p.transfer?.phase === 'done' ? null : p.transfer, antiEntropy: p.antiEntropy };
         } catch {
-          return { ...base, keys: null, inFlight: null, hints: null, transfer: null };
+          return unknown;
         }
       }),
     );

@@ -6,6 +6,7 @@ import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { Subscription, Transport } from '../../src/transport/transport.js';
+import { AntiEntropy } from '../anti-entropy/anti-entropy.js';
 import { Gossiper } from '../gossiper/gossiper.js';
 import { AdminServer } from './admin-server.js';
 import { ClientServer } from './client-server.js';
@@ -41,6 +42,7 @@ export class DynamoNode {
     readonly gossiper: Gossiper,
     readonly transfers: Transfers,
     readonly hints: HintedHandoff,
+    readonly antiEntropy: AntiEntropy,
     private readonly client: ClientServer,
     private readonly replica: ReplicaServer,
     private readonly handoff: HandoffServer,
@@ -53,6 +55,7 @@ export class DynamoNode {
       transfer: this.transfers.progress,
       requests: this.client.received,
       hints: { stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered },
+      antiEntropy: { enabled: this.antiEntropy.enabled, state: this.antiEntropy.state, ...this.antiEntropy.metrics, ranges: this.antiEntropy.rangeStatus() },
     });
     admin.onLeave = () => this.actor.send({ type: 'LEAVE' });
     admin.leaveRefusal = () => transfers.leaveRefusal();
@@ -60,9 +63,18 @@ export class DynamoNode {
       actors: {
         boot: fromPromise(() => this.boot()),
         serve: fromCallback(() => {
-          const subs: Subscription[] = [...this.replica.listen(), ...this.handoff.listen(), ...this.admin.listen(), ...this.faults.listen(), ...this.client.listen()];
+          const subs: Subscription[] = [
+            ...this.replica.listen(),
+            ...this.handoff.listen(),
+            ...this.antiEntropy.server.listen(),
+            ...this.admin.listen(),
+            ...this.faults.listen(),
+            ...this.client.listen(),
+          ];
           this.hints.start();
+          this.antiEntropy.start();
           return () => {
+            this.antiEntropy.stop();
             this.hints.stop();
             subs.forEach((s) => s.unsubscribe());
           };
@@ -97,6 +109,7 @@ export class DynamoNode {
 
   private async boot(): Promise<void> {
     await this.storage.connect();
+    if (!(await this.storage.treeBuilt())) await this.rebuildTree();
     const taken = await this.transport.request(subjects(this.config.prefix).ping(this.id), '', DUPLICATE_CHECK_MS).then(
       () => true,
       () => false,
@@ -104,6 +117,19 @@ export class DynamoNode {
     if (taken) throw new DuplicateNodeError(`another node with id "${this.id}" is already running on this cluster`);
     const ringWeight = await this.transfers.savedRingWeight();
     await this.gossiper.start({ id: this.id, generation: this.clock.now(), heartbeat: 0, weight: this.config.weight, ringWeight });
+  }
+
+  /** Data written before trees existed (or a lost tree): derive it before serving, showing progress. */
+  private async rebuildTree(): Promise<void> {
+    const total = await this.storage.keyCount();
+    this.logger.info(`building the anti-entropy tree over ${total} keys`);
+    let shown = 0;
+    const keys = await this.storage.rebuildTree((done) => {
+      const tenth = total > 0 ? Math.floor((done / total) * 10) : 10;
+      if (tenth > shown) this.logger.info(`anti-entropy tree: ${Math.min(done, total)}/${total} keys (${Math.min(100, tenth * 10)}%)`);
+      shown = Math.max(shown, tenth);
+    });
+    this.logger.info(`anti-entropy tree built (${keys} entries checked)`);
   }
 
   private async shutdown(): Promise<void> {

@@ -94,8 +94,38 @@ function transferText(t: MemberStatus['transfer']): string {
   return `${t.phase} ${t.total ? Math.min(100, Math.round((t.done / t.total) * 100)) : 0}%`;
 }
 
+/** A member's ranges in one word: in sync when every range's last compare found equal trees. */
+export function syncText(ae: MemberStatus['antiEntropy']): string {
+  if (ae === null) return '-';
+  if (!ae.enabled) return 'off';
+  if (ae.ranges.some((r) => r.inSync === false)) return ae.state === 'repairing' ? 'repairing' : 'out of sync';
+  if (ae.ranges.length > 0 && ae.ranges.every((r) => r.inSync === true)) return 'in sync';
+  return 'unknown';
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function ageText(ms: number | null): string {
+  if (ms === null) return 'never';
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s ago` : `${Math.round(ms / 1000)}s ago`;
+}
+
+/** One row per range (node and peer): the last anti-entropy exchange. */
+export function rangesTable(members: readonly MemberStatus[]): string {
+  const rows = [['NODE', 'PEER', 'SHARED', 'LAST EXCHANGE', 'IN SYNC', 'OUTCOME']];
+  for (const m of members) {
+    for (const r of m.antiEntropy?.ranges ?? []) {
+      rows.push([m.id, r.peer, percent(r.share), ageText(r.lastExchangeAgeMs), r.inSync === null ? '?' : r.inSync ? 'yes' : 'no', r.outcome]);
+    }
+  }
+  return rows.length > 1 ? table(rows) : '';
+}
+
 export function statusTable(members: readonly MemberStatus[]): string {
-  const rows = [['NODE', 'STATE', 'HEARTBEAT', 'WEIGHT', 'TOKENS', 'OWNS', 'KEYS', 'HINTS', 'IN-FLIGHT', 'TRANSFER']];
+  const rows = [['NODE', 'STATE', 'HEARTBEAT', 'WEIGHT', 'TOKENS', 'OWNS', 'KEYS', 'HINTS', 'IN-FLIGHT', 'TRANSFER', 'SYNC', 'REPAIRED']];
   for (const m of members) {
     rows.push([
       m.id,
@@ -108,10 +138,11 @@ export function statusTable(members: readonly MemberStatus[]): string {
       m.hints === null ? '-' : String(m.hints),
       m.inFlight === null ? '-' : String(m.inFlight),
       transferText(m.transfer),
+      syncText(m.antiEntropy),
+      m.antiEntropy === null ? '-' : String(m.antiEntropy.keysRepaired),
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return table(rows);
 }
 
 export async function statusCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
@@ -125,6 +156,8 @@ export async function statusCommand(positionals: string[], values: Record<string
     const up = members.filter((m) => m.state === 'up').length;
     const head = `dynamo ${reply.version}: ${up}/${members.length} nodes up, N=${reply.n} R=${reply.r} W=${reply.w}`;
     // Exit 1 when any member is not up, so scripts can wait on `dynamo status`.
-    return { out: `${head}\n${statusTable(reply.members)}`, code: up === members.length ? 0 : 1 };
+    const ranges = rangesTable(members);
+    const out = `${head}\n${statusTable(reply.members)}${ranges ? `\n\nanti-entropy, last exchange per range:\n${ranges}` : ''}`;
+    return { out, code: up === members.length ? 0 : 1 };
   });
 }

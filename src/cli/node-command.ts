@@ -21,6 +21,10 @@ export const NODE_OPTIONS: OptionSpecs = {
   'gossip-interval': { type: 'string', help: 'ms between gossip rounds', default: String(DEFAULTS.gossipIntervalMs) },
   'suspect-after': { type: 'string', help: 'ms of silence before a member is suspect', default: String(DEFAULTS.suspectAfterMs) },
   'down-after': { type: 'string', help: 'ms of silence before a member is down', default: String(DEFAULTS.downAfterMs) },
+  'anti-entropy-interval': { type: 'string', help: 'ms between anti-entropy exchanges of one range (0: off)', default: String(DEFAULTS.antiEntropyIntervalMs) },
+  'anti-entropy-keys-per-second': { type: 'string', help: 'keys anti-entropy repairs per second, at most', default: String(DEFAULTS.antiEntropyKeysPerSecond) },
+  'anti-entropy-max-message-bytes': { type: 'string', help: 'bytes per anti-entropy message, at most', default: String(DEFAULTS.antiEntropyMaxMessageBytes) },
+  'anti-entropy-max-exchanges': { type: 'string', help: 'exchanges other nodes may run against this one at once', default: String(DEFAULTS.antiEntropyMaxExchanges) },
   'leave-on-exit': { type: 'boolean', help: 'on SIGTERM, hand this node\'s ranges over and leave the cluster' },
   'allow-faults': { type: 'boolean', help: 'answer the fault-injection subjects (tests and demos only)' },
 };
@@ -59,6 +63,10 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       suspectAfterMs: intFlag(values, 'suspect-after', 10, 600_000)!,
       downAfterMs: intFlag(values, 'down-after', 10, 600_000)!,
       allowFaults: values['allow-faults'] === true,
+      antiEntropyIntervalMs: intFlag(values, 'anti-entropy-interval', 0, 86_400_000)!,
+      antiEntropyKeysPerSecond: intFlag(values, 'anti-entropy-keys-per-second', 1, 1_000_000)!,
+      antiEntropyMaxMessageBytes: intFlag(values, 'anti-entropy-max-message-bytes', 4096, 64 * 1024 * 1024)!,
+      antiEntropyMaxExchanges: intFlag(values, 'anti-entropy-max-exchanges', 1, 64)!,
     });
   } catch (e) {
     throw new UsageError((e as Error).message);

@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { AntiEntropy } from '../../actors/anti-entropy/anti-entropy.js';
+import { ExchangeServer } from '../../actors/anti-entropy/exchange-server.js';
 import { CoordinatorRunner } from '../../actors/coordinator/coordinator-runner.js';
 import { AdminServer } from '../../actors/node/admin-server.js';
 import { ClientServer } from '../../actors/node/client-server.js';
@@ -40,7 +42,7 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
   c.register(TOKENS.Clock, { useValue: parts.clock ?? systemClock });
   c.register(TOKENS.Random, { useValue: parts.random ?? Math.random });
   c.register(TOKENS.Logger, { useValue: parts.logger ?? stderrLogger(config.nodeId) });
-  for (const cls of [Gossiper, Transfers, HintedHandoff, FaultsServer, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
+  for (const cls of [Gossiper, ExchangeServer, AntiEntropy, Transfers, HintedHandoff, FaultsServer, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
   // The request path reads membership through its interface; the gossiper is what provides it.
   c.register(TOKENS.Membership, { useFactory: (dc) => dc.resolve(Gossiper) });
   return c;

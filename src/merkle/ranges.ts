@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Ring, segmentEnd, segmentOf, SEGMENTS } from '../ring/index.js';
 
 /**
@@ -24,9 +25,30 @@ export function sharedSegments(ring: Ring, a: string, b: string, n: number): Uin
   return mask;
 }
 
+const masks = new WeakMap<Ring, Map<string, Uint8Array>>();
+
+/** sharedSegments, remembered per ring (rings are immutable; gossip replaces them). */
+export function sharedSegmentsOf(ring: Ring, a: string, b: string, n: number): Uint8Array {
+  const key = `${a < b ? a : b}|${a < b ? b : a}|${n}`;
+  let forRing = masks.get(ring);
+  if (forRing === undefined) masks.set(ring, (forRing = new Map()));
+  let mask = forRing.get(key);
+  if (mask === undefined) forRing.set(key, (mask = sharedSegments(ring, a, b, n)));
+  return mask;
+}
+
 /** Fraction of the ring a mask covers. */
 export function maskShare(mask: Uint8Array): number {
   let n = 0;
   for (const b of mask) n += b;
   return n / mask.length;
+}
+
+/**
+ * A short name for a ring and replica count: two nodes compare trees only when they
+ * agree on both, or their ranges (and masks) would differ.
+ */
+export function ringFingerprint(ring: Ring, n: number): string {
+  const text = `${n}|${ring.members.map((m) => `${m.id}:${m.weight}`).join(',')}`;
+  return createHash('md5').update(text).digest('hex').slice(0, 16);
 }

@@ -18,6 +18,8 @@ export function subjects(prefix: string) {
     gossip: (node: string) => `${prefix}.node.${node}.gossip`,
     /** a joining node pulls the keys of its new ranges from their current owners */
     handoffPull: (node: string) => `${prefix}.node.${node}.handoff.pull`,
+    /** anti-entropy: another replica compares trees with this node and fetches keys from it */
+    antiEntropy: (node: string) => `${prefix}.node.${node}.ae`,
     /** fault injection (nodes with --allow-faults): every node, or one */
     faults: `${prefix}.admin.faults`,
     nodeFaults: (node: string) => `${prefix}.node.${node}.admin.faults`,
