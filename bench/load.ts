@@ -26,9 +26,9 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** `dynamo up` in a temporary folder; resolves with its cluster file once every node serves. */
-export async function startCluster(nodes: number, extra: string[] = []): Promise<{ file: ClusterFile; stop: () => Promise<void> }> {
+export async function startCluster(nodes: number, extra: string[] = [], env: Record<string, string> = {}): Promise<{ file: ClusterFile; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'dynamo-bench-'));
-  const up: ChildProcess = spawn(process.execPath, [CLI, 'up', '--nodes', String(nodes), '--dir', join(dir, 'state'), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const up: ChildProcess = spawn(process.execPath, [CLI, 'up', '--nodes', String(nodes), '--dir', join(dir, 'state'), ...extra], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   let out = '';
   up.stdout!.on('data', (d) => (out += d));
   const stop = async () => {

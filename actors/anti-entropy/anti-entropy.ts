@@ -18,8 +18,8 @@ import { ExchangeServer } from './exchange-server.js';
 export const AE_REQUEST_TIMEOUT_MS = 5000;
 /** Differing leaves whose key lists are asked for in one request. */
 const LEAVES_PER_REQUEST = 256;
-/** A tree hash on the wire: 32 hex characters, quotes and a comma. */
-const HASH_WIRE_BYTES = 35;
+/** A tree hash on the wire: 16 bytes in base64. */
+const HASH_WIRE_BYTES = 22;
 
 interface Plan extends ExchangePlan {
   readonly x: string;
@@ -205,14 +205,20 @@ export class AntiEntropy {
   private async compare(plan: Plan, signal: AbortSignal): Promise<number[]> {
     this.exchangeBytes = 0;
     this.counters.exchanges++;
-    const perRequest = Math.max(1, Math.floor(this.config.antiEntropyMaxMessageBytes / HASH_WIRE_BYTES));
+    const { fanout } = plan.tree.shape;
+    const parentsPerRequest = Math.max(1, Math.floor(this.config.antiEntropyMaxMessageBytes / (HASH_WIRE_BYTES * fanout)));
+    const hashes = (base64: string) => {
+      const hex = Buffer.from(base64, 'base64').toString('hex');
+      return Array.from({ length: hex.length / 32 }, (_, i) => hex.slice(i * 32, i * 32 + 32));
+    };
     const remote: RemoteHashes = async (level, nodes) => {
+      if (level === 0) return hashes((await this.ask<{ h: string }>(plan, { op: 'tree', from: this.config.nodeId, ring: plan.ring, level: 0 })).h);
+      // compareTrees asks for whole families of children: send their parents.
+      const parents = [...new Set(nodes.map((i) => Math.floor(i / fanout)))];
       const out: string[] = [];
-      for (let i = 0; i < nodes.length; i += perRequest) {
+      for (let i = 0; i < parents.length; i += parentsPerRequest) {
         if (signal.aborted) throw new Error('stopped');
-        const part = nodes.slice(i, i + perRequest);
-        const reply = await this.ask<{ h: string[] }>(plan, { op: 'tree', from: this.config.nodeId, ring: plan.ring, level, nodes: part });
-        out.push(...reply.h);
+        out.push(...hashes((await this.ask<{ h: string }>(plan, { op: 'tree', level, parents: parents.slice(i, i + parentsPerRequest) })).h));
       }
       return out;
     };

@@ -81,7 +81,7 @@ export class ExchangeServer {
       return '{"ok":true}';
     }
     let session = this.sessions.get(req.x);
-    if (req.op === 'tree' && req.level === 0 && session === undefined) {
+    if (req.op === 'tree' && 'from' in req && session === undefined) {
       if (this.sessions.size >= this.config.antiEntropyMaxExchanges) return this.refuse('busy', `this node already serves ${this.sessions.size} exchanges`);
       const ring = this.gossiper.ring();
       const n = Math.min(this.config.n, ring.size);
@@ -95,8 +95,10 @@ export class ExchangeServer {
     session.lastUsed = now;
     const limit = this.config.antiEntropyMaxMessageBytes;
     switch (req.op) {
-      case 'tree':
-        return JSON.stringify({ ok: true, h: req.nodes.map((i) => session.tree.hash(req.level, i)) });
+      case 'tree': {
+        const parts = 'parents' in req ? req.parents.map((p) => session.tree.childBytes(req.level, p)) : [Buffer.from(session.tree.root, 'hex')];
+        return JSON.stringify({ ok: true, h: Buffer.concat(parts).toString('base64') });
+      }
       case 'keys': {
         // Whole segments only, as many as fit (at least one).
         const out: string[] = [];

@@ -61,6 +61,14 @@ export class MerkleTree {
     return Buffer.from(words.buffer, index * HASH_BYTES, HASH_BYTES).toString('hex');
   }
 
+  /** The children of `parent` (a node of `level - 1`), their hashes back to back. */
+  childBytes(level: number, parent: number): Uint8Array {
+    const words = this.levels[level];
+    const { fanout } = this.shape;
+    if (words === undefined || level === 0 || parent < 0 || (parent + 1) * fanout * WORDS > words.length) throw new RangeError(`no children of ${parent} at level ${level}`);
+    return new Uint8Array(words.buffer, parent * fanout * HASH_BYTES, fanout * HASH_BYTES);
+  }
+
   get root(): string {
     return this.hash(0, 0);
   }

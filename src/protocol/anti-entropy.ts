@@ -8,7 +8,9 @@ import { SEGMENTS } from '../ring/index.js';
  * the peer, opened by the first `tree` request (level 0, the root), so every later
  * answer comes from one snapshot of the peer's tree.
  *
- *   tree  {"op":"tree","x":id,"from":node,"ring":fp,"level":L,"nodes":[i...]} -> {"ok":true,"h":[hex...]}
+ *   tree  {"op":"tree","x":id,"from":node,"ring":fp,"level":0}        -> {"ok":true,"h":base64}  the root; opens the session
+ *   tree  {"op":"tree","x":id,"level":L,"parents":[i...]}             -> {"ok":true,"h":base64}  the children at level L of
+ *                                                                      those nodes of level L-1, 16 bytes each, in order
  *   keys  {"op":"keys","x":id,"segments":[s...]}  -> {"ok":true,"keys":[[[field,hex]...]...]}  (maybe fewer segments than asked)
  *   fetch {"op":"fetch","x":id,"keys":[field...]} -> {"ok":true,"found":[<siblings>|null...]} (maybe fewer keys than asked)
  *   end   {"op":"end","x":id}                     -> {"ok":true}
@@ -19,7 +21,8 @@ import { SEGMENTS } from '../ring/index.js';
  * differ, try later) or "session" (unknown or expired exchange).
  */
 export type AeRequest =
-  | { readonly op: 'tree'; readonly x: string; readonly from: string; readonly ring: string; readonly level: number; readonly nodes: readonly number[] }
+  | { readonly op: 'tree'; readonly x: string; readonly from: string; readonly ring: string; readonly level: 0 }
+  | { readonly op: 'tree'; readonly x: string; readonly level: number; readonly parents: readonly number[] }
   | { readonly op: 'keys'; readonly x: string; readonly segments: readonly number[] }
   | { readonly op: 'fetch'; readonly x: string; readonly keys: readonly string[] }
   | { readonly op: 'end'; readonly x: string };
@@ -39,12 +42,15 @@ export function parseAeRequest(body: unknown, maxKeyBytes: number): AeRequest | 
   if (typeof x !== 'string' || !EXCHANGE_ID.test(x)) return '"x" must be an exchange id';
   switch (body['op']) {
     case 'tree': {
-      const { from, ring, level, nodes } = body;
-      if (typeof from !== 'string' || !NODE_ID.test(from)) return '"from" must be a node id';
-      if (typeof ring !== 'string' || ring.length > 64) return '"ring" must be a ring fingerprint';
+      const { from, ring, level, parents } = body;
       if (!Number.isInteger(level) || (level as number) < 0 || (level as number) > TREE_SHAPE.depth) return `"level" must be 0 to ${TREE_SHAPE.depth}`;
-      if (!intList(nodes, TREE_SHAPE.fanout ** (level as number))) return '"nodes" must list node indexes of that level';
-      return { op: 'tree', x, from, ring, level: level as number, nodes };
+      if (level === 0) {
+        if (typeof from !== 'string' || !NODE_ID.test(from)) return '"from" must be a node id';
+        if (typeof ring !== 'string' || ring.length > 64) return '"ring" must be a ring fingerprint';
+        return { op: 'tree', x, from, ring, level: 0 };
+      }
+      if (!intList(parents, TREE_SHAPE.fanout ** ((level as number) - 1))) return '"parents" must list node indexes of the level above';
+      return { op: 'tree', x, level: level as number, parents };
     }
     case 'keys':
       if (!intList(body['segments'], SEGMENTS)) return `"segments" must list segments below ${SEGMENTS}`;
