@@ -46,6 +46,8 @@ export interface NodeConfig {
   readonly antiEntropyMaxMessageBytes: number;
   /** anti-entropy: exchanges other nodes may run against this one at once */
   readonly antiEntropyMaxExchanges: number;
+  /** re-derive the anti-entropy tree from the data before serving (it is kept up to date otherwise) */
+  readonly rebuildTree: boolean;
 }
 
 export const DEFAULTS = {
@@ -71,6 +73,7 @@ export const DEFAULTS = {
   antiEntropyKeysPerSecond: 2000,
   antiEntropyMaxMessageBytes: 256 * 1024,
   antiEntropyMaxExchanges: 2,
+  rebuildTree: false,
 } as const;
 
 export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'nodeId' | 'natsUrl' | 'redisUrl'>): NodeConfig {

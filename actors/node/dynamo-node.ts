@@ -109,7 +109,7 @@ export class DynamoNode {
 
   private async boot(): Promise<void> {
     await this.storage.connect();
-    if (!(await this.storage.treeBuilt())) await this.rebuildTree();
+    if (this.config.rebuildTree || !(await this.storage.treeBuilt())) await this.rebuildTree();
     const taken = await this.transport.request(subjects(this.config.prefix).ping(this.id), '', DUPLICATE_CHECK_MS).then(
       () => true,
       () => false,
@@ -119,7 +119,7 @@ export class DynamoNode {
     await this.gossiper.start({ id: this.id, generation: this.clock.now(), heartbeat: 0, weight: this.config.weight, ringWeight });
   }
 
-  /** Data written before trees existed (or a lost tree): derive it before serving, showing progress. */
+  /** Data written before trees existed, or asked for (--rebuild-tree): derive the tree before serving, showing progress. */
   private async rebuildTree(): Promise<void> {
     const total = await this.storage.keyCount();
     this.logger.info(`building the anti-entropy tree over ${total} keys`);

@@ -25,6 +25,7 @@ export const NODE_OPTIONS: OptionSpecs = {
   'anti-entropy-keys-per-second': { type: 'string', help: 'keys anti-entropy repairs per second, at most', default: String(DEFAULTS.antiEntropyKeysPerSecond) },
   'anti-entropy-max-message-bytes': { type: 'string', help: 'bytes per anti-entropy message, at most', default: String(DEFAULTS.antiEntropyMaxMessageBytes) },
   'anti-entropy-max-exchanges': { type: 'string', help: 'exchanges other nodes may run against this one at once', default: String(DEFAULTS.antiEntropyMaxExchanges) },
+  'rebuild-tree': { type: 'boolean', help: 'rebuild the anti-entropy tree from the data before serving' },
   'leave-on-exit': { type: 'boolean', help: 'on SIGTERM, hand this node\'s ranges over and leave the cluster' },
   'allow-faults': { type: 'boolean', help: 'answer the fault-injection subjects (tests and demos only)' },
 };
@@ -67,6 +68,7 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       antiEntropyKeysPerSecond: intFlag(values, 'anti-entropy-keys-per-second', 1, 1_000_000)!,
       antiEntropyMaxMessageBytes: intFlag(values, 'anti-entropy-max-message-bytes', 4096, 64 * 1024 * 1024)!,
       antiEntropyMaxExchanges: intFlag(values, 'anti-entropy-max-exchanges', 1, 64)!,
+      rebuildTree: values['rebuild-tree'] === true,
     });
   } catch (e) {
     throw new UsageError((e as Error).message);
