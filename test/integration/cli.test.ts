@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { Redis } from 'ioredis';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,8 +17,8 @@ function dynamo(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 /** `dynamo up` in the background; resolves once it says the nodes serve. */
-async function up(cwd: string, args: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [CLI, 'up', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DYNAMO_NATS_URL: '' } });
+async function up(cwd: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [CLI, 'up', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DYNAMO_NATS_URL: '', ...env } });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -156,6 +157,40 @@ describe('command line (real processes)', function () {
     expect(JSON.parse(dynamo(cwd, ['get', 'after-kill']).out).values).to.deep.equal([1]);
     u.child.kill('SIGTERM');
     await exited(u.child);
+  });
+
+  it('refills a node whose Redis was flushed, and `dynamo status` shows it out of sync, then in sync', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dynamo-cli-ae-'));
+    try {
+      // The interval reaches the nodes through the environment `up` passes on.
+      const u = await up(dir, [], { DYNAMO_ANTI_ENTROPY_INTERVAL: '2000' });
+      started.push(u.child);
+      for (let i = 0; i < 30; i++) expect(dynamo(dir, ['put', `k${i}`, String(i), '--w', '3']).code).to.equal(0);
+      const status = () => JSON.parse(dynamo(dir, ['status', '--json']).out) as { members: { id: string; keys: number; antiEntropy: { ranges: { inSync: boolean | null }[] } }[] };
+      const n3 = () => status().members.find((m) => m.id === 'n3')!;
+      await waitFor(() => status().members.every((m) => m.antiEntropy.ranges.length === 2 && m.antiEntropy.ranges.every((r) => r.inSync)), 20_000, 'in sync');
+      const redis = new Redis(clusterFile(dir).nodes.find((n) => n.id === 'n3')!.redisUrl);
+      try {
+        await redis.flushall();
+      } finally {
+        redis.disconnect();
+      }
+      let sawOutOfSync = false;
+      await waitFor(
+        () => {
+          const text = dynamo(dir, ['status']).out;
+          sawOutOfSync ||= /^n3\s.*(out of sync|repairing)/m.test(text);
+          return sawOutOfSync && /^n3\s.*\s30\s.*in sync/m.test(text);
+        },
+        30_000,
+        'n3 out of sync and then back in sync with its 30 keys',
+      );
+      expect(n3().keys).to.equal(30);
+      u.child.kill('SIGTERM');
+      await exited(u.child);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('prints the placement comparison of the lecture', () => {
