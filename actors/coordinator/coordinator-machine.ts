@@ -1,7 +1,8 @@
 import { assign, fromCallback, fromPromise, setup, type ActorRefFrom } from 'xstate';
 import { ConflictError, errorReply, type ErrorReply } from '../../src/errors.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
-import { getReplyText, planReadRepair, reconcileReplies } from '../../src/quorum/read.js';
+import { planReadRepair, reconcileReplies } from '../../src/quorum/read.js';
+import type { CrdtOp, Resolver } from '../../src/resolvers/index.js';
 import { addAck, addFailure, allAnswered, createTally, status, type Tally } from '../../src/quorum/tally.js';
 import type { CoordinatedResult, CoordinatedWrite } from '../../src/storage/storage.js';
 import { encodeContext, fullClock, prune, type Version } from '../../src/versioning/index.js';
@@ -26,6 +27,15 @@ export interface CoordinatorInput {
   /** monotonic ms, for what is left of the request's timeout (injected so tests can run on a simulated clock) */
   readonly monotonic: () => number;
   readonly reply: (text: string) => void;
+  /** the reply to a get, from the merged siblings (the bucket's resolver decides what it holds) */
+  readonly render: (merged: readonly Version[]) => string;
+}
+
+/** The local write: what the storage is asked, plus what the bucket's resolver makes of it. */
+export interface LocalWrite extends CoordinatedWrite {
+  readonly resolver: Resolver;
+  /** a put's op, for a CRDT bucket */
+  readonly crdt: CrdtOp | undefined;
 }
 
 export interface ReplicateWriteInput {
@@ -84,7 +94,7 @@ export const coordinatorMachine = setup({
     events: {} as ReplicaEvent,
   },
   actors: {
-    coordinateLocal: fromPromise<CoordinatedResult, CoordinatedWrite>(notProvided('coordinateLocal')),
+    coordinateLocal: fromPromise<CoordinatedResult, LocalWrite>(notProvided('coordinateLocal')),
     replicateWrite: fromCallback<ReplicaEvent, ReplicateWriteInput>(notProvided('replicateWrite')),
     readReplicas: fromCallback<ReplicaEvent, ReadReplicasInput>(notProvided('readReplicas')),
     repair: fromPromise<void, RepairInput>(notProvided('repair')),
@@ -107,7 +117,7 @@ export const coordinatorMachine = setup({
       const replies = new Map(context.replies).set(e.node, e.versions);
       return { replies, tally: addAck(context.tally, e.node) };
     }),
-    replyRead: ({ context }) => context.input.reply(getReplyText(reconcileReplies(context.replies))),
+    replyRead: ({ context }) => context.input.reply(context.input.render(reconcileReplies(context.replies))),
     replyWrite: ({ context }) => {
       const r = context.input.request;
       if (r.op === 'delete') context.input.reply('{"ok":true}');
@@ -149,7 +159,9 @@ export const coordinatorMachine = setup({
             node: context.input.self,
             ts: context.input.nowMs,
             value: r.op === 'put' ? r.value : undefined,
-            ifNotModified: r.ifNotModified,
+            condition: r.condition,
+            resolver: r.resolver,
+            crdt: r.op === 'put' ? r.crdt : undefined,
           };
         },
         onDone: {

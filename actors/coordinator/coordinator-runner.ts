@@ -2,15 +2,20 @@ import { inject, injectable } from 'tsyringe';
 import { createActor, fromCallback, fromPromise } from 'xstate';
 import type { NodeConfig } from '../../src/config.js';
 import { errorReply } from '../../src/errors.js';
-import { TOKENS } from '../../src/di/tokens.js';
+import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import { replicaGetText, replicaPutText } from '../../src/protocol/replica.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import type { Clock } from '../../src/clock/clock.js';
-import type { Storage } from '../../src/storage/storage.js';
+import { getReplyText } from '../../src/quorum/read.js';
+import type { Resolver } from '../../src/resolvers/index.js';
+import { MAX_SIBLINGS, SiblingLimitError, type CoordinatedResult, type Storage } from '../../src/storage/storage.js';
+import { ConflictError } from '../../src/errors.js';
+import { isTombstone, merge as mergeClocks, fullClock, prune, type VClock } from '../../src/versioning/index.js';
+import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
-import { coordinatorMachine, REPAIR_TIMEOUT_MS, type ReadReplicasInput, type RepairInput, type ReplicaEvent, type ReplicateWriteInput } from './coordinator-machine.js';
+import { coordinatorMachine, REPAIR_TIMEOUT_MS, type LocalWrite, type ReadReplicasInput, type RepairInput, type ReplicaEvent, type ReplicateWriteInput } from './coordinator-machine.js';
 
 interface PutReply {
   ok: boolean;
@@ -37,11 +42,12 @@ export class CoordinatorRunner {
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {
     this.subjects = subjects(config.prefix);
     this.machine = coordinatorMachine.provide({
       actors: {
-        coordinateLocal: fromPromise(({ input }) => this.storage.coordinate(input)),
+        coordinateLocal: fromPromise(({ input }) => this.writeLocal(input)),
         replicateWrite: fromCallback<ReplicaEvent, ReplicateWriteInput>(
           ({ input, sendBack }) => {
             let live = true;
@@ -119,7 +125,17 @@ export class CoordinatorRunner {
     };
     const actor = createActor(this.machine, {
       clock: this.clock,
-      input: { request, replicas, extras, hints, self: this.config.nodeId, nowMs: this.clock.now(), monotonic: () => this.clock.monotonic(), reply: once },
+      input: {
+        request,
+        replicas,
+        extras,
+        hints,
+        self: this.config.nodeId,
+        nowMs: this.clock.now(),
+        monotonic: () => this.clock.monotonic(),
+        reply: once,
+        render: (merged) => this.render(request.resolver, merged),
+      },
     });
     actor.subscribe({
       complete: () => this.active--,
@@ -130,5 +146,68 @@ export class CoordinatorRunner {
       },
     });
     actor.start();
+  }
+
+  /** A get's reply; an application resolver that throws fails this request alone, with a log line. */
+  private render(resolver: Resolver, merged: Parameters<typeof getReplyText>[0]): string {
+    try {
+      return getReplyText(merged, resolver);
+    } catch (e) {
+      this.logger.error(`resolver "${resolver.name}" failed: ${(e as Error).message}`);
+      return JSON.stringify(errorReply('INTERNAL', `resolver "${resolver.name}" failed: ${(e as Error).message}`));
+    }
+  }
+
+  /**
+   * The coordinator's own write, as the bucket's resolver wants it: last-write-wins
+   * supersedes what is stored; CRDT buckets apply their op to the merge of the stored
+   * states; other buckets keep siblings, folding them (or refusing) beyond MAX_SIBLINGS.
+   */
+  private async writeLocal(w: LocalWrite): Promise<CoordinatedResult> {
+    const { resolver, crdt: _crdt, ...write } = w;
+    if (resolver.kind === 'crdt') return this.rewrite(w);
+    if (resolver.name === 'lww') return this.storage.coordinate({ ...write, supersede: true });
+    try {
+      return await this.storage.coordinate({ ...write, maxSiblings: MAX_SIBLINGS });
+    } catch (e) {
+      if (!(e instanceof SiblingLimitError)) throw e;
+      if (resolver.fold === undefined) throw new ConflictError(`${e.message}, over the limit of ${MAX_SIBLINGS}: read the key and write with its context to resolve them`);
+      this.siblingsFolded++;
+      return this.rewrite(w);
+    }
+  }
+
+  /** Keys whose siblings a write folded into one (the sibling bound). */
+  siblingsFolded = 0;
+
+  /**
+   * Read the local siblings, settle them into one value (a CRDT op applied to their
+   * merged state, or the resolver's fold with the new value), and write that with a
+   * context covering them all, conditionally: a write that got in between makes it
+   * start over.
+   */
+  private async rewrite(w: LocalWrite): Promise<CoordinatedResult> {
+    const { resolver, crdt, ...write } = w;
+    for (let attempt = 0; ; attempt++) {
+      const stored = await this.storage.read(w.bucket, w.key);
+      if (w.condition === 'match' && stored.some((s) => (w.context[s.d[0]]?.[0] ?? 0) < s.d[1])) throw new ConflictError('a version was written since the context was read');
+      if (w.condition === 'none-match' && stored.some((s) => !isTombstone(s))) throw new ConflictError('the key exists');
+      let context: VClock = w.context;
+      for (const s of stored) context = mergeClocks(context, fullClock(s));
+      const values = stored.filter((s) => !isTombstone(s)).map((s) => s.v!);
+      let value: string | undefined;
+      if (resolver.kind === 'crdt') {
+        const state = values.length === 0 ? null : resolver.fold!(values);
+        const writer = await this.storage.writerId(this.config.nodeId);
+        value = resolver.apply!(state, crdt ?? null, { writer, newTag: () => randomBytes(9).toString('base64url') });
+      } else {
+        value = write.value === undefined ? undefined : resolver.fold!([...values, write.value]);
+      }
+      try {
+        return await this.storage.coordinate({ ...write, value, context: prune(context), condition: 'match' });
+      } catch (e) {
+        if (!(e instanceof ConflictError) || attempt >= 20) throw e;
+      }
+    }
   }
 }

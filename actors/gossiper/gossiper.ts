@@ -10,12 +10,14 @@ import type { Membership, MemberView } from '../../src/membership/membership.js'
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import { MAX_TOTAL_WEIGHT, totalWeight, type Ring } from '../../src/ring/index.js';
 import { decodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
+import { Buckets } from '../node/buckets.js';
 import { gossiperMachine, ringsFor, tableMessage, type ExchangeOutput, type GossipMetrics, type TableMessage } from './gossiper-machine.js';
 
-/** A gossip message: a node's whole member table. */
+/** A gossip message: a node's whole member table, and its bucket table when it has one. */
 export interface GossipMessage extends TableMessage {
   readonly cluster: string;
   readonly from: string;
+  readonly buckets?: unknown;
 }
 
 function parseGossip(data: Uint8Array): GossipMessage | null {
@@ -56,13 +58,16 @@ export class Gossiper implements Membership {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Random) private readonly random: Random,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    private readonly buckets: Buckets,
   ) {
     this.self = config.nodeId;
     this.subjects = subjects(config.prefix);
   }
 
   private message(): string {
-    return JSON.stringify({ cluster: this.config.cluster, from: this.self, ...tableMessage(this.context) } satisfies GossipMessage);
+    const buckets = this.buckets.table;
+    const withBuckets = Object.keys(buckets).length > 0 ? { buckets } : {};
+    return JSON.stringify({ cluster: this.config.cluster, from: this.self, ...tableMessage(this.context), ...withBuckets } satisfies GossipMessage);
   }
 
   /** Swap tables with each peer; the replies that parse and belong to our cluster come back. */
@@ -73,8 +78,10 @@ export class Gossiper implements Membership {
     let failed = 0;
     for (const r of results) {
       const msg = r.status === 'fulfilled' ? parseGossip(r.value) : null;
-      if (msg && msg.cluster === this.config.cluster) replies.push(msg);
-      else failed++;
+      if (msg && msg.cluster === this.config.cluster) {
+        replies.push(msg);
+        if (msg.buckets !== undefined) this.buckets.merge(msg.buckets);
+      } else failed++;
     }
     return { replies, failed };
   }
@@ -117,6 +124,7 @@ export class Gossiper implements Membership {
         return;
       }
       this.actor?.send({ type: 'GOSSIP.RECEIVED', members: msg.members, ages: msg.ages });
+      if (msg.buckets !== undefined) this.buckets.merge(msg.buckets);
       m.respond(this.message());
     });
     await this.transport.flush();

@@ -1,12 +1,17 @@
 import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS } from '../../src/di/tokens.js';
+import { errorReply } from '../../src/errors.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import { RING_BITS } from '../../src/ring/index.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { VERSION } from '../../src/version.js';
 import { Gossiper } from '../gossiper/gossiper.js';
+import { checkBucketSet } from '../../src/buckets/buckets.js';
+import { BUCKET_NAME } from '../../src/protocol/requests.js';
+import { tryDecodeJson } from '../../src/transport/transport.js';
+import { Buckets } from './buckets.js';
 import type { AntiEntropyMetrics, RangeStatus } from '../anti-entropy/anti-entropy.js';
 import type { TransferProgress } from './transfers.js';
 
@@ -24,6 +29,8 @@ export interface PingReply {
   requests: { queue: number; direct: number; forwarded: number };
   /** hints held for other nodes now, and counters since start */
   hints: { pending: number; stored: number; refused: number; delivered: number };
+  /** writes that folded a key's siblings into one because they passed the bound (MAX_SIBLINGS) */
+  siblingsFolded: number;
   /** anti-entropy: counters since start, the machine's state, and per range (peer) the last exchange */
   antiEntropy: AntiEntropyStatus;
   version: string;
@@ -67,8 +74,10 @@ export class AdminServer {
     transfer: TransferProgress | null;
     requests: PingReply['requests'];
     hints: Omit<PingReply['hints'], 'pending'>;
+    siblingsFolded: number;
     antiEntropy: AntiEntropyStatus;
   } = () => ({
+    siblingsFolded: 0,
     state: 'unknown',
     inFlight: 0,
     transfer: null,
@@ -84,6 +93,7 @@ export class AdminServer {
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
     private readonly gossiper: Gossiper,
+    private readonly buckets: Buckets,
   ) {
     this.subjects = subjects(config.prefix);
   }
@@ -99,13 +109,16 @@ export class AdminServer {
       this.transport.subscribe(this.subjects.leave(this.config.nodeId), (m) => reply(m, () => this.leave())),
       this.transport.subscribe(this.subjects.status, (m) => reply(m, () => this.status()), { queue: this.subjects.queue.admin }),
       this.transport.subscribe(this.subjects.ring, (m) => reply(m, async () => this.ring()), { queue: this.subjects.queue.admin }),
+      this.transport.subscribe(this.subjects.bucketSet, (m) => reply(m, () => this.bucketSet(tryDecodeJson(m.data))), { queue: this.subjects.queue.admin }),
+      this.transport.subscribe(this.subjects.bucketGet, (m) => reply(m, async () => this.bucketGet(tryDecodeJson(m.data))), { queue: this.subjects.queue.admin }),
+      this.transport.subscribe(this.subjects.bucketList, (m) => reply(m, async () => this.bucketList()), { queue: this.subjects.queue.admin }),
     ];
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer, requests, hints, antiEntropy } = this.probe();
+    const { state, inFlight, transfer, requests, hints, siblingsFolded, antiEntropy } = this.probe();
     const [keys, pending] = await Promise.all([this.storage.keyCount(), this.storage.hintCount()]);
-    return { ok: true, node: this.config.nodeId, state, keys, inFlight, transfer, requests: { ...requests }, hints: { pending, ...hints }, antiEntropy, version: VERSION };
+    return { ok: true, node: this.config.nodeId, state, keys, inFlight, transfer, requests: { ...requests }, hints: { pending, ...hints }, siblingsFolded, antiEntropy, version: VERSION };
   }
 
   private async leave() {
@@ -144,6 +157,31 @@ export class AdminServer {
     );
     const n = Math.min(this.config.n, ring.size);
     return { ok: true, node: this.config.nodeId, version: VERSION, n, r: Math.min(this.config.r, n), w: Math.min(this.config.w, n), gossip: this.gossiper.metrics, members };
+  }
+
+  private n(): number {
+    return this.config.n;
+  }
+
+  /** Set a bucket's props here and push them to every live member at once (gossip carries them on). */
+  private async bucketSet(body: unknown) {
+    const name = (body as { bucket?: unknown } | null)?.bucket;
+    const current = this.buckets.props(typeof name === 'string' ? name : 'default');
+    const checked = checkBucketSet(body, current, this.n(), (r) => this.buckets.knows(r));
+    if (typeof checked === 'string') return errorReply('BAD_REQUEST', checked);
+    this.buckets.set(checked.bucket, checked.props);
+    const unreached = await this.gossiper.announceToAll();
+    return { ok: true, bucket: checked.bucket, props: checked.props, ...(unreached > 0 ? { note: `${unreached} member(s) did not answer; gossip will reach them` } : {}) };
+  }
+
+  private bucketGet(body: unknown) {
+    const name = (body as { bucket?: unknown } | null)?.bucket;
+    if (typeof name !== 'string' || !BUCKET_NAME.test(name)) return errorReply('BAD_REQUEST', 'expected {"bucket": NAME}');
+    return { ok: true, bucket: name, props: this.buckets.props(name), set: this.buckets.isSet(name) };
+  }
+
+  private bucketList() {
+    return { ok: true, buckets: Object.entries(this.buckets.table).map(([bucket, e]) => ({ bucket, props: e.props })).sort((a, b) => (a.bucket < b.bucket ? -1 : 1)) };
   }
 
   private ring() {

@@ -9,7 +9,9 @@ import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import { pendingReplicas, sloppyPreferenceList } from '../../src/membership/placement.js';
 import { keyPosition } from '../../src/ring/index.js';
 import type { Incoming, Subscription, Transport } from '../../src/transport/transport.js';
+import { missingResolver } from '../../src/resolvers/index.js';
 import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
+import { Buckets } from './buckets.js';
 
 const OPS: readonly Op[] = ['get', 'put', 'delete'];
 const NO_HINTS: ReadonlyMap<string, string> = new Map();
@@ -33,6 +35,7 @@ export class ClientServer {
     @inject(TOKENS.Random) private readonly random: Random,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     private readonly runner: CoordinatorRunner,
+    private readonly buckets: Buckets,
   ) {
     this.subjects = subjects(config.prefix);
   }
@@ -51,16 +54,19 @@ export class ClientServer {
     ]);
   }
 
-  limits(): Limits {
-    const n = Math.max(1, Math.min(this.config.n, this.membership.ring().size));
+  /** A bucket's limits: its n, r, w and resolver, capped by the ring's size. */
+  limits(bucket: string): Limits {
+    const props = this.buckets.props(bucket);
+    const n = Math.max(1, Math.min(props.n, this.membership.ring().size));
     return {
       n,
-      defaultR: Math.min(this.config.r, n),
-      defaultW: Math.min(this.config.w, n),
+      defaultR: Math.min(props.r, n),
+      defaultW: Math.min(props.w, n),
       defaultTimeoutMs: this.config.defaultTimeoutMs,
       maxTimeoutMs: this.config.maxTimeoutMs,
       maxKeyBytes: this.config.maxKeyBytes,
       maxValueBytes: this.config.maxValueBytes,
+      resolver: this.buckets.resolver(props.resolver) ?? missingResolver(props.resolver),
     };
   }
 
@@ -74,9 +80,9 @@ export class ClientServer {
   }
 
   private route(op: Op, m: Incoming, mayForward: boolean): void {
-    const limits = this.limits();
-    const req = parseRequest(op, m.data, limits);
+    const req = parseRequest(op, m.data, (bucket) => this.limits(bucket));
     if (isErrorReply(req)) return m.respond(JSON.stringify(req));
+    const limits = this.limits(req.bucket);
 
     const ring = this.membership.ring();
     if (ring.size === 0) return m.respond(JSON.stringify(errorReply('UNAVAILABLE', 'no node has joined the ring yet')));
@@ -85,7 +91,8 @@ export class ClientServer {
     const { replicas, hintFor } = sloppyPreferenceList(ring, position, limits.n, isDown);
     // A conditional write is checked atomically in one Redis: the key's first live replica's.
     // Sending every conditional write of a key there makes the check a real compare-and-set.
-    const conditional = req.op !== 'get' && req.ifNotModified;
+    // CRDT writes read, merge and write back there too: fewer concurrent states to merge later.
+    const conditional = req.op !== 'get' && (req.condition !== undefined || req.resolver.kind === 'crdt');
     if (conditional && replicas[0] !== this.config.nodeId && mayForward) return void this.forward(op, m, replicas, req.timeoutMs, true);
     // Coordinate on a real replica: a fallback's own write would be data, not the hint it must be.
     const real = replicas.filter((r) => !hintFor.has(r));
@@ -94,7 +101,7 @@ export class ClientServer {
       if (mayForward) return void this.forward(op, m, coordinators, req.timeoutMs, false);
       return m.respond(JSON.stringify(errorReply('UNAVAILABLE', 'this node is not a replica of the key (ring views disagree); retry')));
     }
-    if (req.op === 'put' && !this.fitsTransport(req.value)) {
+    if (req.op === 'put' && req.value !== undefined && !this.fitsTransport(req.value)) {
       return m.respond(
         JSON.stringify(errorReply('TOO_LARGE', `value does not fit the transport's ${this.transport.maxPayload}-byte message limit`, { limit: this.transport.maxPayload })),
       );

@@ -7,8 +7,10 @@ import { subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { Subscription, Transport } from '../../src/transport/transport.js';
 import { AntiEntropy } from '../anti-entropy/anti-entropy.js';
+import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
 import { Gossiper } from '../gossiper/gossiper.js';
 import { AdminServer } from './admin-server.js';
+import { Buckets } from './buckets.js';
 import { ClientServer } from './client-server.js';
 import { FaultsServer } from './faults-server.js';
 import { HandoffServer } from './handoff-server.js';
@@ -43,11 +45,13 @@ export class DynamoNode {
     readonly transfers: Transfers,
     readonly hints: HintedHandoff,
     readonly antiEntropy: AntiEntropy,
+    readonly buckets: Buckets,
     private readonly client: ClientServer,
     private readonly replica: ReplicaServer,
     private readonly handoff: HandoffServer,
     private readonly admin: AdminServer,
     private readonly faults: FaultsServer,
+    private readonly coordinator: CoordinatorRunner,
   ) {
     admin.probe = () => ({
       state: this.state,
@@ -55,6 +59,7 @@ export class DynamoNode {
       transfer: this.transfers.progress,
       requests: this.client.received,
       hints: { stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered },
+      siblingsFolded: this.coordinator.siblingsFolded,
       antiEntropy: { enabled: this.antiEntropy.enabled, state: this.antiEntropy.state, ...this.antiEntropy.metrics, ranges: this.antiEntropy.rangeStatus() },
     });
     admin.onLeave = () => this.actor.send({ type: 'LEAVE' });
@@ -110,6 +115,7 @@ export class DynamoNode {
   private async boot(): Promise<void> {
     await this.storage.connect();
     if (this.config.rebuildTree || !(await this.storage.treeBuilt())) await this.rebuildTree();
+    await this.buckets.load();
     const taken = await this.transport.request(subjects(this.config.prefix).ping(this.id), '', DUPLICATE_CHECK_MS).then(
       () => true,
       () => false,

@@ -1,5 +1,3 @@
-import { DynamoClient } from '../client/client.js';
-import { DynamoError } from '../client/errors.js';
 import { TransportError, UsageError } from '../errors.js';
 import { subjects } from '../protocol/subjects.js';
 import { NatsTransport } from '../transport/nats-transport.js';
@@ -13,6 +11,10 @@ export const CLIENT_OPTIONS: OptionSpecs = {
   prefix: { type: 'string', help: 'subject prefix (default: dynamo)' },
   bucket: { type: 'string', help: 'bucket (default: default)' },
   context: { type: 'string', help: 'causal context from an earlier get' },
+  op: { type: 'string', help: 'put: an op for a CRDT bucket instead of a VALUE: \'{"add":["milk"],"remove":["eggs"]}\' (orset), \'{"incr":1}\' (counter)' },
+  'if-match': { type: 'string', help: 'put/delete: only if this context (from a get) still covers what the key holds' },
+  'if-none-match': { type: 'boolean', help: 'put: only if the key does not exist' },
+  node: { type: 'string', help: 'send the request to this node (its own subject) rather than to any node' },
   r: { type: 'string', help: 'replicas that must answer a get' },
   w: { type: 'string', help: 'replicas that must acknowledge a put or delete' },
   timeout: { type: 'string', help: 'request timeout in ms (default 1000)' },
@@ -56,32 +58,75 @@ export async function withCluster<T>(values: Record<string, unknown>, work: (t: 
 }
 
 export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
-  const want = op === 'put' ? 2 : 1;
-  if (positionals.length !== want) throw new UsageError(op === 'put' ? 'usage: dynamo put KEY VALUE' : `usage: dynamo ${op} KEY`);
+  const crdtOp = values['op'] as string | undefined;
+  if (crdtOp !== undefined && op !== 'put') throw new UsageError('--op goes with put');
+  const want = op === 'put' && crdtOp === undefined ? 2 : 1;
+  if (positionals.length !== want) throw new UsageError(op === 'put' ? 'usage: dynamo put KEY VALUE, or dynamo put KEY --op OP' : `usage: dynamo ${op} KEY`);
   const key = positionals[0]!;
-  const opts = {
-    bucket: values['bucket'] as string | undefined,
-    timeoutMs: intFlag(values, 'timeout', 1, 60_000),
-    r: intFlag(values, 'r', 1, 64),
-    w: intFlag(values, 'w', 1, 64),
-    context: values['context'] as string | undefined,
+  const timeoutMs = intFlag(values, 'timeout', 1, 60_000) ?? 1000;
+  const body: Record<string, unknown> = {
+    key,
+    bucket: values['bucket'],
+    r: op === 'get' ? intFlag(values, 'r', 1, 64) : undefined,
+    w: op === 'get' ? undefined : intFlag(values, 'w', 1, 64),
+    context: values['context'],
+    ifMatch: values['if-match'],
+    ifNoneMatch: values['if-none-match'] === true ? true : undefined,
+    timeoutMs: values['timeout'] === undefined ? undefined : timeoutMs,
   };
-  return withCluster(values, async (t, prefix) => {
-    const client = new DynamoClient(t, { prefix });
-    try {
-      if (op === 'get') {
-        const r = await client.get(key, opts);
-        return { out: JSON.stringify({ ok: true, ...r }), code: 0 };
+  if (op === 'put') {
+    if (crdtOp === undefined) body['value'] = valueArgument(positionals[1]!);
+    else {
+      try {
+        body['op'] = JSON.parse(crdtOp);
+      } catch {
+        throw new UsageError(`--op must be JSON, e.g. '{"add":["milk"]}'`);
       }
-      if (op === 'put') return { out: JSON.stringify({ ok: true, ...(await client.put(key, valueArgument(positionals[1]!), opts)) }), code: 0 };
-      await client.delete(key, opts);
-      return { out: '{"ok":true}', code: 0 };
-    } catch (e) {
-      if (e instanceof DynamoError && !(e.cause instanceof TransportError)) {
-        return { out: JSON.stringify({ ok: false, error: { ...e.details, code: e.code, message: e.message } }), code: 1 };
-      }
-      throw e instanceof DynamoError && e.cause instanceof TransportError ? e.cause : e;
     }
+  }
+  const node = values['node'] as string | undefined;
+  return withCluster(values, async (t, prefix) => {
+    const s = subjects(prefix);
+    try {
+      // A little longer than the request's own timeout, so the node's TIMEOUT reply wins the race.
+      const reply = await t.request(node ? s.nodeKv(node, op) : s.kv(op), JSON.stringify(body), timeoutMs + 500);
+      const text = new TextDecoder().decode(reply);
+      return { out: text, code: (decodeJson<{ ok: boolean }>(reply).ok ? 0 : 1) as 0 | 1 };
+    } catch (e) {
+      if (e instanceof TransportError && e.kind === 'timeout') return { out: JSON.stringify({ ok: false, error: { code: 'TIMEOUT', message: `no reply within ${timeoutMs} ms` } }), code: 1 };
+      if (e instanceof TransportError && e.kind === 'no-responders' && node) throw new Error(`node "${node}" does not answer on prefix "${prefix}"`, { cause: e });
+      throw e;
+    }
+  });
+}
+
+export const BUCKET_OPTIONS: OptionSpecs = {
+  nats: CLIENT_OPTIONS['nats']!,
+  prefix: CLIENT_OPTIONS['prefix']!,
+  resolver: { type: 'string', help: 'bucket set: lww, siblings, union, orset, counter, or an application resolver\'s name' },
+  n: { type: 'string', help: 'bucket set: replicas (the cluster\'s n in this version)' },
+  r: { type: 'string', help: 'bucket set: default read quorum' },
+  w: { type: 'string', help: 'bucket set: default write quorum' },
+};
+
+/** `dynamo bucket set NAME [--resolver R] [--r N] [--w N]`, `bucket get NAME`, `bucket list`. */
+export async function bucketCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  const [what, name, ...rest] = positionals;
+  const usage = 'usage: dynamo bucket set NAME [--resolver R] [--r N] [--w N] | dynamo bucket get NAME | dynamo bucket list';
+  if (rest.length > 0 || !(what === 'list' ? name === undefined : (what === 'set' || what === 'get') && name !== undefined)) throw new UsageError(usage);
+  return withCluster(values, async (t, prefix) => {
+    const s = subjects(prefix);
+    let subject: string;
+    let body: Record<string, unknown>;
+    if (what === 'set') {
+      subject = s.bucketSet;
+      body = { bucket: name, resolver: values['resolver'], n: intFlag(values, 'n', 1, 64), r: intFlag(values, 'r', 1, 64), w: intFlag(values, 'w', 1, 64) };
+    } else {
+      subject = what === 'get' ? s.bucketGet : s.bucketList;
+      body = what === 'get' ? { bucket: name } : {};
+    }
+    const reply = await t.request(subject, JSON.stringify(body), 5000);
+    return { out: new TextDecoder().decode(reply), code: decodeJson<{ ok: boolean }>(reply).ok ? 0 : 1 };
   });
 }
 

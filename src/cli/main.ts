@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseFlags, optionsHelp, type OptionSpecs } from './args.js';
 import { FAULTS_OPTIONS, faultsCommand, LEAVE_OPTIONS, leaveCommand, RING_OPTIONS, ringCommand } from './admin-commands.js';
-import { CLIENT_OPTIONS, kvCommand, statusCommand } from './client-commands.js';
+import { BUCKET_OPTIONS, bucketCommand, CLIENT_OPTIONS, kvCommand, statusCommand } from './client-commands.js';
 import { NODE_OPTIONS, nodeCommand } from './node-command.js';
 import { UP_OPTIONS, upCommand } from './up.js';
 import { UsageError } from '../errors.js';
@@ -22,8 +22,13 @@ const COMMANDS: Record<string, Command> = {
   up: { summary: 'up [--nodes 3] [--nats URL]   start a local cluster (nats-server, a redis-server per node, node processes)', options: UP_OPTIONS, run: upCommand },
   node: { summary: 'node --id n1 --nats URL --redis URL [--seeds n2,n3] [--weight 1]   run one node in the foreground', options: NODE_OPTIONS, run: nodeCommand },
   get: { summary: 'get KEY [--r 2]                       read a key', options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('get', p, v)) },
-  put: { summary: "put KEY VALUE [--context C] [--w 2]   write a key (VALUE is JSON; other text is stored as a string)", options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('put', p, v)) },
+  put: {
+    summary: "put KEY VALUE [--context C] [--w 2]   write a key (VALUE is JSON; other text is stored as a string); put KEY --op OP for orset and counter buckets",
+    options: CLIENT_OPTIONS,
+    run: async (p, v) => print(await kvCommand('put', p, v)),
+  },
   delete: { summary: 'delete KEY [--context C] [--w 2]      delete a key (a tombstone)', options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('delete', p, v)) },
+  bucket: { summary: 'bucket set NAME [--resolver R] [--r 2] [--w 2] | get NAME | list   bucket properties', options: BUCKET_OPTIONS, run: async (p, v) => print(await bucketCommand(p, v)) },
   status: { summary: 'status [--json]                       members table', options: CLIENT_OPTIONS, run: async (p, v) => print(await statusCommand(p, v)) },
   leave: { summary: 'leave NODE                            hand a node\'s ranges to the others, then stop it', options: LEAVE_OPTIONS, run: async (p, v) => print(await leaveCommand(p, v)) },
   faults: { summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)', options: FAULTS_OPTIONS, run: async (p, v) => print(await faultsCommand(p, v)) },

@@ -3,6 +3,9 @@ import { DEFAULTS, NODE_ID, nodeConfig } from '../config.js';
 import { createNode } from '../di/container.js';
 import { UsageError } from '../errors.js';
 import { MAX_WEIGHT } from '../ring/index.js';
+import { pathToFileURL } from 'node:url';
+import { resolve as resolvePath } from 'node:path';
+import { appResolver, BUILTIN_RESOLVERS, RESOLVER_NAME, type Resolver } from '../resolvers/index.js';
 import { RedisStorage } from '../storage/redis-storage.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { intFlag, numberFlag, type OptionSpecs } from './args.js';
@@ -25,10 +28,37 @@ export const NODE_OPTIONS: OptionSpecs = {
   'anti-entropy-keys-per-second': { type: 'string', help: 'keys anti-entropy repairs per second, at most', default: String(DEFAULTS.antiEntropyKeysPerSecond) },
   'anti-entropy-max-message-bytes': { type: 'string', help: 'bytes per anti-entropy message, at most', default: String(DEFAULTS.antiEntropyMaxMessageBytes) },
   'anti-entropy-max-exchanges': { type: 'string', help: 'exchanges other nodes may run against this one at once', default: String(DEFAULTS.antiEntropyMaxExchanges) },
+  resolver: { type: 'string', help: 'application resolvers: NAME=FILE[,NAME=FILE] (a module exporting merge(values))' },
   'rebuild-tree': { type: 'boolean', help: 'rebuild the anti-entropy tree from the data before serving' },
   'leave-on-exit': { type: 'boolean', help: 'on SIGTERM, hand this node\'s ranges over and leave the cluster' },
   'allow-faults': { type: 'boolean', help: 'answer the fault-injection subjects (tests and demos only)' },
 };
+
+/**
+ * `--resolver cart=./cart-resolver.js,other=./other.js`: load each module and take its
+ * `merge(values)` as the resolver of that name.
+ */
+export async function loadResolvers(text: string | undefined): Promise<Map<string, Resolver>> {
+  const out = new Map<string, Resolver>();
+  if (!text) return out;
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? '' : part.slice(0, eq);
+    const file = part.slice(eq + 1);
+    if (!RESOLVER_NAME.test(name) || !file) throw new UsageError(`--resolver: "${part}" is not NAME=FILE`);
+    if (BUILTIN_RESOLVERS.has(name)) throw new UsageError(`--resolver: "${name}" is a built-in resolver; choose another name`);
+    let mod: { merge?: unknown; default?: { merge?: unknown } };
+    try {
+      mod = (await import(pathToFileURL(resolvePath(file)).href)) as typeof mod;
+    } catch (e) {
+      throw new UsageError(`--resolver ${name}: cannot load ${file}: ${(e as Error).message}`);
+    }
+    const merge = mod.merge ?? mod.default?.merge;
+    if (typeof merge !== 'function') throw new UsageError(`--resolver ${name}: ${file} does not export a function merge(values)`);
+    out.set(name, appResolver(name, merge as (values: unknown[]) => unknown));
+  }
+  return out;
+}
 
 /** `--seeds n1,n2` → ids. */
 export function parseSeeds(text: string | undefined): string[] {
@@ -74,6 +104,7 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
     throw new UsageError((e as Error).message);
   }
 
+  const resolvers = await loadResolvers(values['resolver'] as string | undefined);
   let transport: NatsTransport;
   try {
     transport = await NatsTransport.connect(config.natsUrl, `dynamo-node-${id}`);
@@ -81,7 +112,7 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
     process.stderr.write(`node ${id}: cannot connect to NATS at ${config.natsUrl}: ${(e as Error).message}\n`);
     return 1;
   }
-  const node = createNode(config, { transport, storage: new RedisStorage(config.redisUrl) });
+  const node = createNode(config, { transport, storage: new RedisStorage(config.redisUrl), resolvers });
   try {
     await node.start();
   } catch (e) {

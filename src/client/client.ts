@@ -39,8 +39,10 @@ export interface WriteOptions extends CallOptions {
   readonly w?: number;
   /** the context of the read this write is based on: the write supersedes what that read saw */
   readonly context?: string | null;
-  /** fail with ConflictError if the key holds a version the context did not see */
-  readonly ifNotModified?: boolean;
+  /** a read's context that must still cover what the key holds, or the write fails with ConflictError (and supersedes it otherwise) */
+  readonly ifMatch?: string;
+  /** create only: fail with ConflictError if the key holds a value */
+  readonly ifNoneMatch?: boolean;
 }
 
 export interface GetResult<T> {
@@ -55,7 +57,7 @@ export interface PutResult {
   readonly context: string;
 }
 
-export interface UpdateOptions extends GetOptions, Omit<WriteOptions, 'context' | 'ifNotModified'> {
+export interface UpdateOptions extends GetOptions, Omit<WriteOptions, 'context' | 'ifMatch' | 'ifNoneMatch'> {
   /** attempts before giving up on CONFLICT (default 5) */
   readonly maxAttempts?: number;
 }
@@ -120,6 +122,15 @@ export class DynamoClient {
     return { context: reply.context as string };
   }
 
+  /**
+   * Apply an op to a CRDT bucket's key: `{add: [...], remove: [...]}` for an orset
+   * bucket, `{incr: n}` for a counter bucket. The node merges it into the stored state.
+   */
+  async applyOp(key: string, op: Record<string, unknown>, opts: WriteOptions = {}): Promise<PutResult> {
+    const reply = await this.call('put', key, { ...writeFields(opts), op }, opts);
+    return { context: reply.context as string };
+  }
+
   async delete(key: string, opts: WriteOptions = {}): Promise<void> {
     await this.call('delete', key, writeFields(opts), opts);
   }
@@ -135,7 +146,7 @@ export class DynamoClient {
       const current = await this.get<T>(key, opts);
       const value = await fn(current.values, current.found);
       try {
-        const put = await this.put(key, value, { ...opts, context: current.context, ifNotModified: true });
+        const put = await this.put(key, value, current.context === null ? { ...opts, ifNoneMatch: true } : { ...opts, ifMatch: current.context });
         return { ...put, value };
       } catch (e) {
         if (!(e instanceof ConflictError) || attempt >= attempts) throw e;
@@ -220,7 +231,7 @@ export class DynamoClient {
 }
 
 function writeFields(opts: WriteOptions): Record<string, unknown> {
-  return { w: opts.w, context: opts.context ?? undefined, ifNotModified: opts.ifNotModified || undefined };
+  return { w: opts.w, context: opts.context ?? undefined, ifMatch: opts.ifMatch, ifNoneMatch: opts.ifNoneMatch || undefined };
 }
 
 function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {

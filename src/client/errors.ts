@@ -39,7 +39,7 @@ export class DynamoTimeoutError extends DynamoError {
   override readonly name = 'DynamoTimeoutError';
 }
 
-/** A conditional write (`ifNotModified`) lost to a version its context did not see. */
+/** A conditional write lost: `ifMatch` met a version its context did not see, or `ifNoneMatch` found the key, or a key's siblings hit their bound. */
 export class ConflictError extends DynamoError {
   override readonly name = 'ConflictError';
 }

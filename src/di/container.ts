@@ -4,6 +4,7 @@ import { AntiEntropy } from '../../actors/anti-entropy/anti-entropy.js';
 import { ExchangeServer } from '../../actors/anti-entropy/exchange-server.js';
 import { CoordinatorRunner } from '../../actors/coordinator/coordinator-runner.js';
 import { AdminServer } from '../../actors/node/admin-server.js';
+import { Buckets } from '../../actors/node/buckets.js';
 import { ClientServer } from '../../actors/node/client-server.js';
 import { Gossiper } from '../../actors/gossiper/gossiper.js';
 import { DynamoNode } from '../../actors/node/dynamo-node.js';
@@ -15,6 +16,7 @@ import { ReplicaServer } from '../../actors/node/replica-server.js';
 import { Transfers } from '../../actors/node/transfers.js';
 import { systemClock, type Clock } from '../clock/clock.js';
 import type { NodeConfig } from '../config.js';
+import type { Resolver } from '../resolvers/index.js';
 import type { Storage } from '../storage/storage.js';
 import type { Transport } from '../transport/transport.js';
 import { stderrLogger, TOKENS, type Logger, type Random } from './tokens.js';
@@ -25,6 +27,8 @@ export interface NodeParts {
   readonly clock?: Clock;
   readonly random?: Random;
   readonly logger?: Logger;
+  /** application resolvers by name (`--resolver NAME=FILE`) */
+  readonly resolvers?: ReadonlyMap<string, Resolver>;
 }
 
 /**
@@ -42,7 +46,8 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
   c.register(TOKENS.Clock, { useValue: parts.clock ?? systemClock });
   c.register(TOKENS.Random, { useValue: parts.random ?? Math.random });
   c.register(TOKENS.Logger, { useValue: parts.logger ?? stderrLogger(config.nodeId) });
-  for (const cls of [Gossiper, ExchangeServer, AntiEntropy, Transfers, HintedHandoff, FaultsServer, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
+  c.register(TOKENS.Resolvers, { useValue: parts.resolvers ?? new Map() });
+  for (const cls of [Buckets, Gossiper, ExchangeServer, AntiEntropy, Transfers, HintedHandoff, FaultsServer, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
   // The request path reads membership through its interface; the gossiper is what provides it.
   c.register(TOKENS.Membership, { useFactory: (dc) => dc.resolve(Gossiper) });
   return c;

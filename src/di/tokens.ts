@@ -9,6 +9,8 @@ export const TOKENS = {
   Logger: Symbol('Logger'),
   /** { injector }: the fault-injecting transport when the node allows faults, else null */
   Faults: Symbol('Faults'),
+  /** application resolvers by name (--resolver NAME=FILE), beside the built-in ones */
+  Resolvers: Symbol('Resolvers'),
 } as const;
 
 /** Randomness, injected so a simulation can replay a run from its seed. */

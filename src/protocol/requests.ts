@@ -1,4 +1,5 @@
 import { errorReply, type ErrorReply } from '../errors.js';
+import type { CrdtOp, Resolver } from '../resolvers/index.js';
 import { ContextError, decodeContext, type VClock } from '../versioning/index.js';
 
 export type Op = 'get' | 'put' | 'delete';
@@ -12,7 +13,12 @@ export interface Limits {
   readonly maxTimeoutMs: number;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
+  /** the bucket's resolver: what a put may carry and what a get answers */
+  readonly resolver: Resolver;
 }
+
+/** A write's condition: the context must cover what is stored (ifMatch), or nothing may be stored (ifNoneMatch). */
+export type Condition = 'match' | 'none-match';
 
 export interface GetRequest {
   readonly op: 'get';
@@ -20,19 +26,22 @@ export interface GetRequest {
   readonly key: string;
   readonly r: number;
   readonly timeoutMs: number;
+  readonly resolver: Resolver;
 }
 
 export interface PutRequest {
   readonly op: 'put';
   readonly bucket: string;
   readonly key: string;
-  /** the value as JSON text, exactly as it will be stored */
-  readonly value: string;
+  /** the value as JSON text, exactly as it will be stored (absent for a CRDT op) */
+  readonly value: string | undefined;
+  /** the op of a put to a CRDT bucket (orset, counter) */
+  readonly crdt: CrdtOp | undefined;
   readonly context: VClock;
   readonly w: number;
   readonly timeoutMs: number;
-  /** fail with CONFLICT if the coordinator holds a version the context did not see */
-  readonly ifNotModified: boolean;
+  readonly condition: Condition | undefined;
+  readonly resolver: Resolver;
 }
 
 export interface DeleteRequest {
@@ -42,7 +51,8 @@ export interface DeleteRequest {
   readonly context: VClock;
   readonly w: number;
   readonly timeoutMs: number;
-  readonly ifNotModified: boolean;
+  readonly condition: Condition | undefined;
+  readonly resolver: Resolver;
 }
 
 export type ClientRequest = GetRequest | PutRequest | DeleteRequest;
@@ -52,8 +62,8 @@ export const BUCKET_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const ALLOWED_FIELDS: Record<Op, ReadonlySet<string>> = {
   get: new Set(['key', 'bucket', 'r', 'timeoutMs']),
-  put: new Set(['key', 'bucket', 'value', 'context', 'w', 'timeoutMs', 'ifNotModified']),
-  delete: new Set(['key', 'bucket', 'context', 'w', 'timeoutMs', 'ifNotModified']),
+  put: new Set(['key', 'bucket', 'value', 'op', 'context', 'w', 'timeoutMs', 'ifMatch', 'ifNoneMatch']),
+  delete: new Set(['key', 'bucket', 'context', 'w', 'timeoutMs', 'ifMatch']),
 };
 
 const bad = (message: string, details: Record<string, unknown> = {}): ErrorReply => errorReply('BAD_REQUEST', message, details);
@@ -67,22 +77,39 @@ function quorumField(body: Record<string, unknown>, name: 'r' | 'w', fallback: n
   return v as number;
 }
 
-function contextField(body: Record<string, unknown>): VClock | ErrorReply {
-  const c = body['context'];
+function contextField(body: Record<string, unknown>, field: 'context' | 'ifMatch'): VClock | ErrorReply {
+  const c = body[field];
   if (c === undefined || c === null) return {};
-  if (typeof c !== 'string') return bad('"context" must be the opaque string returned by a get', { field: 'context' });
+  if (typeof c !== 'string') return bad(`"${field}" must be the opaque context string returned by a get`, { field });
   try {
     return decodeContext(c);
   } catch (e) {
-    return bad(`"context" is not valid: ${(e as ContextError).message}`, { field: 'context' });
+    return bad(`"${field}" is not a valid context: ${(e as ContextError).message}`, { field });
   }
+}
+
+/** The context and condition of a write: "context", or "ifMatch" (a context that must cover what is stored), or "ifNoneMatch". */
+function writeTerms(b: Record<string, unknown>, op: 'put' | 'delete'): { context: VClock; condition: Condition | undefined } | ErrorReply {
+  const given = ['context', 'ifMatch', 'ifNoneMatch'].filter((f) => b[f] !== undefined && b[f] !== null);
+  if (given.length > 1) return bad(`give one of "context", "ifMatch" and "ifNoneMatch", not ${given.map((g) => `"${g}"`).join(' and ')}`, { field: given[1] });
+  if (b['ifNoneMatch'] !== undefined) {
+    if (b['ifNoneMatch'] !== true) return bad('"ifNoneMatch" must be true (create only if the key does not exist)', { field: 'ifNoneMatch' });
+    return { context: {}, condition: 'none-match' };
+  }
+  if (b['ifMatch'] !== undefined && b['ifMatch'] !== null) {
+    const context = contextField(b, 'ifMatch');
+    return isErrorReply(context) ? context : { context, condition: 'match' };
+  }
+  const context = contextField(b, 'context');
+  void op;
+  return isErrorReply(context) ? context : { context, condition: undefined };
 }
 
 /**
  * Validate a client request body. Returns the typed request or the error reply to
  * send; never throws, whatever the bytes.
  */
-export function parseRequest(op: Op, data: Uint8Array, limits: Limits): ClientRequest | ErrorReply {
+export function parseRequest(op: Op, data: Uint8Array, limitsOf: (bucket: string) => Limits): ClientRequest | ErrorReply {
   let body: unknown;
   try {
     body = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
@@ -97,13 +124,16 @@ export function parseRequest(op: Op, data: Uint8Array, limits: Limits): ClientRe
 
   const key = b['key'];
   if (typeof key !== 'string' || key.length === 0) return bad('"key" must be a non-empty string', { field: 'key' });
-  if (Buffer.byteLength(key, 'utf8') > limits.maxKeyBytes) {
-    return bad(`"key" is longer than ${limits.maxKeyBytes} bytes`, { field: 'key', limit: limits.maxKeyBytes });
+  if (Buffer.byteLength(key, 'utf8') > limitsOf(DEFAULT_BUCKET).maxKeyBytes) {
+    const { maxKeyBytes } = limitsOf(DEFAULT_BUCKET);
+    return bad(`"key" is longer than ${maxKeyBytes} bytes`, { field: 'key', limit: maxKeyBytes });
   }
   const bucket = b['bucket'] ?? DEFAULT_BUCKET;
   if (typeof bucket !== 'string' || !BUCKET_NAME.test(bucket)) {
     return bad('"bucket" must be 1-64 characters of letters, digits, "_", "." or "-"', { field: 'bucket' });
   }
+  const limits = limitsOf(bucket);
+  const { resolver } = limits;
   const t = b['timeoutMs'];
   let timeoutMs = limits.defaultTimeoutMs;
   if (t !== undefined) {
@@ -116,26 +146,31 @@ export function parseRequest(op: Op, data: Uint8Array, limits: Limits): ClientRe
   if (op === 'get') {
     const r = quorumField(b, 'r', limits.defaultR, limits.n);
     if (typeof r !== 'number') return r;
-    return { op, bucket, key, r, timeoutMs };
+    return { op, bucket, key, r, timeoutMs, resolver };
   }
 
   const w = quorumField(b, 'w', limits.defaultW, limits.n);
   if (typeof w !== 'number') return w;
-  const context = contextField(b);
-  if (isErrorReply(context)) return context;
-  const inm = b['ifNotModified'] ?? false;
-  if (typeof inm !== 'boolean') return bad('"ifNotModified" must be true or false', { field: 'ifNotModified' });
-  const ifNotModified = inm;
+  const terms = writeTerms(b, op);
+  if (isErrorReply(terms)) return terms;
+  const { context, condition } = terms;
 
-  if (op === 'delete') return { op, bucket, key, context, w, timeoutMs, ifNotModified };
+  if (op === 'delete') return { op, bucket, key, context, w, timeoutMs, condition, resolver };
 
+  const problem = resolver.check(b['value'], b['op']);
+  if (problem !== null) return bad(`bucket "${bucket}" (${resolver.name}): ${problem}`, { field: resolver.kind === 'crdt' ? 'op' : 'value' });
+  if (resolver.kind === 'crdt') {
+    const size = Buffer.byteLength(JSON.stringify(b['op']), 'utf8');
+    if (size > limits.maxValueBytes) return errorReply('TOO_LARGE', `op is ${size} bytes; the limit is ${limits.maxValueBytes}`, { size, limit: limits.maxValueBytes });
+    return { op, bucket, key, value: undefined, crdt: resolver.parseOp!(b['op']), context, w, timeoutMs, condition, resolver };
+  }
   if (!('value' in b) || b['value'] === undefined) return bad('a put needs a "value" (any JSON; null is a value)', { field: 'value' });
   const value = JSON.stringify(b['value']);
   const size = Buffer.byteLength(value, 'utf8');
   if (size > limits.maxValueBytes) {
     return errorReply('TOO_LARGE', `value is ${size} bytes; the limit is ${limits.maxValueBytes}`, { size, limit: limits.maxValueBytes });
   }
-  return { op, bucket, key, value, context, w, timeoutMs, ifNotModified };
+  return { op, bucket, key, value, crdt: undefined, context, w, timeoutMs, condition, resolver };
 }
 
 export function isErrorReply(x: unknown): x is ErrorReply {

@@ -26,6 +26,10 @@ export function subjects(prefix: string) {
     /** one key's stored versions on one replica (nodes with --allow-faults) */
     replicaInspect: (node: string) => `${prefix}.node.${node}.replica.inspect`,
     status: `${prefix}.admin.status`,
+    /** bucket properties: set (spread by gossip), get one, list those set */
+    bucketSet: `${prefix}.admin.bucket.set`,
+    bucketGet: `${prefix}.admin.bucket.get`,
+    bucketList: `${prefix}.admin.bucket.list`,
     ring: `${prefix}.admin.ring`,
     queue: {
       kv: `${prefix}.kv`,

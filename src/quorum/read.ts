@@ -1,6 +1,6 @@
+import { lww, type Resolver } from '../resolvers/index.js';
 import { encodeContext } from '../versioning/context.js';
-import { lwwWinner } from '../versioning/resolve.js';
-import { contextOf, includesAll, isTombstone, mergeSiblings, type Version } from '../versioning/version.js';
+import { contextOf, includesAll, mergeSiblings, type Version } from '../versioning/version.js';
 
 /** The siblings a read settles on: the merge of every replica answer. */
 export function reconcileReplies(replies: ReadonlyMap<string, readonly Version[]>): Version[] {
@@ -23,11 +23,13 @@ export function planReadRepair(replies: ReadonlyMap<string, readonly Version[]>,
 }
 
 /**
- * The client's reply to a get, resolved last-write-wins. Built as text so the stored
- * value's JSON goes out without being parsed and re-encoded.
+ * The client's reply to a get, as the bucket's resolver settles the siblings. Built
+ * as text so the stored values' JSON goes out without being parsed and re-encoded.
+ * The context covers every sibling, so a put with it supersedes them all. Throws
+ * when an application resolver throws.
  */
-export function getReplyText(merged: readonly Version[]): string {
-  const winner = lwwWinner(merged);
-  if (winner === undefined || isTombstone(winner)) return '{"ok":true,"found":false,"values":[],"context":null}';
-  return `{"ok":true,"found":true,"values":[${winner.v}],"context":${JSON.stringify(encodeContext(contextOf(merged)))}}`;
+export function getReplyText(merged: readonly Version[], resolver: Resolver = lww): string {
+  const r = resolver.read(merged);
+  if (!r.found) return '{"ok":true,"found":false,"values":[],"context":null}';
+  return `{"ok":true,"found":true,"values":[${r.values.join(',')}],"context":${JSON.stringify(encodeContext(contextOf(merged)))}}`;
 }

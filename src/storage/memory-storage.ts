@@ -1,8 +1,8 @@
 import { ConflictError } from '../errors.js';
 import { LeafIndex, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf } from '../ring/index.js';
-import { counterOf, fullClock, mergeVersion, type Version } from '../versioning/index.js';
-import { dataKey, HINT_LIMITS, parseDataKey, SCAN_START, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
+import { counterOf, fullClock, isTombstone, merge as mergeClocks, mergeVersion, prune, type VClock, type Version } from '../versioning/index.js';
+import { dataKey, HINT_LIMITS, parseDataKey, SCAN_START, SiblingLimitError, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 /**
  * In-memory replica store for unit tests and simulation. It applies the same
@@ -52,19 +52,39 @@ export class MemoryStorage implements Storage {
   }
 
   async coordinate(w: CoordinatedWrite): Promise<CoordinatedResult> {
-    const k = dataKey(w.bucket, w.key);
-    const current = this.data.get(k) ?? [];
-    if (w.ifNotModified && current.some((s) => counterOf(w.context, s.d[0]) < s.d[1])) {
+    const current = this.data.get(dataKey(w.bucket, w.key)) ?? [];
+    let context: VClock = w.context;
+    let ts = w.ts;
+    if (w.condition === 'match' && current.some((s) => counterOf(w.context, s.d[0]) < s.d[1])) {
       throw new ConflictError('a version was written since the context was read');
     }
+    if (w.condition === 'none-match') {
+      if (current.some((s) => !isTombstone(s))) throw new ConflictError('the key exists');
+      for (const s of current) context = mergeClocks(context, fullClock(s));
+    }
+    if (w.supersede) {
+      for (const s of current) {
+        context = mergeClocks(context, fullClock(s));
+        ts = Math.max(ts, s.t + 1);
+      }
+    }
+    context = prune(context);
+    if (w.maxSiblings) {
+      const kept = 1 + current.filter((s) => counterOf(context, s.d[0]) < s.d[1]).length;
+      if (kept > w.maxSiblings) throw new SiblingLimitError(`the key would hold ${kept} siblings`);
+    }
     const actor = `${w.node}.${this.epoch.toString(36)}`;
-    let counter = Math.max((this.dotCounters.get(actor) ?? 0) + 1, counterOf(w.context, actor) + 1);
+    let counter = Math.max((this.dotCounters.get(actor) ?? 0) + 1, counterOf(context, actor) + 1);
     for (const s of current) counter = Math.max(counter, counterOf(fullClock(s), actor) + 1);
     this.dotCounters.set(actor, counter);
-    const version: Version = w.value === undefined ? { d: [actor, counter], c: w.context, t: w.ts } : { d: [actor, counter], c: w.context, t: w.ts, v: w.value };
+    const version: Version = w.value === undefined ? { d: [actor, counter], c: context, t: ts } : { d: [actor, counter], c: context, t: ts, v: w.value };
     const siblings = mergeVersion(current, version).siblings;
     this.store(w.bucket, w.key, siblings);
     return { version, siblingsText: JSON.stringify(siblings) };
+  }
+
+  async writerId(node: string): Promise<string> {
+    return `${node}.${this.epoch.toString(36)}`;
   }
 
   async scan(cursor: string, count: number): Promise<{ cursor: string; keys: StoredKey[] }> {

@@ -98,8 +98,10 @@ return 1
 /**
  * KEYS: data key, the node's dot counter, the store's epoch, tree leaves, the
  * segment's tree index. ARGV: node, ts, context JSON, value JSON text, '1' for a
- * tombstone, '1' for a conditional write (fails with CONFLICT when a stored version
- * is not covered by the context), tree field, segment.
+ * tombstone, the condition ('1' if-match: CONFLICT when a stored version is not
+ * covered by the context; '2' if-none-match: CONFLICT when a value is stored), tree
+ * field, segment, '1' to supersede every stored version (last write wins, the
+ * timestamp raised above theirs), the sibling bound (0: none; SIBLINGS error beyond).
  *
  * The writer is `node.epoch`; a store without an epoch (new, or wiped) takes a fresh
  * one from the server clock, so it never reissues a dot from before a loss. The new
@@ -107,9 +109,10 @@ return 1
  * every dot it issued before, so two writes never share a dot. Returns the key's
  * whole sibling set after the write as JSON, the new version last.
  */
-export const COORDINATE_LUA = `${HELPERS}${TREE}
-local epoch = redis.call('GET', KEYS[3])
-if not epoch then
+const EPOCH = `
+local function epochOf(key)
+  local epoch = redis.call('GET', key)
+  if epoch then return epoch end
   local t = redis.call('TIME')
   local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
@@ -119,9 +122,28 @@ if not epoch then
     epoch = string.sub(digits, r + 1, r + 1) .. epoch
     n = (n - r) / 36
   end
-  redis.call('SET', KEYS[3], epoch)
+  redis.call('SET', key, epoch)
+  return epoch
 end
-local node = ARGV[1] .. '.' .. epoch
+`;
+
+/** KEYS[1] the store's epoch. Returns it, taking one if the store has none. */
+export const EPOCH_LUA = `${EPOCH}
+return epochOf(KEYS[1])
+`;
+
+export const COORDINATE_LUA = `${HELPERS}${TREE}${EPOCH}
+-- Fold a version's whole history (its context and its dot) into a clock.
+local function absorb(clock, s)
+  for n, e in pairs(s.c) do
+    local mine = clock[n]
+    if mine == nil or mine[1] < e[1] then clock[n] = e end
+  end
+  local mine = clock[s.d[1]]
+  if mine == nil or mine[1] < s.d[2] then clock[s.d[1]] = { s.d[2], s.t } end
+end
+local node = ARGV[1] .. '.' .. epochOf(KEYS[3])
+local ts = tonumber(ARGV[2])
 local ctx = cjson.decode(ARGV[3])
 local cur = redis.call('GET', KEYS[1])
 local sibs = {}
@@ -130,6 +152,35 @@ if ARGV[6] == '1' then
   for _, s in ipairs(sibs) do
     if not covers(ctx, s.d) then return redis.error_reply('CONFLICT a version was written since the context was read') end
   end
+elseif ARGV[6] == '2' then
+  for _, s in ipairs(sibs) do
+    if s.v ~= nil then return redis.error_reply('CONFLICT the key exists') end
+    absorb(ctx, s)
+  end
+end
+if ARGV[9] == '1' then
+  for _, s in ipairs(sibs) do
+    absorb(ctx, s)
+    if s.t >= ts then ts = s.t + 1 end
+  end
+end
+-- Keep the clock within MAX_CLOCK_ENTRIES (10), the most recently advanced entries, as vclock.ts prune does.
+local names = {}
+for n, _ in pairs(ctx) do names[#names + 1] = n end
+if #names > 10 then
+  table.sort(names, function(a, b)
+    if ctx[a][2] ~= ctx[b][2] then return ctx[a][2] > ctx[b][2] end
+    return a < b
+  end)
+  for i = 11, #names do ctx[names[i]] = nil end
+end
+local max = tonumber(ARGV[10])
+if max > 0 then
+  local kept = 1
+  for _, s in ipairs(sibs) do
+    if not covers(ctx, s.d) then kept = kept + 1 end
+  end
+  if kept > max then return redis.error_reply('SIBLINGS the key would hold ' .. kept .. ' siblings') end
 end
 local counter = redis.call('INCR', KEYS[2])
 local e = ctx[node]
@@ -140,7 +191,7 @@ for _, s in ipairs(sibs) do
   if s.d[1] == node and s.d[2] >= counter then counter = s.d[2] + 1 end
 end
 redis.call('SET', KEYS[2], counter)
-local v = { d = { node, counter }, c = ctx, t = tonumber(ARGV[2]) }
+local v = { d = { node, counter }, c = ctx, t = ts }
 if ARGV[5] ~= '1' then v.v = ARGV[4] end
 local out = merge(sibs, v)
 local text = cjson.encode(out)

@@ -3,8 +3,8 @@ import { ConflictError, StorageError } from '../errors.js';
 import type { Version } from '../versioning/index.js';
 import { parseTreeField, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf, SEGMENTS } from '../ring/index.js';
-import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, RECOMPUTE_LEAVES_LUA, REFRESH_TREE_LUA, STORE_HINT_LUA } from './redis-scripts.js';
-import { dataKey, HINT_LIMITS, parseDataKey, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
+import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, EPOCH_LUA, RECOMPUTE_LEAVES_LUA, REFRESH_TREE_LUA, STORE_HINT_LUA } from './redis-scripts.js';
+import { dataKey, HINT_LIMITS, parseDataKey, SiblingLimitError, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 type ScriptedRedis = Redis & {
   dynamoStoreHint(k1: string, k2: string, k3: string, k4: string, k5: string, versions: string, member: string, owner: string, maxHints: number, maxBytes: number): Promise<number>;
@@ -24,7 +24,10 @@ type ScriptedRedis = Redis & {
     conditional: string,
     field: string,
     segment: number,
+    supersede: string,
+    maxSiblings: number,
   ): Promise<string>;
+  dynamoEpoch(key: string): Promise<string>;
   dynamoRefreshTree(numKeys: number, ...args: (string | number)[]): Promise<number>;
   dynamoRecomputeLeaves(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
@@ -67,6 +70,7 @@ export class RedisStorage implements Storage {
     redis.defineCommand('dynamoApply', { numberOfKeys: 3, lua: APPLY_LUA });
     redis.defineCommand('dynamoCoordinate', { numberOfKeys: 5, lua: COORDINATE_LUA });
     redis.defineCommand('dynamoRefreshTree', { lua: REFRESH_TREE_LUA });
+    redis.defineCommand('dynamoEpoch', { numberOfKeys: 1, lua: EPOCH_LUA });
     redis.defineCommand('dynamoRecomputeLeaves', { lua: RECOMPUTE_LEAVES_LUA });
     redis.defineCommand('dynamoStoreHint', { numberOfKeys: 5, lua: STORE_HINT_LUA });
     redis.defineCommand('dynamoDeleteHint', { numberOfKeys: 5, lua: DELETE_HINT_LUA });
@@ -122,12 +126,15 @@ export class RedisStorage implements Storage {
         JSON.stringify(w.context),
         w.value ?? '',
         w.value === undefined ? '1' : '0',
-        w.ifNotModified ? '1' : '0',
+        w.condition === 'match' ? '1' : w.condition === 'none-match' ? '2' : '0',
         treeField(w.bucket, w.key),
         segment,
+        w.supersede ? '1' : '0',
+        w.maxSiblings ?? 0,
       );
     } catch (e) {
       if ((e as Error).message.startsWith('CONFLICT')) throw new ConflictError((e as Error).message.slice('CONFLICT '.length), { cause: e });
+      if ((e as Error).message.startsWith('SIBLINGS')) throw new SiblingLimitError((e as Error).message.slice('SIBLINGS '.length), { cause: e });
       throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
     }
     const siblings = JSON.parse(text) as Version[];
@@ -224,6 +231,14 @@ export class RedisStorage implements Storage {
     }
     await this.redis.mset(TREE_SEGMENTS, indexes, TREE_BUILT, TREE_VERSION);
     return done;
+  }
+
+  async writerId(node: string): Promise<string> {
+    try {
+      return `${node}.${await this.redis.dynamoEpoch(EPOCH_KEY)}`;
+    } catch (e) {
+      throw new StorageError(`epoch read failed: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   async getMeta(name: string): Promise<string | null> {

@@ -11,8 +11,27 @@ export interface CoordinatedWrite {
   readonly ts: number;
   /** JSON text of the value; undefined writes a tombstone */
   readonly value: string | undefined;
-  /** refuse (ConflictError) when this replica holds a version the context did not see */
-  readonly ifNotModified?: boolean;
+  /**
+   * 'match': refuse (ConflictError) when this replica holds a version the context did
+   * not see. 'none-match': refuse when it holds a value (tombstones do not count; the
+   * write supersedes them).
+   */
+  readonly condition?: 'match' | 'none-match';
+  /**
+   * Last-write-wins: the new version also supersedes every version stored here, and
+   * its timestamp is raised above theirs, so the key holds one version, the latest.
+   */
+  readonly supersede?: boolean;
+  /** refuse (SiblingLimitError) when the write would leave more siblings than this; 0 or absent: no bound */
+  readonly maxSiblings?: number;
+}
+
+/** Siblings a key may hold; a write beyond it folds them (or is refused when the client resolves them). */
+export const MAX_SIBLINGS = 64;
+
+/** A write would have left more than `maxSiblings` versions of its key. */
+export class SiblingLimitError extends Error {
+  override readonly name = 'SiblingLimitError';
 }
 
 /**
@@ -41,6 +60,8 @@ export interface Storage {
   scan(cursor: string, count: number): Promise<{ cursor: string; keys: StoredKey[] }>;
   /** Stored sibling arrays (JSON text, null when absent) for several keys at once. */
   readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]>;
+  /** The name this store writes under for `node`: `node.epoch` (see ACTOR_ID), taking an epoch if it has none. */
+  writerId(node: string): Promise<string>;
   /** Small node-local bookkeeping (transfer progress), outside the data key space. */
   getMeta(name: string): Promise<string | null>;
   setMeta(name: string, value: string | null): Promise<void>;

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { nodeConfig, type NodeConfig } from '../../src/config.js';
-import { createNode } from '../../src/di/container.js';
+import { createNode, type NodeParts } from '../../src/di/container.js';
 import { silentLogger } from '../../src/di/tokens.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
@@ -21,6 +21,7 @@ export class MemoryCluster {
   constructor(
     readonly ids: string[],
     private readonly overrides: Partial<NodeConfig> = {},
+    private readonly parts: Pick<NodeParts, 'resolvers'> = {},
   ) {
     this.client = this.network.transport();
   }
@@ -44,6 +45,7 @@ export class MemoryCluster {
         transport: this.network.transport(),
         storage,
         logger: silentLogger,
+        ...this.parts,
       });
       this.nodes.set(id, node);
       await node.start();

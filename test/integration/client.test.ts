@@ -32,12 +32,12 @@ describe('client (real servers)', function () {
     await client.put('cond', 1);
     const stale = await client.get('cond');
     await client.put('cond', 2, { context: stale.context });
-    const e = await client.put('cond', 3, { context: stale.context, ifNotModified: true }).catch((x: unknown) => x);
+    const e = await client.put('cond', 3, { ifMatch: stale.context! }).catch((x: unknown) => x);
     expect(e).to.be.instanceOf(ConflictError);
     expect((await client.get('cond')).values).to.deep.equal([2]);
     // With the fresh context it goes through.
     const fresh = await client.get('cond');
-    await client.put('cond', 3, { context: fresh.context, ifNotModified: true });
+    await client.put('cond', 3, { ifMatch: fresh.context! });
     expect((await client.get('cond')).values).to.deep.equal([3]);
   });
 

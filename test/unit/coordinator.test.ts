@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { getReplyText } from '../../src/quorum/read.js';
+import { lww } from '../../src/resolvers/index.js';
 import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
 import { coordinatorMachine, type ReadReplicasInput, type ReplicaEvent, type ReplicateWriteInput } from '../../actors/coordinator/coordinator-machine.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
@@ -48,7 +50,7 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
   const run = (request: ClientRequest) => {
     const actor = createActor(machine, {
       clock,
-      input: { request, replicas: ['n1', 'n2', 'n3'], extras: [], hints: new Map(), self: 'n1', nowMs: 5, monotonic: () => clock.now(), reply: (t: string) => replies.push(JSON.parse(t)) },
+      input: { request, replicas: ['n1', 'n2', 'n3'], extras: [], hints: new Map(), self: 'n1', nowMs: 5, monotonic: () => clock.now(), reply: (t: string) => replies.push(JSON.parse(t)), render: (merged) => getReplyText(merged) },
     });
     actor.start();
     return actor;
@@ -56,8 +58,8 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
   return { clock, replies, repairs, run };
 }
 
-const put = (w: number, timeoutMs = 1000): ClientRequest => ({ op: 'put', bucket: 'b', key: 'k', value: '"x"', context: {}, w, timeoutMs, ifNotModified: false });
-const get = (r: number, timeoutMs = 1000): ClientRequest => ({ op: 'get', bucket: 'b', key: 'k', r, timeoutMs });
+const put = (w: number, timeoutMs = 1000): ClientRequest => ({ op: 'put', bucket: 'b', key: 'k', value: '"x"', crdt: undefined, context: {}, w, timeoutMs, condition: undefined, resolver: lww });
+const get = (r: number, timeoutMs = 1000): ClientRequest => ({ op: 'get', bucket: 'b', key: 'k', r, timeoutMs, resolver: lww });
 const settle = () => new Promise((r) => setImmediate(r));
 
 describe('coordinator machine', () => {

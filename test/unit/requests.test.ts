@@ -1,8 +1,11 @@
 import { expect } from 'chai';
 import { isErrorReply, parseRequest, type Limits, type Op } from '../../src/protocol/requests.js';
+import { BUILTIN_RESOLVERS, lww } from '../../src/resolvers/index.js';
 import { encodeContext } from '../../src/versioning/index.js';
 
-const limits: Limits = { n: 3, defaultR: 2, defaultW: 2, defaultTimeoutMs: 1000, maxTimeoutMs: 60_000, maxKeyBytes: 1024, maxValueBytes: 1024 * 1024 };
+const base: Limits = { n: 3, defaultR: 2, defaultW: 2, defaultTimeoutMs: 1000, maxTimeoutMs: 60_000, maxKeyBytes: 1024, maxValueBytes: 1024 * 1024, resolver: lww };
+/** Buckets named after a resolver use it ("orset", "union", ...); any other bucket is lww. */
+const limits = (bucket: string): Limits => ({ ...base, resolver: BUILTIN_RESOLVERS.get(bucket) ?? lww });
 const enc = (x: unknown) => new TextEncoder().encode(typeof x === 'string' ? x : JSON.stringify(x));
 const code = (op: Op, body: unknown) => {
   const r = parseRequest(op, enc(body), limits);
@@ -39,6 +42,25 @@ describe('request validation', () => {
     ['unknown field', 'get', { key: 'k', valu: 1 }, 'BAD_REQUEST'],
     ['value on a get', 'get', { key: 'k', value: 1 }, 'BAD_REQUEST'],
     ['a plain get', 'get', { key: 'k' }, 'OK'],
+    ['ifMatch with a context we issued', 'put', { key: 'k', value: 1, ifMatch: encodeContext({ n1: [3, 1000] }) }, 'OK'],
+    ['ifMatch that is not a context', 'put', { key: 'k', value: 1, ifMatch: 'nope!' }, 'BAD_REQUEST'],
+    ['ifMatch and a context together', 'put', { key: 'k', value: 1, ifMatch: encodeContext({ n1: [1, 1] }), context: encodeContext({ n1: [1, 1] }) }, 'BAD_REQUEST'],
+    ['ifNoneMatch', 'put', { key: 'k', value: 1, ifNoneMatch: true }, 'OK'],
+    ['ifNoneMatch false', 'put', { key: 'k', value: 1, ifNoneMatch: false }, 'BAD_REQUEST'],
+    ['ifNoneMatch on a delete', 'delete', { key: 'k', ifNoneMatch: true }, 'BAD_REQUEST'],
+    ['an op to an lww bucket', 'put', { key: 'k', op: { add: [1] } }, 'BAD_REQUEST'],
+    ['a union value that is not an array', 'put', { key: 'k', bucket: 'union', value: 'milk' }, 'BAD_REQUEST'],
+    ['a union array', 'put', { key: 'k', bucket: 'union', value: ['milk'] }, 'OK'],
+    ['an orset op', 'put', { key: 'k', bucket: 'orset', op: { add: ['milk'], remove: ['eggs'] } }, 'OK'],
+    ['a value to an orset bucket', 'put', { key: 'k', bucket: 'orset', value: ['milk'] }, 'BAD_REQUEST'],
+    ['an orset op with an unknown part', 'put', { key: 'k', bucket: 'orset', op: { add: ['milk'], clear: true } }, 'BAD_REQUEST'],
+    ['an empty orset op', 'put', { key: 'k', bucket: 'orset', op: {} }, 'BAD_REQUEST'],
+    ['an orset add that is not a list', 'put', { key: 'k', bucket: 'orset', op: { add: 'milk' } }, 'BAD_REQUEST'],
+    ['an orset op of 1001 elements', 'put', { key: 'k', bucket: 'orset', op: { add: Array.from({ length: 1001 }, (_, i) => i) } }, 'BAD_REQUEST'],
+    ['a counter increment', 'put', { key: 'k', bucket: 'counter', op: { incr: -3 } }, 'OK'],
+    ['a fractional counter increment', 'put', { key: 'k', bucket: 'counter', op: { incr: 1.5 } }, 'BAD_REQUEST'],
+    ['a huge counter increment', 'put', { key: 'k', bucket: 'counter', op: { incr: 2 ** 53 } }, 'BAD_REQUEST'],
+    ['a counter op of another kind', 'put', { key: 'k', bucket: 'counter', op: { add: [1] } }, 'BAD_REQUEST'],
   ];
   for (const [name, op, body, want] of rows) {
     it(`${name}: ${want}`, () => expect(code(op, body)).to.equal(want));
