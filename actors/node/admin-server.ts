@@ -108,6 +108,7 @@ export class AdminServer {
       this.transport.subscribe(this.subjects.ping(this.config.nodeId), (m) => reply(m, () => this.ping())),
       this.transport.subscribe(this.subjects.leave(this.config.nodeId), (m) => reply(m, () => this.leave())),
       this.transport.subscribe(this.subjects.status, (m) => reply(m, () => this.status()), { queue: this.subjects.queue.admin }),
+      this.transport.subscribe(this.subjects.nodeStatus(this.config.nodeId), (m) => reply(m, () => this.status())),
       this.transport.subscribe(this.subjects.ring, (m) => reply(m, async () => this.ring()), { queue: this.subjects.queue.admin }),
       this.transport.subscribe(this.subjects.bucketSet, (m) => reply(m, () => this.bucketSet(tryDecodeJson(m.data))), { queue: this.subjects.queue.admin }),
       this.transport.subscribe(this.subjects.bucketGet, (m) => reply(m, async () => this.bucketGet(tryDecodeJson(m.data))), { queue: this.subjects.queue.admin }),

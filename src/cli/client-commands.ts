@@ -194,7 +194,7 @@ export async function statusCommand(positionals: string[], values: Record<string
   if (positionals.length !== 0) throw new UsageError('usage: dynamo status [--json]');
   return withCluster(values, async (t, prefix) => {
     const reply = decodeJson<{ ok: boolean; members: MemberStatus[]; version: string; n: number; r: number; w: number }>(
-      await t.request(subjects(prefix).status, '', 5000),
+      await t.request(values['node'] ? subjects(prefix).nodeStatus(values['node'] as string) : subjects(prefix).status, '', 5000),
     );
     if (values['json']) return { out: JSON.stringify(reply), code: reply.ok ? 0 : 1 };
     const members = reply.members.filter((m) => m.state !== 'left');

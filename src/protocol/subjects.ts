@@ -26,6 +26,8 @@ export function subjects(prefix: string) {
     /** one key's stored versions on one replica (nodes with --allow-faults) */
     replicaInspect: (node: string) => `${prefix}.node.${node}.replica.inspect`,
     status: `${prefix}.admin.status`,
+    /** the status as one node sees it (its own view of the members) */
+    nodeStatus: (node: string) => `${prefix}.node.${node}.admin.status`,
     /** bucket properties: set (spread by gossip), get one, list those set */
     bucketSet: `${prefix}.admin.bucket.set`,
     bucketGet: `${prefix}.admin.bucket.get`,

@@ -198,6 +198,48 @@ describe('command line (real processes)', function () {
     }
   });
 
+  it("walks the README's orset cart story: a partition, both sides change the cart, and after the heal both changes are there", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dynamo-cli-cart-'));
+    try {
+      const u = await up(dir, ['--allow-faults'], { DYNAMO_GOSSIP_INTERVAL: '200', DYNAMO_SUSPECT_AFTER: '600', DYNAMO_DOWN_AFTER: '1000' });
+      started.push(u.child);
+      const ok = (args: string[]) => {
+        const r = dynamo(dir, args);
+        expect(r.code, `dynamo ${args.join(' ')}: ${r.out}${r.err}`).to.equal(0);
+        return r.out;
+      };
+      ok(['bucket', 'set', 'cart', '--resolver', 'orset']);
+      expect(JSON.parse(ok(['bucket', 'get', 'cart'])).props.resolver).to.equal('orset');
+      ok(['put', 'alice', '--bucket', 'cart', '--op', '{"add":["milk","eggs"]}', '--w', '3']);
+      ok(['faults', 'partition', 'n1,n2', 'n3']);
+      await waitFor(
+        () => {
+          const seen = dynamo(dir, ['status', '--node', 'n3']).out;
+          return /^n1\s+down/m.test(seen) && /^n2\s+down/m.test(seen);
+        },
+        15_000,
+        'n3 to see n1 and n2 down',
+      );
+      ok(['put', 'alice', '--bucket', 'cart', '--op', '{"remove":["milk"],"add":["jam"]}', '--node', 'n1']);
+      ok(['put', 'alice', '--bucket', 'cart', '--op', '{"add":["bread"]}', '--node', 'n3', '--w', '1']);
+      ok(['faults', 'heal']);
+      await waitFor(() => ['n1', 'n2', 'n3'].every((n) => dynamo(dir, ['status', '--node', n]).code === 0), 15_000, 'every node up again, as each sees it');
+      expect(JSON.parse(ok(['get', 'alice', '--bucket', 'cart', '--r', '3'])).values).to.deep.equal([['bread', 'eggs', 'jam']]);
+      // Bad input to the bucket and op commands: clear refusals.
+      const unknown = dynamo(dir, ['bucket', 'set', 'x', '--resolver', 'nope']);
+      expect(unknown.code).to.equal(1);
+      expect(JSON.parse(unknown.out).error.code).to.equal('BAD_REQUEST');
+      const badOp = dynamo(dir, ['put', 'alice', '--bucket', 'cart', '--op', '{"incr":1}']);
+      expect(badOp.code).to.equal(1);
+      expect(JSON.parse(badOp.out).error.code).to.equal('BAD_REQUEST');
+      expect(dynamo(dir, ['put', 'alice', '--op', 'not json']).code).to.equal(2);
+      u.child.kill('SIGTERM');
+      await exited(u.child);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('prints the placement comparison of the lecture', () => {
     const r = dynamo(cwd, ['ring', 'simulate', '--nodes', '10', '--keys', '20000', '--json']);
     expect(r.code).to.equal(0);
