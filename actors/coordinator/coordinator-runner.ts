@@ -6,7 +6,7 @@ import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import { replicaGetText, replicaPutText } from '../../src/protocol/replica.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
-import type { Clock } from '../../src/clock/clock.js';
+import { sleep, type Clock } from '../../src/clock/clock.js';
 import { getReplyText } from '../../src/quorum/read.js';
 import type { Resolver } from '../../src/resolvers/index.js';
 import { MAX_SIBLINGS, SiblingLimitError, type CoordinatedResult, type Storage } from '../../src/storage/storage.js';
@@ -186,7 +186,26 @@ export class CoordinatorRunner {
    * context covering them all, conditionally: a write that got in between makes it
    * start over.
    */
-  private async rewrite(w: LocalWrite): Promise<CoordinatedResult> {
+  private rewrite(w: LocalWrite): Promise<CoordinatedResult> {
+    // One rewrite of a key at a time on this node: they would only refuse each other.
+    const name = `${w.bucket}/${w.key}`;
+    const before = this.rewriting.get(name) ?? Promise.resolve();
+    const run = before.then(() => this.rewriteNow(w));
+    const settled = run.then(
+      () => {},
+      () => {},
+    );
+    this.rewriting.set(name, settled);
+    void settled.then(() => {
+      if (this.rewriting.get(name) === settled) this.rewriting.delete(name);
+    });
+    return run;
+  }
+
+  /** The tail of each key's queue of rewrites on this node. */
+  private readonly rewriting = new Map<string, Promise<void>>();
+
+  private async rewriteNow(w: LocalWrite): Promise<CoordinatedResult> {
     const { resolver, crdt, ...write } = w;
     for (let attempt = 0; ; attempt++) {
       const stored = await this.storage.read(w.bucket, w.key);
@@ -206,7 +225,9 @@ export class CoordinatorRunner {
       try {
         return await this.storage.coordinate({ ...write, value, context: prune(context), condition: 'match' });
       } catch (e) {
+        // Another node wrote the key in between (this node's own rewrites are queued).
         if (!(e instanceof ConflictError) || attempt >= 20) throw e;
+        await sleep(this.clock, 1 + Math.floor(Math.random() * 5 * (attempt + 1)));
       }
     }
   }

@@ -74,6 +74,16 @@ describe('buckets and resolvers (in memory)', function () {
     for (const st of cluster.storages.values()) expect(await st.read('hits', 'page')).to.have.length(1);
   });
 
+  it('concurrent ops through every node end as one version holding every add: retried writes leave no false siblings', async () => {
+    await setBucket({ bucket: 'cart', resolver: 'orset' });
+    const items = Array.from({ length: 30 }, (_, i) => `item-${i}`);
+    const replies = await Promise.all(items.map((item, i) => put('cart', 'busy', { op: { add: [item] } }, `n${(i % 3) + 1}`)));
+    expect(replies.filter((r) => !r.ok)).to.deep.equal([]);
+    expect(((await get('cart', 'busy')).values![0] as string[]).sort()).to.deep.equal([...items].sort());
+    // Writes that lost the race were refused before writing and started over: no extra versions.
+    for (const st of cluster.storages.values()) expect(await st.read('cart', 'busy')).to.have.length(1);
+  });
+
   it('application resolvers merge siblings; one that throws fails that request with INTERNAL and the node serves on', async () => {
     await setBucket({ bucket: 'names', resolver: 'longest' });
     await setBucket({ bucket: 'bad', resolver: 'broken' });
