@@ -86,14 +86,17 @@ export const union: Resolver = {
   check: (value, op) => (op !== undefined ? 'union buckets take a "value", not an "op"' : Array.isArray(value) ? null : 'union buckets hold JSON arrays: "value" must be an array'),
 };
 
-function orsetStates(texts: readonly string[]): OrSetState {
-  let s = EMPTY_ORSET;
+/** The join of the CRDT states stored as JSON texts (text that is not such a state is skipped). */
+function joinStates<S>(texts: readonly string[], empty: S, isState: (x: unknown) => x is S, join: (a: S, b: S) => S): S {
+  let s = empty;
   for (const t of texts) {
     const v = JSON.parse(t) as unknown;
-    if (isOrSetState(v)) s = mergeOrSet(s, v);
+    if (isState(v)) s = join(s, v);
   }
   return s;
 }
+
+const orsetStates = (texts: readonly string[]): OrSetState => joinStates(texts, EMPTY_ORSET, isOrSetState, mergeOrSet);
 
 export const orset: Resolver = {
   name: 'orset',
@@ -126,14 +129,7 @@ export const orset: Resolver = {
   },
 };
 
-function counterStates(texts: readonly string[]): CounterState {
-  let s = EMPTY_COUNTER;
-  for (const t of texts) {
-    const v = JSON.parse(t) as unknown;
-    if (isCounterState(v)) s = mergeCounter(s, v);
-  }
-  return s;
-}
+const counterStates = (texts: readonly string[]): CounterState => joinStates(texts, EMPTY_COUNTER, isCounterState, mergeCounter);
 
 export const counter: Resolver = {
   name: 'counter',
