@@ -2,6 +2,10 @@ import { validateTiming } from './membership/failure-detector.js';
 import { MAX_WEIGHT } from './ring/index.js';
 
 export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The actors of a node; a process hosts any of them (`--actors`), all by default. */
+export const ACTORS = ['node', 'coordinator', 'gossiper', 'anti-entropy'] as const;
+export type ActorName = (typeof ACTORS)[number];
 export const PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 /** Everything one node needs to know; built by the CLI from flags and environment. */
@@ -48,6 +52,8 @@ export interface NodeConfig {
   readonly antiEntropyMaxExchanges: number;
   /** re-derive the anti-entropy tree from the data before serving (it is kept up to date otherwise) */
   readonly rebuildTree: boolean;
+  /** the actors of this node this process hosts */
+  readonly actors: readonly ActorName[];
 }
 
 export const DEFAULTS = {
@@ -74,6 +80,7 @@ export const DEFAULTS = {
   antiEntropyMaxMessageBytes: 256 * 1024,
   antiEntropyMaxExchanges: 2,
   rebuildTree: false,
+  actors: ACTORS,
 } as const;
 
 export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'nodeId' | 'natsUrl' | 'redisUrl'>): NodeConfig {
@@ -95,5 +102,8 @@ export function validateConfig(c: NodeConfig): void {
   if (!Number.isInteger(c.antiEntropyKeysPerSecond) || c.antiEntropyKeysPerSecond < 1) throw new Error('anti-entropy keys per second must be a positive integer');
   if (!Number.isInteger(c.antiEntropyMaxMessageBytes) || c.antiEntropyMaxMessageBytes < 4096) throw new Error('anti-entropy message bytes must be an integer of at least 4096');
   if (!Number.isInteger(c.antiEntropyMaxExchanges) || c.antiEntropyMaxExchanges < 1) throw new Error('anti-entropy exchanges must be a positive integer');
+  if (c.actors.length === 0 || c.actors.some((a) => !ACTORS.includes(a)) || new Set(c.actors).size !== c.actors.length) {
+    throw new Error(`actors must be some of ${ACTORS.join(', ')}, each at most once`);
+  }
   validateTiming(c.gossipIntervalMs, c);
 }

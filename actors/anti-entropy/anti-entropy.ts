@@ -10,7 +10,7 @@ import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
-import { Gossiper } from '../gossiper/gossiper.js';
+import type { NodeMembership } from '../../src/membership/membership.js';
 import { antiEntropyMachine, type ExchangePlan } from './anti-entropy-machine.js';
 import { ExchangeServer } from './exchange-server.js';
 
@@ -82,7 +82,7 @@ export class AntiEntropy {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Random) private readonly random: Random,
-    private readonly gossiper: Gossiper,
+    @inject(TOKENS.Membership) private readonly membership: NodeMembership,
     readonly server: ExchangeServer,
   ) {
     this.subjects = subjects(config.prefix);
@@ -129,13 +129,13 @@ export class AntiEntropy {
   }
 
   private peersNow(): { peer: string; share: number; mask: Uint8Array }[] {
-    const ring = this.gossiper.ring();
+    const ring = this.membership.ring();
     const n = Math.min(this.config.n, ring.size);
     const self = this.config.nodeId;
     const out: { peer: string; share: number; mask: Uint8Array }[] = [];
     if (!ring.members.some((m) => m.id === self)) return out;
     for (const m of ring.members) {
-      if (m.id === self || this.gossiper.isDown(m.id)) continue;
+      if (m.id === self || this.membership.isDown(m.id)) continue;
       const mask = sharedSegmentsOf(ring, self, m.id, n);
       const share = maskShare(mask);
       if (share > 0) out.push({ peer: m.id, share, mask });
@@ -151,7 +151,7 @@ export class AntiEntropy {
     if (peers.length === 0) return null;
     const last = (peer: string) => this.ranges.get(peer)?.lastExchangeAt ?? -Infinity;
     const pick = peers.reduce((a, b) => (last(b.peer) < last(a.peer) ? b : a));
-    const ring = this.gossiper.ring();
+    const ring = this.membership.ring();
     const range = this.range(pick.peer);
     range.share = pick.share;
     const tree = MerkleTree.fromLeaves(await this.storage.treeLeaves(), pick.mask);
@@ -160,7 +160,7 @@ export class AntiEntropy {
   }
 
   private ringHas(peer: string): boolean {
-    return this.gossiper.ring().members.some((m) => m.id === peer);
+    return this.membership.ring().members.some((m) => m.id === peer);
   }
 
   private range(peer: string): RangeStatus {

@@ -8,7 +8,7 @@ import { parseAeRequest, type AeRequest } from '../../src/protocol/anti-entropy.
 import { subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
-import { Gossiper } from '../gossiper/gossiper.js';
+import type { NodeMembership } from '../../src/membership/membership.js';
 
 /** An exchange not heard from for this long is dropped, freeing its place. */
 export const SESSION_TTL_MS = 30_000;
@@ -38,7 +38,7 @@ export class ExchangeServer {
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
-    private readonly gossiper: Gossiper,
+    @inject(TOKENS.Membership) private readonly membership: NodeMembership,
   ) {}
 
   listen(): Subscription[] {
@@ -83,7 +83,7 @@ export class ExchangeServer {
     let session = this.sessions.get(req.x);
     if (req.op === 'tree' && 'from' in req && session === undefined) {
       if (this.sessions.size >= this.config.antiEntropyMaxExchanges) return this.refuse('busy', `this node already serves ${this.sessions.size} exchanges`);
-      const ring = this.gossiper.ring();
+      const ring = this.membership.ring();
       const n = Math.min(this.config.n, ring.size);
       if (ringFingerprint(ring, n) !== req.ring) return this.refuse('ring', 'this node sees another ring; try again once gossip settles');
       const mask = sharedSegmentsOf(ring, this.config.nodeId, req.from, n);

@@ -6,12 +6,20 @@ import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
 import { errorReply } from '../../src/errors.js';
 import { liveness } from '../../src/membership/failure-detector.js';
 import { isMember, MAX_MEMBERS, statusOf, type Member } from '../../src/membership/member.js';
-import type { Membership, MemberView } from '../../src/membership/membership.js';
+import type { MemberView, NodeMembership } from '../../src/membership/membership.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
-import { MAX_TOTAL_WEIGHT, totalWeight, type Ring } from '../../src/ring/index.js';
-import { decodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
+import { MAX_TOTAL_WEIGHT, MAX_WEIGHT, totalWeight, type Ring } from '../../src/ring/index.js';
+import { decodeJson, tryDecodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { Buckets } from '../node/buckets.js';
 import { gossiperMachine, ringsFor, tableMessage, type ExchangeOutput, type GossipMetrics, type TableMessage } from './gossiper-machine.js';
+
+/** What a node's gossiper tells the node's other processes: its members, table, counters and bucket table. */
+export interface MembershipView {
+  readonly members: MemberView[];
+  readonly table: Member[];
+  readonly metrics: object;
+  readonly buckets: unknown;
+}
 
 /** A gossip message: a node's whole member table, and its bucket table when it has one. */
 export interface GossipMessage extends TableMessage {
@@ -45,7 +53,7 @@ function parseGossip(data: Uint8Array): GossipMessage | null {
  * about it from the machine's current snapshot.
  */
 @injectable()
-export class Gossiper implements Membership {
+export class Gossiper implements NodeMembership {
   readonly self: string;
   private readonly subjects: Subjects;
   private actor: ActorRefFrom<typeof gossiperMachine> | null = null;
@@ -130,6 +138,7 @@ export class Gossiper implements Membership {
     await this.transport.flush();
     this.actor.start();
     await waitFor(this.actor, (s) => s.matches('running'), { timeout: Infinity });
+    this.serveView();
   }
 
   /** Push our table to every live member now (used around joins and leaves so the change spreads at once). */
@@ -142,13 +151,49 @@ export class Gossiper implements Membership {
     return out.failed;
   }
 
-  setWeights(weight: number, ringWeight: number): void {
+  async setWeights(weight: number, ringWeight: number): Promise<void> {
     this.actor!.send({ type: 'SET_WEIGHTS', weight, ringWeight });
   }
 
   stop(): void {
     this.subscription?.unsubscribe();
+    for (const s of this.viewSubscriptions) s.unsubscribe();
+    if (this.viewTimer !== null) this.clock.clearTimeout(this.viewTimer);
+    this.viewTimer = null;
     this.actor?.stop();
+  }
+
+  private viewSubscriptions: Subscription[] = [];
+  private viewTimer: unknown = null;
+
+  /** This node's membership as its other processes need it (see GossipMirror). */
+  view(): MembershipView {
+    return { members: this.members(), table: this.table(), metrics: { ...this.metrics }, buckets: this.buckets.table };
+  }
+
+  /**
+   * Serve this node's other processes (actors placed elsewhere, `--actors`): publish
+   * the view every round, answer for it on request, and take their changes to this
+   * node's entry.
+   */
+  private serveView(): void {
+    const s = this.subjects;
+    const publish = () => {
+      this.transport.publish(s.membershipView(this.self), JSON.stringify(this.view()));
+      this.viewTimer = this.clock.setTimeout(publish, this.config.gossipIntervalMs);
+    };
+    this.viewSubscriptions = [
+      this.transport.subscribe(s.membershipGet(this.self), (m) => m.respond(JSON.stringify(this.view()))),
+      this.transport.subscribe(s.membershipControl(this.self), (m) => {
+        const body = tryDecodeJson(m.data) as { op?: unknown; weight?: unknown; ringWeight?: unknown } | null;
+        if (body?.op === 'announce') {
+          void this.announceToAll().then((failed) => m.respond(JSON.stringify({ ok: true, failed })));
+        } else if (body?.op === 'setWeights' && typeof body.weight === 'number' && typeof body.ringWeight === 'number' && body.weight >= 0 && body.ringWeight >= 0 && body.weight <= MAX_WEIGHT && body.ringWeight <= MAX_WEIGHT) {
+          void this.setWeights(body.weight, body.ringWeight).then(() => m.respond(JSON.stringify({ ok: true, view: this.view() })));
+        } else m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'expected {"op":"announce"} or {"op":"setWeights","weight":W,"ringWeight":R}')));
+      }),
+    ];
+    publish();
   }
 
   private get context() {

@@ -7,7 +7,7 @@ import { RING_BITS } from '../../src/ring/index.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { VERSION } from '../../src/version.js';
-import { Gossiper } from '../gossiper/gossiper.js';
+import type { NodeMembership } from '../../src/membership/membership.js';
 import { checkBucketSet } from '../../src/buckets/buckets.js';
 import { BUCKET_NAME } from '../../src/protocol/requests.js';
 import { tryDecodeJson } from '../../src/transport/transport.js';
@@ -92,7 +92,7 @@ export class AdminServer {
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
-    private readonly gossiper: Gossiper,
+    @inject(TOKENS.Membership) private readonly membership: NodeMembership,
     private readonly buckets: Buckets,
   ) {
     this.subjects = subjects(config.prefix);
@@ -132,12 +132,12 @@ export class AdminServer {
   }
 
   private async status() {
-    const ring = this.gossiper.ring();
+    const ring = this.membership.ring();
     const ownership = ring.ownership();
     const tokens = new Map<string, number>();
     for (const t of ring.tokens) tokens.set(t.node, (tokens.get(t.node) ?? 0) + 1);
     const members: MemberStatus[] = await Promise.all(
-      this.gossiper.members().map(async (m) => {
+      this.membership.members().map(async (m) => {
         const base = {
           id: m.id,
           state: m.liveness === 'alive' || m.status === 'left' ? m.status : m.liveness,
@@ -157,7 +157,7 @@ export class AdminServer {
       }),
     );
     const n = Math.min(this.config.n, ring.size);
-    return { ok: true, node: this.config.nodeId, version: VERSION, n, r: Math.min(this.config.r, n), w: Math.min(this.config.w, n), gossip: this.gossiper.metrics, members };
+    return { ok: true, node: this.config.nodeId, version: VERSION, n, r: Math.min(this.config.r, n), w: Math.min(this.config.w, n), gossip: this.membership.metrics, members };
   }
 
   private n(): number {
@@ -171,7 +171,7 @@ export class AdminServer {
     const checked = checkBucketSet(body, current, this.n(), (r) => this.buckets.knows(r));
     if (typeof checked === 'string') return errorReply('BAD_REQUEST', checked);
     this.buckets.set(checked.bucket, checked.props);
-    const unreached = await this.gossiper.announceToAll();
+    const unreached = await this.membership.announceToAll();
     return { ok: true, bucket: checked.bucket, props: checked.props, ...(unreached > 0 ? { note: `${unreached} member(s) did not answer; gossip will reach them` } : {}) };
   }
 
@@ -186,7 +186,7 @@ export class AdminServer {
   }
 
   private ring() {
-    const ring = this.gossiper.ring();
+    const ring = this.membership.ring();
     return {
       ok: true,
       hash: `md5, first ${RING_BITS} bits, of "bucket/key"`,

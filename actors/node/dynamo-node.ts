@@ -1,7 +1,7 @@
 import { inject, injectable } from 'tsyringe';
 import { createActor, fromCallback, fromPromise, waitFor, type ActorRefFrom } from 'xstate';
 import { sleep, type Clock } from '../../src/clock/clock.js';
-import type { NodeConfig } from '../../src/config.js';
+import type { ActorName, NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -9,6 +9,8 @@ import type { Subscription, Transport } from '../../src/transport/transport.js';
 import { AntiEntropy } from '../anti-entropy/anti-entropy.js';
 import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
 import { Gossiper } from '../gossiper/gossiper.js';
+import { GossipMirror } from '../gossiper/gossip-mirror.js';
+import type { NodeMembership } from '../../src/membership/membership.js';
 import { AdminServer } from './admin-server.js';
 import { Buckets } from './buckets.js';
 import { ClientServer } from './client-server.js';
@@ -18,6 +20,10 @@ import { HintedHandoff } from './hinted-handoff.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
 import { Transfers } from './transfers.js';
+
+/** A process's hold on an actor of its node lasts this long unless renewed (every LEASE_RENEW_MS). */
+export const LEASE_TTL_MS = 6000;
+const LEASE_RENEW_MS = 2000;
 
 /** How long a starting node waits for another process to answer on its id. */
 const DUPLICATE_CHECK_MS = 300;
@@ -41,7 +47,9 @@ export class DynamoNode {
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Membership) readonly membership: NodeMembership,
     readonly gossiper: Gossiper,
+    private readonly mirror: GossipMirror,
     readonly transfers: Transfers,
     readonly hints: HintedHandoff,
     readonly antiEntropy: AntiEntropy,
@@ -60,7 +68,7 @@ export class DynamoNode {
       requests: this.client.received,
       hints: { stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered },
       siblingsFolded: this.coordinator.siblingsFolded,
-      antiEntropy: { enabled: this.antiEntropy.enabled, state: this.antiEntropy.state, ...this.antiEntropy.metrics, ranges: this.antiEntropy.rangeStatus() },
+      antiEntropy: { enabled: this.hosts('anti-entropy') && this.antiEntropy.enabled, state: this.antiEntropy.state, ...this.antiEntropy.metrics, ranges: this.antiEntropy.rangeStatus() },
     });
     admin.onLeave = () => this.actor.send({ type: 'LEAVE' });
     admin.leaveRefusal = () => transfers.leaveRefusal();
@@ -69,23 +77,23 @@ export class DynamoNode {
         boot: fromPromise(() => this.boot()),
         serve: fromCallback(() => {
           const subs: Subscription[] = [
-            ...this.replica.listen(),
-            ...this.handoff.listen(),
-            ...this.antiEntropy.server.listen(),
-            ...this.admin.listen(),
-            ...this.faults.listen(),
-            ...this.client.listen(),
+            ...(this.hosts('node') ? [...this.replica.listen(), ...this.handoff.listen(), ...this.admin.listen(), ...this.faults.listen()] : []),
+            ...(this.hosts('anti-entropy') ? this.antiEntropy.server.listen() : []),
+            ...(this.hosts('coordinator') ? this.client.listen() : []),
           ];
-          this.hints.start();
-          this.antiEntropy.start();
+          if (this.hosts('node')) this.hints.start();
+          if (this.hosts('anti-entropy')) this.antiEntropy.start();
+          const watch = this.hosts('node') && !this.hosts('gossiper') ? this.watchOwnEntry() : () => {};
           return () => {
+            watch();
             this.antiEntropy.stop();
             this.hints.stop();
             subs.forEach((s) => s.unsubscribe());
           };
         }),
-        join: fromPromise(() => this.transfers.rebalance(this.config.weight)),
-        leave: fromPromise(() => this.transfers.rebalance(0)),
+        // Joins and leaves move data: the work of the process hosting the node actor.
+        join: fromPromise(async () => (this.hosts('node') ? this.transfers.rebalance(this.config.weight) : undefined)),
+        leave: fromPromise(async () => (this.hosts('node') ? this.transfers.rebalance(0) : undefined)),
         shutdown: fromPromise(() => this.shutdown()),
       },
     });
@@ -112,17 +120,77 @@ export class DynamoNode {
     return this.client.inFlight;
   }
 
+  /**
+   * With the gossiper in another process: if it comes back with this node out of the
+   * ring (its store was wiped with it), join again, pulling this node's ranges.
+   */
+  private watchOwnEntry(): () => void {
+    let timer: unknown;
+    const check = () => {
+      const me = this.membership.entry(this.id);
+      if (this.state === 'serving' && me !== undefined && me.ringWeight !== this.config.weight) {
+        this.logger.warn(`this node's gossiper shows it at ring weight ${me.ringWeight}, not ${this.config.weight}; joining again`);
+        this.actor.send({ type: 'REJOIN' });
+      }
+      timer = this.clock.setTimeout(check, this.config.gossipIntervalMs);
+    };
+    timer = this.clock.setTimeout(check, this.config.gossipIntervalMs);
+    return () => this.clock.clearTimeout(timer);
+  }
+
+  private hosts(actor: ActorName): boolean {
+    return this.config.actors.includes(actor);
+  }
+
+  /** This process's hold on the actors it hosts: one lease each in the node's Redis. */
+  private readonly leaseOwner = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  private leaseTimer: unknown = null;
+
+  private async takeLeases(): Promise<void> {
+    const deadline = this.clock.monotonic() + LEASE_TTL_MS + LEASE_RENEW_MS;
+    for (const actor of this.config.actors) {
+      // A lease left by a process that died runs out within LEASE_TTL_MS; a live holder keeps renewing it.
+      while (!(await this.storage.acquireLease(actor, this.leaseOwner, LEASE_TTL_MS))) {
+        if (this.clock.monotonic() > deadline) {
+          throw new DuplicateNodeError(`the ${actor} actor of node "${this.id}" is already running in another process (it holds the lease in this node's Redis)`);
+        }
+        await sleep(this.clock, LEASE_RENEW_MS / 4);
+      }
+    }
+    const renew = () => {
+      void Promise.all(this.config.actors.map((a) => this.storage.acquireLease(a, this.leaseOwner, LEASE_TTL_MS))).then(
+        (held) => {
+          if (held.includes(false)) this.logger.error(`lost the lease of an actor of ${this.id} to another process`);
+        },
+        (e: Error) => this.logger.warn(`could not renew this process's leases: ${e.message}`),
+      );
+      this.leaseTimer = this.clock.setTimeout(renew, LEASE_RENEW_MS);
+    };
+    this.leaseTimer = this.clock.setTimeout(renew, LEASE_RENEW_MS);
+  }
+
+  private async releaseLeases(): Promise<void> {
+    if (this.leaseTimer !== null) this.clock.clearTimeout(this.leaseTimer);
+    this.leaseTimer = null;
+    await Promise.all(this.config.actors.map((a) => this.storage.releaseLease(a, this.leaseOwner).catch(() => {})));
+  }
+
   private async boot(): Promise<void> {
     await this.storage.connect();
-    if (this.config.rebuildTree || !(await this.storage.treeBuilt())) await this.rebuildTree();
+    if (this.hosts('node')) {
+      const taken = await this.transport.request(subjects(this.config.prefix).ping(this.id), '', DUPLICATE_CHECK_MS).then(
+        () => true,
+        () => false,
+      );
+      if (taken) throw new DuplicateNodeError(`another node with id "${this.id}" is already running on this cluster`);
+    }
+    await this.takeLeases();
+    if (this.hosts('node') && (this.config.rebuildTree || !(await this.storage.treeBuilt()))) await this.rebuildTree();
     await this.buckets.load();
-    const taken = await this.transport.request(subjects(this.config.prefix).ping(this.id), '', DUPLICATE_CHECK_MS).then(
-      () => true,
-      () => false,
-    );
-    if (taken) throw new DuplicateNodeError(`another node with id "${this.id}" is already running on this cluster`);
-    const ringWeight = await this.transfers.savedRingWeight();
-    await this.gossiper.start({ id: this.id, generation: this.clock.now(), heartbeat: 0, weight: this.config.weight, ringWeight });
+    if (this.hosts('gossiper')) {
+      const ringWeight = await this.transfers.savedRingWeight();
+      await this.gossiper.start({ id: this.id, generation: this.clock.now(), heartbeat: 0, weight: this.config.weight, ringWeight });
+    } else await this.mirror.start();
   }
 
   /** Data written before trees existed, or asked for (--rebuild-tree): derive the tree before serving, showing progress. */
@@ -143,6 +211,8 @@ export class DynamoNode {
     const deadline = this.clock.monotonic() + STOP_TIMEOUT_MS;
     while (this.client.inFlight > 0 && this.clock.monotonic() < deadline) await sleep(this.clock, 20);
     this.gossiper.stop();
+    this.mirror.stop();
+    await this.releaseLeases();
     await this.storage.close();
     await this.transport.close();
   }
@@ -156,7 +226,8 @@ export class DynamoNode {
       throw new Error(`node ${this.id} failed to start: ${snap.context.error ?? 'stopped while starting'}`);
     }
     await this.transport.flush();
-    this.logger.info(`serving on prefix "${this.config.prefix}"; ring has ${this.gossiper.ring().size} member(s)`);
+    const actors = this.config.actors.length === 4 ? '' : ` (actors here: ${this.config.actors.join(', ')})`;
+    this.logger.info(`serving on prefix "${this.config.prefix}"; ring has ${this.membership.ring().size} member(s)${actors}`);
   }
 
   /** Hand this node's ranges to their new owners, then stop. */

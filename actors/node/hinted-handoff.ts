@@ -6,7 +6,7 @@ import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
-import { Gossiper } from '../gossiper/gossiper.js';
+import type { NodeMembership } from '../../src/membership/membership.js';
 
 /** Hints sent to an owner per message. */
 export const HINT_BATCH = 128;
@@ -49,7 +49,7 @@ export class HintedHandoff {
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
-    private readonly gossiper: Gossiper,
+    @inject(TOKENS.Membership) private readonly membership: NodeMembership,
   ) {
     this.subjects = subjects(config.prefix);
   }
@@ -66,7 +66,7 @@ export class HintedHandoff {
   /** One pass: a batch to every owner that is back. Returns the hints delivered. */
   async deliverAll(): Promise<number> {
     let count = 0;
-    const members = new Map(this.gossiper.members().map((m) => [m.id, m]));
+    const members = new Map(this.membership.members().map((m) => [m.id, m]));
     for (const owner of await this.storage.hintOwners()) {
       const m = members.get(owner);
       if (m === undefined || m.liveness !== 'alive' || m.status === 'left') continue;

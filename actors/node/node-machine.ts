@@ -1,6 +1,6 @@
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
 
-export type NodeEvent = { type: 'STOP' } | { type: 'LEAVE' };
+export type NodeEvent = { type: 'STOP' } | { type: 'LEAVE' } | { type: 'REJOIN' };
 
 const notProvided = (name: string) => () => {
   throw new Error(`node actor "${name}" was not provided`);
@@ -53,7 +53,8 @@ export const nodeMachine = setup({
           after: { [JOIN_RETRY_MS]: 'joining' },
         },
         serving: {
-          on: { LEAVE: 'leaving' },
+          // REJOIN: this node's entry lost its place in the ring (a gossiper in another process restarted on a wiped store).
+          on: { LEAVE: 'leaving', REJOIN: 'joining' },
         },
         leaving: {
           invoke: { src: 'leave', onDone: '#node.stopping', onError: { target: 'serving', actions: 'recordError' } },

@@ -9,7 +9,7 @@ import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import { keyPosition, Ring, type RingMember } from '../../src/ring/index.js';
 import { SCAN_START, type Storage, type StoredKey } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
-import { Gossiper } from '../gossiper/gossiper.js';
+import type { NodeMembership } from '../../src/membership/membership.js';
 import { PULL_START, type PullCursor, type PullReply, type PullRequest } from './handoff-server.js';
 
 export interface TransferProgress {
@@ -51,7 +51,7 @@ export class Transfers {
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
-    private readonly gossiper: Gossiper,
+    @inject(TOKENS.Membership) private readonly membership: NodeMembership,
   ) {
     this.subjects = subjects(config.prefix);
   }
@@ -63,13 +63,13 @@ export class Transfers {
   }
 
   private rings(): { current: Ring; future: Ring; table: MemberTable } {
-    const table = Object.fromEntries(this.gossiper.table().map((m) => [m.id, m]));
+    const table = Object.fromEntries(this.membership.table().map((m) => [m.id, m]));
     return { current: new Ring(currentRingMembers(table)), future: new Ring(futureRingMembers(table)), table };
   }
 
   /** Why this node may not leave now (its keys would have nowhere to go), or null. */
   leaveRefusal(): string | null {
-    const others = this.gossiper.ring().members.filter((m) => m.id !== this.config.nodeId && !this.gossiper.isDown(m.id));
+    const others = this.membership.ring().members.filter((m) => m.id !== this.config.nodeId && !this.membership.isDown(m.id));
     return others.length === 0 ? `node ${this.config.nodeId} is the last live node of the ring; leaving would take its keys with it` : null;
   }
 
@@ -79,21 +79,21 @@ export class Transfers {
       const refusal = this.leaveRefusal();
       if (refusal) throw new Error(refusal);
     }
-    const me = this.gossiper.entry(this.config.nodeId)!;
-    if (me.weight !== weight) this.gossiper.setWeights(weight, me.ringWeight);
+    const me = this.membership.entry(this.config.nodeId)!;
+    if (me.weight !== weight) await this.membership.setWeights(weight, me.ringWeight);
     if (me.ringWeight === weight) return;
     // Make sure everyone routes writes for the moving ranges to both old and new owners before data moves.
-    await this.gossiper.announceToAll();
+    await this.membership.announceToAll();
     const n = this.config.n;
     const { current, future } = this.rings();
     // Token i of a node sits at MD5(id#i) whatever its weight, so a heavier node only
     // gains ranges and a lighter (or leaving) one only loses them.
     if (weight > me.ringWeight) await this.pull(current, future, n);
     else await this.push(current, future, n);
-    this.gossiper.setWeights(weight, weight);
+    await this.membership.setWeights(weight, weight);
     await this.storage.setMeta(META_RING_WEIGHT, String(weight));
     await this.storage.setMeta(META_PULL, null);
-    await this.gossiper.announceToAll();
+    await this.membership.announceToAll();
     this.progress = { ...(this.progress ?? { done: 0, total: 0, moved: 0 }), phase: 'done' };
   }
 
@@ -113,7 +113,7 @@ export class Transfers {
 
   private async pull(current: Ring, future: Ring, n: number): Promise<void> {
     const self = this.config.nodeId;
-    const sources = current.members.map((m) => m.id).filter((id) => id !== self && !this.gossiper.isDown(id));
+    const sources = current.members.map((m) => m.id).filter((id) => id !== self && !this.membership.isDown(id));
     if (sources.length === 0) return;
     const plan = JSON.stringify([current.members, future.members, sources]);
     const saved = JSON.parse((await this.storage.getMeta(META_PULL)) ?? 'null') as SavedPull | null;

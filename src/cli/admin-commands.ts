@@ -117,3 +117,18 @@ export async function faultsCommand(positionals: string[], values: Record<string
     return { out: lines.join('\n'), code: failed ? 1 : 0 };
   });
 }
+
+/** `dynamo ping [NODE]` (NODE defaults to DYNAMO_NODE_ID): exit 0 when the node answers and serves; for health checks. */
+export async function pingCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  const node = positionals[0] ?? process.env['DYNAMO_NODE_ID'];
+  if (positionals.length > 1 || !node) throw new UsageError('usage: dynamo ping NODE (or set DYNAMO_NODE_ID)');
+  return withCluster(values, async (t, prefix) => {
+    let ping: PingReply;
+    try {
+      ping = decodeJson<PingReply>(await t.request(subjects(prefix).ping(node), '', 2000));
+    } catch (e) {
+      return { out: `${node}: no answer (${(e as Error).message})`, code: 1 };
+    }
+    return { out: `${node}: ${ping.state}`, code: ping.state === 'serving' ? 0 : 1 };
+  });
+}

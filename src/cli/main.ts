@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseFlags, optionsHelp, type OptionSpecs } from './args.js';
-import { FAULTS_OPTIONS, faultsCommand, LEAVE_OPTIONS, leaveCommand, RING_OPTIONS, ringCommand } from './admin-commands.js';
+import { FAULTS_OPTIONS, faultsCommand, LEAVE_OPTIONS, leaveCommand, pingCommand, RING_OPTIONS, ringCommand } from './admin-commands.js';
 import { BUCKET_OPTIONS, bucketCommand, CLIENT_OPTIONS, kvCommand, statusCommand } from './client-commands.js';
 import { NODE_OPTIONS, nodeCommand } from './node-command.js';
 import { UP_OPTIONS, upCommand } from './up.js';
@@ -30,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   delete: { summary: 'delete KEY [--context C] [--w 2]      delete a key (a tombstone)', options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('delete', p, v)) },
   bucket: { summary: 'bucket set NAME [--resolver R] [--r 2] [--w 2] | get NAME | list   bucket properties', options: BUCKET_OPTIONS, run: async (p, v) => print(await bucketCommand(p, v)) },
   status: { summary: 'status [--json]                       members table', options: CLIENT_OPTIONS, run: async (p, v) => print(await statusCommand(p, v)) },
+  ping: { summary: 'ping [NODE]                           exit 0 when the node serves (NODE defaults to DYNAMO_NODE_ID; for health checks)', options: LEAVE_OPTIONS, run: async (p, v) => print(await pingCommand(p, v)) },
   leave: { summary: 'leave NODE                            hand a node\'s ranges to the others, then stop it', options: LEAVE_OPTIONS, run: async (p, v) => print(await leaveCommand(p, v)) },
   faults: { summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)', options: FAULTS_OPTIONS, run: async (p, v) => print(await faultsCommand(p, v)) },
   ring: { summary: 'ring simulate [--nodes 10] [--keys 100000] [--vnodes 128]   compare key placement strategies', options: RING_OPTIONS, run: async (p, v) => print(await ringCommand(p, v)) },

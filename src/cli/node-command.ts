@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { DEFAULTS, NODE_ID, nodeConfig } from '../config.js';
+import { ACTORS, DEFAULTS, NODE_ID, nodeConfig, type ActorName } from '../config.js';
 import { createNode } from '../di/container.js';
 import { UsageError } from '../errors.js';
 import { MAX_WEIGHT } from '../ring/index.js';
@@ -28,6 +28,8 @@ export const NODE_OPTIONS: OptionSpecs = {
   'anti-entropy-keys-per-second': { type: 'string', help: 'keys anti-entropy repairs per second, at most', default: String(DEFAULTS.antiEntropyKeysPerSecond) },
   'anti-entropy-max-message-bytes': { type: 'string', help: 'bytes per anti-entropy message, at most', default: String(DEFAULTS.antiEntropyMaxMessageBytes) },
   'anti-entropy-max-exchanges': { type: 'string', help: 'exchanges other nodes may run against this one at once', default: String(DEFAULTS.antiEntropyMaxExchanges) },
+  actors: { type: 'string', help: `the actors of this node this process hosts: some of ${ACTORS.join(',')}`, default: ACTORS.join(',') },
+  'check-config': { type: 'boolean', help: 'check the flags and that NATS and Redis answer, then exit (0 fine, 2 not)' },
   resolver: { type: 'string', help: 'application resolvers: NAME=FILE[,NAME=FILE] (a module exporting merge(values))' },
   'rebuild-tree': { type: 'boolean', help: 'rebuild the anti-entropy tree from the data before serving' },
   'leave-on-exit': { type: 'boolean', help: 'on SIGTERM, hand this node\'s ranges over and leave the cluster' },
@@ -58,6 +60,37 @@ export async function loadResolvers(text: string | undefined): Promise<Map<strin
     out.set(name, appResolver(name, merge as (values: unknown[]) => unknown));
   }
   return out;
+}
+
+/** `--actors node,coordinator` → actor names. */
+export function parseActors(text: string): ActorName[] {
+  const names = text
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  for (const a of names) if (!(ACTORS as readonly string[]).includes(a)) throw new UsageError(`--actors: "${a}" is not an actor (${ACTORS.join(', ')})`);
+  if (names.length === 0) throw new UsageError('--actors: name at least one actor');
+  if (new Set(names).size !== names.length) throw new UsageError('--actors: an actor is named twice');
+  return names as ActorName[];
+}
+
+/** `--check-config`: the flags parsed; now NATS and Redis must answer. */
+async function checkConnectivity(natsUrl: string, redisUrl: string): Promise<string | null> {
+  try {
+    const t = await NatsTransport.connect(natsUrl, 'dynamo-check-config');
+    await t.close();
+  } catch (e) {
+    return `cannot connect to NATS at ${natsUrl}: ${(e as Error).message}`;
+  }
+  const storage = new RedisStorage(redisUrl);
+  try {
+    await storage.connect();
+  } catch (e) {
+    return `cannot reach Redis at ${redisUrl}: ${(e as Error).message}`;
+  } finally {
+    await storage.close();
+  }
+  return null;
 }
 
 /** `--seeds n1,n2` → ids. */
@@ -99,12 +132,19 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       antiEntropyMaxMessageBytes: intFlag(values, 'anti-entropy-max-message-bytes', 4096, 64 * 1024 * 1024)!,
       antiEntropyMaxExchanges: intFlag(values, 'anti-entropy-max-exchanges', 1, 64)!,
       rebuildTree: values['rebuild-tree'] === true,
+      actors: parseActors(values['actors'] as string),
     });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
 
   const resolvers = await loadResolvers(values['resolver'] as string | undefined);
+  if (values['check-config'] === true) {
+    const problem = await checkConnectivity(config.natsUrl, config.redisUrl);
+    if (problem) throw new UsageError(`--check-config: ${problem}`);
+    process.stdout.write(`config ok: node ${config.nodeId} (actors: ${config.actors.join(', ')}), NATS ${config.natsUrl} and Redis ${config.redisUrl} answer\n`);
+    return 0;
+  }
   let transport: NatsTransport;
   try {
     transport = await NatsTransport.connect(config.natsUrl, `dynamo-node-${id}`);

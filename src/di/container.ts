@@ -7,6 +7,7 @@ import { AdminServer } from '../../actors/node/admin-server.js';
 import { Buckets } from '../../actors/node/buckets.js';
 import { ClientServer } from '../../actors/node/client-server.js';
 import { Gossiper } from '../../actors/gossiper/gossiper.js';
+import { GossipMirror } from '../../actors/gossiper/gossip-mirror.js';
 import { DynamoNode } from '../../actors/node/dynamo-node.js';
 import { HandoffServer } from '../../actors/node/handoff-server.js';
 import { FaultsServer } from '../../actors/node/faults-server.js';
@@ -48,8 +49,9 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
   c.register(TOKENS.Logger, { useValue: parts.logger ?? stderrLogger(config.nodeId) });
   c.register(TOKENS.Resolvers, { useValue: parts.resolvers ?? new Map() });
   for (const cls of [Buckets, Gossiper, ExchangeServer, AntiEntropy, Transfers, HintedHandoff, FaultsServer, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
-  // The request path reads membership through its interface; the gossiper is what provides it.
-  c.register(TOKENS.Membership, { useFactory: (dc) => dc.resolve(Gossiper) });
+  // Membership comes from the gossiper in this process, or, when another process hosts it, from following that one.
+  c.registerSingleton(GossipMirror);
+  c.register(TOKENS.Membership, { useFactory: (dc) => (config.actors.includes('gossiper') ? dc.resolve(Gossiper) : dc.resolve(GossipMirror)) });
   return c;
 }
 

@@ -1,6 +1,6 @@
 import type { Ring } from '../ring/index.js';
 import type { Liveness } from './failure-detector.js';
-import type { MemberStatus } from './member.js';
+import type { Member, MemberStatus } from './member.js';
 
 /** One member as this node sees it: what it says it is doing, and whether we hear from it. */
 export interface MemberView {
@@ -27,4 +27,20 @@ export interface Membership {
   futureRing(): Ring | null;
   isDown(id: string): boolean;
   members(): MemberView[];
+}
+
+/**
+ * What the node's own actors need of membership beyond the request path: the raw
+ * table, and changing this node's entry. The gossiper provides it in its process;
+ * a process of the same node without the gossiper follows it over NATS.
+ */
+export interface NodeMembership extends Membership {
+  table(): Member[];
+  entry(id: string): Member | undefined;
+  /** gossip counters (rounds, exchanges, drops), as the gossiper counts them */
+  readonly metrics: object;
+  /** change this node's wanted and ring weights (joins, leaves, weight changes) */
+  setWeights(weight: number, ringWeight: number): Promise<void>;
+  /** push the table to every live member now; resolves to how many did not answer */
+  announceToAll(): Promise<number>;
 }

@@ -16,6 +16,10 @@ export function subjects(prefix: string) {
     leave: (node: string) => `${prefix}.node.${node}.admin.leave`,
     /** gossip exchange: a member table in, the receiver's table back */
     gossip: (node: string) => `${prefix}.node.${node}.gossip`,
+    /** a node's gossiper to the node's other processes: its view (published each round, or asked for), and changes to its entry */
+    membershipView: (node: string) => `${prefix}.node.${node}.membership.view`,
+    membershipGet: (node: string) => `${prefix}.node.${node}.membership.get`,
+    membershipControl: (node: string) => `${prefix}.node.${node}.membership.control`,
     /** a joining node pulls the keys of its new ranges from their current owners */
     handoffPull: (node: string) => `${prefix}.node.${node}.handoff.pull`,
     /** anti-entropy: another replica compares trees with this node and fetches keys from it */

@@ -98,6 +98,19 @@ export class MemoryStorage implements Storage {
     return Promise.all(keys.map((k) => this.readRaw(k.bucket, k.key)));
   }
 
+  private readonly leases = new Map<string, { owner: string; until: number }>();
+
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const held = this.leases.get(name);
+    if (held && held.owner !== owner && held.until > Date.now()) return false;
+    this.leases.set(name, { owner, until: Date.now() + ttlMs });
+    return true;
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    if (this.leases.get(name)?.owner === owner) this.leases.delete(name);
+  }
+
   async getMeta(name: string): Promise<string | null> {
     return this.meta.get(name) ?? null;
   }

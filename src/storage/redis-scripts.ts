@@ -271,3 +271,17 @@ redis.call('DECR', KEYS[5])
 if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
 return 1
 `;
+
+/** KEYS[1] the lease; ARGV: owner, ttl ms. Takes or renews it: 1, or 0 when another owner holds it. */
+export const LEASE_LUA = `
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+return 1
+`;
+
+/** KEYS[1] the lease; ARGV[1] owner. Deletes it if that owner holds it. */
+export const RELEASE_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`;

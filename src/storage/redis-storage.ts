@@ -3,7 +3,7 @@ import { ConflictError, StorageError } from '../errors.js';
 import type { Version } from '../versioning/index.js';
 import { parseTreeField, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf, SEGMENTS } from '../ring/index.js';
-import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, EPOCH_LUA, RECOMPUTE_LEAVES_LUA, REFRESH_TREE_LUA, STORE_HINT_LUA } from './redis-scripts.js';
+import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, EPOCH_LUA, LEASE_LUA, RELEASE_LUA, RECOMPUTE_LEAVES_LUA, REFRESH_TREE_LUA, STORE_HINT_LUA } from './redis-scripts.js';
 import { dataKey, HINT_LIMITS, parseDataKey, SiblingLimitError, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 type ScriptedRedis = Redis & {
@@ -28,6 +28,8 @@ type ScriptedRedis = Redis & {
     maxSiblings: number,
   ): Promise<string>;
   dynamoEpoch(key: string): Promise<string>;
+  dynamoLease(key: string, owner: string, ttlMs: number): Promise<number>;
+  dynamoRelease(key: string, owner: string): Promise<number>;
   dynamoRefreshTree(numKeys: number, ...args: (string | number)[]): Promise<number>;
   dynamoRecomputeLeaves(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
@@ -43,6 +45,8 @@ const TREE_BUILT = 't:built';
 /** Number of segment indexes (kept by the scripts). */
 const TREE_SEGMENTS = 't:segs';
 const TREE_VERSION = `xor16-sha1-${SEGMENTS}`;
+/** The leases a node's processes take (one per actor), kept beside the data. */
+const LEASE_NAMES = ['node', 'coordinator', 'gossiper', 'anti-entropy'];
 /** Keys per script call while rebuilding a tree. */
 const REBUILD_BATCH = 200;
 /** Redis hash of node-local bookkeeping. */
@@ -71,6 +75,8 @@ export class RedisStorage implements Storage {
     redis.defineCommand('dynamoCoordinate', { numberOfKeys: 5, lua: COORDINATE_LUA });
     redis.defineCommand('dynamoRefreshTree', { lua: REFRESH_TREE_LUA });
     redis.defineCommand('dynamoEpoch', { numberOfKeys: 1, lua: EPOCH_LUA });
+    redis.defineCommand('dynamoLease', { numberOfKeys: 1, lua: LEASE_LUA });
+    redis.defineCommand('dynamoRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
     redis.defineCommand('dynamoRecomputeLeaves', { lua: RECOMPUTE_LEAVES_LUA });
     redis.defineCommand('dynamoStoreHint', { numberOfKeys: 5, lua: STORE_HINT_LUA });
     redis.defineCommand('dynamoDeleteHint', { numberOfKeys: 5, lua: DELETE_HINT_LUA });
@@ -241,6 +247,18 @@ export class RedisStorage implements Storage {
     }
   }
 
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    try {
+      return (await this.redis.dynamoLease(`m:lease:${name}`, owner, ttlMs)) === 1;
+    } catch (e) {
+      throw new StorageError(`lease failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    await this.redis.dynamoRelease(`m:lease:${name}`, owner);
+  }
+
   async getMeta(name: string): Promise<string | null> {
     return this.redis.hget(META_KEY, name);
   }
@@ -295,7 +313,8 @@ export class RedisStorage implements Storage {
       this.redis.scard(HINT_OWNERS),
     ]);
     const segments = Number((await this.redis.get(TREE_SEGMENTS)) ?? 0);
-    return size - meta - hints - owners - segments;
+    const leases = await this.redis.exists(...LEASE_NAMES.map((n) => `m:lease:${n}`));
+    return size - meta - hints - owners - segments - leases;
   }
 
   async ping(): Promise<void> {

@@ -62,6 +62,13 @@ export interface Storage {
   readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]>;
   /** The name this store writes under for `node`: `node.epoch` (see ACTOR_ID), taking an epoch if it has none. */
   writerId(node: string): Promise<string>;
+  /**
+   * A lease on `name` for `ttlMs`, held by `owner`: true when taken (free, expired, or
+   * already this owner's, which renews it), false when another owner holds it.
+   */
+  acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Give a lease back, if `owner` still holds it. */
+  releaseLease(name: string, owner: string): Promise<void>;
   /** Small node-local bookkeeping (transfer progress), outside the data key space. */
   getMeta(name: string): Promise<string | null>;
   setMeta(name: string, value: string | null): Promise<void>;

@@ -1,0 +1,127 @@
+import { inject, injectable } from 'tsyringe';
+import { sleep, type Clock } from '../../src/clock/clock.js';
+import type { NodeConfig } from '../../src/config.js';
+import { TOKENS, type Logger } from '../../src/di/tokens.js';
+import type { Member } from '../../src/membership/member.js';
+import type { MemberView, NodeMembership } from '../../src/membership/membership.js';
+import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import type { Ring } from '../../src/ring/index.js';
+import { decodeJson, tryDecodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
+import { Buckets } from '../node/buckets.js';
+import type { MembershipView } from './gossiper.js';
+import { ringsFor } from './gossiper-machine.js';
+
+/** How long a request to the node's gossiper process may take. */
+const CONTROL_TIMEOUT_MS = 5000;
+
+/**
+ * Membership for a process that hosts some of a node's actors but not its gossiper
+ * (`--actors`): it follows the view the node's gossiper publishes each round. When the
+ * gossiper process is gone the last view stays, so the actors here keep serving with
+ * it until the gossiper is back.
+ */
+@injectable()
+export class GossipMirror implements NodeMembership {
+  readonly self: string;
+  private readonly subjects: Subjects;
+  private current: MembershipView | null = null;
+  private rings: { key: string; ring: Ring; futureRing: Ring | null } | null = null;
+  private subscription: Subscription | null = null;
+  private stopped = false;
+
+  constructor(
+    @inject(TOKENS.Config) private readonly config: NodeConfig,
+    @inject(TOKENS.Transport) private readonly transport: Transport,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+    private readonly buckets: Buckets,
+  ) {
+    this.self = config.nodeId;
+    this.subjects = subjects(config.prefix);
+  }
+
+  /** Follow the gossiper; resolves once a first view has arrived (asking for one until it does). */
+  async start(): Promise<void> {
+    this.subscription = this.transport.subscribe(this.subjects.membershipView(this.self), (m) => {
+      const view = tryDecodeJson(m.data) as MembershipView | null;
+      if (view && Array.isArray(view.members) && Array.isArray(view.table)) this.take(view);
+    });
+    for (let attempt = 0; this.current === null && !this.stopped; attempt++) {
+      try {
+        this.take(decodeJson<MembershipView>(await this.transport.request(this.subjects.membershipGet(this.self), '', this.config.gossipIntervalMs)));
+      } catch {
+        if (attempt === 3) this.logger.warn(`waiting for the gossiper of ${this.self} (a process started with --actors gossiper)`);
+        await sleep(this.clock, this.config.gossipIntervalMs);
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.subscription?.unsubscribe();
+  }
+
+  private take(view: MembershipView): void {
+    this.current = view;
+    if (view.buckets !== undefined) this.buckets.merge(view.buckets);
+  }
+
+  private get view(): MembershipView {
+    if (this.current === null) throw new Error(`no membership view from the gossiper of ${this.self} yet`);
+    return this.current;
+  }
+
+  ring(): Ring {
+    return this.currentRings().ring;
+  }
+
+  futureRing(): Ring | null {
+    return this.currentRings().futureRing;
+  }
+
+  private currentRings(): { ring: Ring; futureRing: Ring | null } {
+    const table = this.view.table;
+    const key = JSON.stringify(table.map((m) => [m.id, m.weight, m.ringWeight, m.generation]));
+    if (this.rings?.key !== key) this.rings = { key, ...ringsFor(Object.fromEntries(table.map((m) => [m.id, m]))) };
+    return this.rings;
+  }
+
+  isDown(id: string): boolean {
+    if (id === this.self) return false;
+    const m = this.view.members.find((x) => x.id === id);
+    return m === undefined || m.liveness === 'down';
+  }
+
+  members(): MemberView[] {
+    return this.view.members;
+  }
+
+  table(): Member[] {
+    return this.view.table;
+  }
+
+  entry(id: string): Member | undefined {
+    return this.view.table.find((m) => m.id === id);
+  }
+
+  get metrics(): object {
+    return this.current?.metrics ?? {};
+  }
+
+  private async control(body: object): Promise<Record<string, unknown>> {
+    const reply = decodeJson<Record<string, unknown> & { ok: boolean; error?: { message: string } }>(
+      await this.transport.request(this.subjects.membershipControl(this.self), JSON.stringify(body), CONTROL_TIMEOUT_MS),
+    );
+    if (!reply.ok) throw new Error(`the gossiper of ${this.self} refused: ${reply.error?.message}`);
+    return reply;
+  }
+
+  async setWeights(weight: number, ringWeight: number): Promise<void> {
+    const reply = await this.control({ op: 'setWeights', weight, ringWeight });
+    this.take(reply['view'] as MembershipView);
+  }
+
+  async announceToAll(): Promise<number> {
+    return (await this.control({ op: 'announce' }))['failed'] as number;
+  }
+}

@@ -1,0 +1,177 @@
+import { expect } from 'chai';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { parse } from 'yaml';
+import { ACTORS } from '../../src/config.js';
+import { exited, startNatsServer, startRedisServer, type ServerProcess } from '../../src/cli/servers.js';
+import { RedisStorage } from '../../src/storage/redis-storage.js';
+import { NatsTransport } from '../../src/transport/nats-transport.js';
+import { decodeJson } from '../../src/transport/transport.js';
+import { waitFor } from '../helpers/wait.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+interface Service {
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+}
+
+/** The services of a compose file that run this project's image, with merge keys resolved. */
+function dynamoServices(file: string): Map<string, { args: string[]; env: Record<string, string> }> {
+  const doc = parse(readFileSync(join(ROOT, 'docker', file), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+  const out = new Map<string, { args: string[]; env: Record<string, string> }>();
+  for (const [name, svc] of Object.entries(doc.services)) {
+    if (svc.image !== 'dynamo-kv') continue;
+    out.set(name, { args: svc.command ?? [], env: svc.environment ?? {} });
+  }
+  return out;
+}
+
+/** Which node and actors a service runs: --actors (or DYNAMO_ACTORS), all four by default. */
+function placement(svc: { args: string[]; env: Record<string, string> }): { node: string; actors: string[]; redis: string } {
+  const i = svc.args.indexOf('--actors');
+  const actors = (i >= 0 ? svc.args[i + 1]! : (svc.env['DYNAMO_ACTORS'] ?? ACTORS.join(','))).split(',');
+  return { node: svc.env['DYNAMO_NODE_ID']!, actors, redis: svc.env['DYNAMO_REDIS_URL']! };
+}
+
+describe('docker compose files (real servers, no container engine)', function () {
+  this.timeout(180_000);
+  const dir = mkdtempSync(join(tmpdir(), 'dynamo-compose-'));
+  let nats: ServerProcess;
+  const redis = new Map<string, ServerProcess>();
+  /** The compose host names, pointed at servers on free loopback ports. */
+  const local = (env: Record<string, string>) => {
+    const out: Record<string, string> = { ...env, DYNAMO_NATS_URL: nats.url };
+    const host = /^redis:\/\/(redis-n\d+):6379$/.exec(env['DYNAMO_REDIS_URL'] ?? '');
+    if (host) out['DYNAMO_REDIS_URL'] = redis.get(host[1]!)!.url;
+    return out;
+  };
+
+  before(async () => {
+    nats = await startNatsServer(join(dir, 'nats'));
+    for (const r of ['redis-n1', 'redis-n2', 'redis-n3']) redis.set(r, await startRedisServer(join(dir, r)));
+  });
+  after(async () => {
+    await Promise.all([...redis.values()].map((r) => r.stop()));
+    await nats?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const file of ['compose.yaml', 'compose.split.yaml']) {
+    it(`${file}: every command passes --check-config, each node has its own Redis, every actor of every node runs exactly once`, async () => {
+      const services = dynamoServices(file);
+      expect(services.size).to.be.at.least(3);
+      const hosted = new Map<string, number>();
+      const redisOf = new Map<string, Set<string>>();
+      for (const [name, svc] of services) {
+        expect(svc.args[0], `${name} runs dynamo node`).to.equal('node');
+        const r = await promisify(execFile)(process.execPath, [CLI, ...svc.args, '--check-config'], { env: { ...process.env, ...local(svc.env) } }).catch((e: { code: number; stderr: string }) => e);
+        expect((r as { code?: number }).code ?? 0, `${name}: ${(r as { stderr: string }).stderr}`).to.equal(0);
+        const p = placement(svc);
+        for (const a of p.actors) hosted.set(`${p.node}/${a}`, (hosted.get(`${p.node}/${a}`) ?? 0) + 1);
+        redisOf.set(p.node, (redisOf.get(p.node) ?? new Set()).add(p.redis));
+      }
+      for (const node of ['n1', 'n2', 'n3']) for (const a of ACTORS) expect(hosted.get(`${node}/${a}`), `${node}'s ${a}`).to.equal(1);
+      expect(hosted.size).to.equal(12);
+      const urls = [...redisOf.values()].map((s) => [...s]);
+      for (const u of urls) expect(u).to.have.length(1);
+      expect(new Set(urls.flat()).size, 'no two nodes share a Redis').to.equal(3);
+    });
+  }
+
+  it('--check-config exits 2 for a bad flag or a server that does not answer', async () => {
+    const run = (args: string[]) => promisify(execFile)(process.execPath, [CLI, 'node', '--id', 'n1', ...args, '--check-config']).then(() => 0, (e: { code: number }) => e.code);
+    expect(await run(['--nats', nats.url, '--redis', redis.get('redis-n1')!.url, '--actors', 'node,cook'])).to.equal(2);
+    expect(await run(['--nats', nats.url, '--redis', 'redis://127.0.0.1:1'])).to.equal(2);
+    expect(await run(['--nats', nats.url, '--redis', redis.get('redis-n1')!.url])).to.equal(0);
+  });
+
+  describe("compose.split.yaml's commands as plain processes", () => {
+    const procs = new Map<string, ChildProcess>();
+    /** Each process's log, shown when a test fails. */
+    const logs = new Map<string, string>();
+    let client: NatsTransport;
+    const services = dynamoServices('compose.split.yaml');
+    const start = (name: string) => {
+      const svc = services.get(name)!;
+      // As a container would, in the foreground; stdin held so the process ends with this test.
+      const child = spawn(process.execPath, [CLI, ...svc.args], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...local(svc.env), DYNAMO_SUPERVISED: '1' } });
+      child.stderr!.on('data', (d: Buffer) => logs.set(name, (logs.get(name) ?? '') + d.toString()));
+      procs.set(name, child);
+    };
+    const ask = async <T>(subject: string, body: unknown, timeoutMs = 3000): Promise<T> => decodeJson<T>(await client.request(subject, JSON.stringify(body), timeoutMs));
+    const stateOf = async (viewer: string, node: string) => {
+      const st = await ask<{ members: { id: string; state: string }[] }>(`dynamo.node.${viewer}.admin.status`, '').catch(() => null);
+      return st?.members.find((m) => m.id === node)?.state;
+    };
+
+    before(async () => {
+      for (const r of redis.values()) {
+        const c = new Redis(r.url);
+        await c.flushall();
+        c.disconnect();
+      }
+      client = await NatsTransport.connect(nats.url, 'compose-test');
+      for (const name of services.keys()) start(name);
+      await waitFor(async () => {
+        for (const n of ['n1', 'n2', 'n3']) if ((await stateOf('n2', n)) !== 'up' || (await stateOf(n, 'n2')) !== 'up') return false;
+        return true;
+      }, 40_000, 'the split cluster up as n1, n2 and n3 each see it');
+    });
+    after(async () => {
+      for (const p of procs.values()) p.kill('SIGTERM');
+      await Promise.all([...procs.values()].map((p) => exited(p)));
+      await client?.close();
+    });
+
+    it('serves puts and gets on every node, and anti-entropy in its own process refills n1', async () => {
+      for (let i = 0; i < 60; i++) {
+        const via = i % 2 ? 'dynamo.kv' : `dynamo.node.n${(i % 3) + 1}.kv`;
+        expect(await ask(`${via}.put`, { key: `split-${i}`, value: i, w: 3 }), `put split-${i}`).to.include({ ok: true });
+      }
+      for (let i = 0; i < 60; i++) expect(await ask('dynamo.node.n1.kv.get', { key: `split-${i}`, r: 3 })).to.deep.include({ ok: true, values: [i] });
+      // n1's Redis loses everything; only n1-ae (and the peers' anti-entropy) can bring it back.
+      const n1 = new RedisStorage(redis.get('redis-n1')!.url);
+      try {
+        const raw = new Redis(redis.get('redis-n1')!.url);
+        await raw.flushall();
+        raw.disconnect();
+        await waitFor(async () => (await n1.keyCount()) >= 60, 60_000, 'n1 refilled by anti-entropy');
+      } finally {
+        await n1.close();
+      }
+    });
+
+    it("killing n1's gossiper process makes n1 look down to the others while its coordinator serves; restarting it brings n1 back", async () => {
+      procs.get('n1-gossip')!.kill('SIGKILL');
+      await exited(procs.get('n1-gossip')!);
+      await waitFor(async () => (await stateOf('n2', 'n1')) === 'down' && (await stateOf('n3', 'n1')) === 'down', 20_000, 'n1 down as n2 and n3 see it');
+      for (let i = 0; i < 10; i++) {
+        expect(await ask('dynamo.node.n1.kv.put', { key: `headless-${i}`, value: i, w: 2 }), `put via n1 with its gossiper gone`).to.include({ ok: true });
+        expect(await ask('dynamo.node.n1.kv.get', { key: `headless-${i}`, r: 2 })).to.deep.include({ ok: true, values: [i] });
+      }
+      logs.delete('n1-gossip');
+      start('n1-gossip');
+      await waitFor(async () => (await stateOf('n2', 'n1')) === 'up' && (await stateOf('n3', 'n1')) === 'up', 30_000, 'n1 up again as n2 and n3 see it').catch((e: Error) => {
+        throw new Error(`${e.message}; the restarted gossiper's log:\n${logs.get('n1-gossip') ?? '(nothing)'}`);
+      });
+    });
+
+    it('refuses a second process for an actor that already runs', async () => {
+      const svc = services.get('n1-ae')!;
+      const r = await promisify(execFile)(process.execPath, [CLI, ...svc.args], { env: { ...process.env, ...local(svc.env) }, timeout: 30_000 }).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.match(/anti-entropy actor of node "n1" is already running in another process/);
+    });
+  });
+});
