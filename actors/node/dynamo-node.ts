@@ -2,7 +2,7 @@ import { inject, injectable } from 'tsyringe';
 import { createActor, fromCallback, fromPromise, waitFor, type ActorRefFrom } from 'xstate';
 import { sleep, type Clock } from '../../src/clock/clock.js';
 import type { ActorName, NodeConfig } from '../../src/config.js';
-import { TOKENS, type Logger } from '../../src/di/tokens.js';
+import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
 import { subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { Subscription, Transport } from '../../src/transport/transport.js';
@@ -47,6 +47,7 @@ export class DynamoNode {
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Random) random: Random,
     @inject(TOKENS.Membership) readonly membership: NodeMembership,
     readonly gossiper: Gossiper,
     private readonly mirror: GossipMirror,
@@ -61,6 +62,7 @@ export class DynamoNode {
     private readonly faults: FaultsServer,
     private readonly coordinator: CoordinatorRunner,
   ) {
+    this.leaseOwner = `${process.pid}-${Math.floor(random() * 2 ** 32).toString(36)}`;
     admin.probe = () => ({
       state: this.state,
       inFlight: this.client.inFlight,
@@ -85,6 +87,8 @@ export class DynamoNode {
           if (this.hosts('anti-entropy')) this.antiEntropy.start();
           const watch = this.hosts('node') && !this.hosts('gossiper') ? this.watchOwnEntry() : () => {};
           return () => {
+            // Going offline (a stop, or a crash in a simulation) ends the leases' renewal.
+            this.stopRenewingLeases();
             watch();
             this.antiEntropy.stop();
             this.hints.stop();
@@ -143,7 +147,7 @@ export class DynamoNode {
   }
 
   /** This process's hold on the actors it hosts: one lease each in the node's Redis. */
-  private readonly leaseOwner = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  private readonly leaseOwner: string;
   private leaseTimer: unknown = null;
 
   private async takeLeases(): Promise<void> {
@@ -157,6 +161,11 @@ export class DynamoNode {
         await sleep(this.clock, LEASE_RENEW_MS / 4);
       }
     }
+    this.renewLeases();
+  }
+
+  /** Keep this process's leases, from boot until it goes offline. */
+  private renewLeases(): void {
     const renew = () => {
       void Promise.all(this.config.actors.map((a) => this.storage.acquireLease(a, this.leaseOwner, LEASE_TTL_MS))).then(
         (held) => {
@@ -169,9 +178,13 @@ export class DynamoNode {
     this.leaseTimer = this.clock.setTimeout(renew, LEASE_RENEW_MS);
   }
 
-  private async releaseLeases(): Promise<void> {
+  private stopRenewingLeases(): void {
     if (this.leaseTimer !== null) this.clock.clearTimeout(this.leaseTimer);
     this.leaseTimer = null;
+  }
+
+  private async releaseLeases(): Promise<void> {
+    this.stopRenewingLeases();
     await Promise.all(this.config.actors.map((a) => this.storage.releaseLease(a, this.leaseOwner).catch(() => {})));
   }
 

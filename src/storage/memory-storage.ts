@@ -9,6 +9,9 @@ import { dataKey, HINT_LIMITS, parseDataKey, SCAN_START, SiblingLimitError, type
  * merge rules as the Redis script, through the pure versioning module.
  */
 export class MemoryStorage implements Storage {
+  /** `now`: ms for lease expiry (a simulation passes its clock). */
+  constructor(private readonly now: () => number = Date.now) {}
+
   private data = new Map<string, Version[]>();
   private dotCounters = new Map<string, number>();
   private readonly meta = new Map<string, string>();
@@ -102,8 +105,8 @@ export class MemoryStorage implements Storage {
 
   async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
     const held = this.leases.get(name);
-    if (held && held.owner !== owner && held.until > Date.now()) return false;
-    this.leases.set(name, { owner, until: Date.now() + ttlMs });
+    if (held && held.owner !== owner && held.until > this.now()) return false;
+    this.leases.set(name, { owner, until: this.now() + ttlMs });
     return true;
   }
 

@@ -37,7 +37,7 @@ class Sim {
   readonly clock = simClock(this.sc);
   readonly network = new MemoryNetwork(this.clock);
   readonly random: () => number;
-  readonly storages = new Map(IDS.map((id) => [id, new MemoryStorage()]));
+  readonly storages = new Map(IDS.map((id) => [id, new MemoryStorage(() => this.clock.monotonic())]));
   readonly nodes = new Map<string, DynamoNode>();
   readonly transports = new Map<string, Transport>();
   readonly client: Transport = this.network.transport();
