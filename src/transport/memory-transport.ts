@@ -60,6 +60,8 @@ export class MemoryNetwork {
 
 class MemoryTransport implements Transport {
   private readonly mine = new Set<Subscription>();
+  /** Requests waiting for a reply: closing rejects them, as a NATS connection does. */
+  private readonly pending = new Set<() => void>();
   private closed = false;
 
   constructor(
@@ -72,21 +74,18 @@ class MemoryTransport implements Transport {
     return new Promise((resolve, reject) => {
       let settled = false;
       const clock = this.network.clock;
-      const timer = clock.setTimeout(() => {
-        settled = true;
-        reject(new TransportError(`request on ${subject} timed out`, 'timeout'));
-      }, timeoutMs);
-      const count = this.network.deliver(subject, bytes(data), (reply) => {
+      const settle = (finish: () => void) => {
         if (settled) return;
         settled = true;
         clock.clearTimeout(timer);
-        resolve(bytes(reply));
-      });
-      if (count === 0) {
-        settled = true;
-        clock.clearTimeout(timer);
-        reject(new TransportError(`no responders on ${subject}`, 'no-responders'));
-      }
+        this.pending.delete(onClose);
+        finish();
+      };
+      const onClose = () => settle(() => reject(new TransportError(`request on ${subject} ended: transport closed`, 'closed')));
+      const timer = clock.setTimeout(() => settle(() => reject(new TransportError(`request on ${subject} timed out`, 'timeout'))), timeoutMs);
+      this.pending.add(onClose);
+      const count = this.network.deliver(subject, bytes(data), (reply) => settle(() => resolve(bytes(reply))));
+      if (count === 0) settle(() => reject(new TransportError(`no responders on ${subject}`, 'no-responders')));
     });
   }
 
@@ -105,5 +104,6 @@ class MemoryTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     for (const s of this.mine) s.unsubscribe();
+    for (const end of [...this.pending]) end();
   }
 }

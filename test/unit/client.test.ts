@@ -66,7 +66,8 @@ describe('client transport failures (in memory)', () => {
   });
 
   it('holds requests beyond maxInFlight until a slot frees, and an AbortSignal ends a call early', async () => {
-    const client = new DynamoClient(network.transport(), { maxInFlight: 2, timeoutMs: 60_000 });
+    const transport = network.transport();
+    const client = new DynamoClient(transport, { maxInFlight: 2, timeoutMs: 60_000 });
     const controller = new AbortController();
     const calls = Array.from({ length: 5 }, () => client.get('k', { signal: controller.signal }).catch((x: unknown) => x));
     await waitFor(() => client.inFlight === 2, 1000, 'two calls in flight');
@@ -76,5 +77,7 @@ describe('client transport failures (in memory)', () => {
     for (const r of results) expect(r).to.be.instanceOf(AbortedError);
     expect(client.inFlight).to.equal(0);
     expect(await client.get('k', { signal: AbortSignal.abort() }).catch((x: unknown) => x)).to.be.instanceOf(AbortedError);
+    // The aborted calls' requests still wait on the transport (60 s) until it closes.
+    await transport.close();
   });
 });
