@@ -33,6 +33,30 @@ const COMMANDS: Record<string, Command> = {
   ping: { summary: 'ping [NODE]                           exit 0 when the node serves (NODE defaults to DYNAMO_NODE_ID; for health checks)', options: LEAVE_OPTIONS, run: async (p, v) => print(await pingCommand(p, v)) },
   leave: { summary: 'leave NODE                            hand a node\'s ranges to the others, then stop it', options: LEAVE_OPTIONS, run: async (p, v) => print(await leaveCommand(p, v)) },
   faults: { summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)', options: FAULTS_OPTIONS, run: async (p, v) => print(await faultsCommand(p, v)) },
+  bench: {
+    summary: 'bench [--seconds 10] [--concurrency 64] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
+    options: {
+      seconds: { type: 'string', help: 'seconds per row', default: '10' },
+      concurrency: { type: 'string', help: 'callers in the closed loop (a second run uses 1)', default: '64' },
+      json: { type: 'boolean', help: 'print JSON instead of a table' },
+    },
+    run: async (p, v) => {
+      if (p.length) throw new UsageError(`unexpected argument "${p[0]}"`);
+      let bench: typeof import('../../bench/compare.js');
+      try {
+        bench = await import('../../bench/compare.js');
+      } catch (e) {
+        throw new Error(`dynamo bench runs from a clone of the repository after npm ci (its dev dependencies drive JetStream KV): ${(e as Error).message}`);
+      }
+      const seconds = Number(v['seconds']);
+      const concurrency = Number(v['concurrency']);
+      if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--seconds must be positive and --concurrency a positive integer');
+      const progress = bench.progressPrinter();
+      const rows = await bench.runBench(seconds, concurrency, progress.say);
+      progress.done();
+      return print({ out: v['json'] ? JSON.stringify({ seconds, concurrency, rows }) : bench.benchTable(rows), code: 0 });
+    },
+  },
   ring: { summary: 'ring simulate [--nodes 10] [--keys 100000] [--vnodes 128]   compare key placement strategies', options: RING_OPTIONS, run: async (p, v) => print(await ringCommand(p, v)) },
 };
 

@@ -165,3 +165,39 @@ export async function startRedisServer(dir: string, port?: number): Promise<Serv
     port,
   );
 }
+
+/**
+ * A cluster of `count` nats-servers with JetStream, routed to each other, on loopback
+ * ports, for comparing with NATS JetStream KV (`npm run bench`). Resolves once every
+ * server listens; JetStream elects its meta leader shortly after.
+ */
+export async function startJetStreamCluster(dir: string, count = 3): Promise<ServerProcess[]> {
+  const bin = requireBinary('nats-server');
+  const ports: { client: number; cluster: number }[] = [];
+  for (let i = 0; i < count; i++) ports.push({ client: await freePort(), cluster: await freePort() });
+  const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(', ');
+  const servers = ports.map((p, i) => {
+    const home = join(dir, `js${i + 1}`);
+    mkdirSync(home, { recursive: true });
+    const conf = join(home, 'nats.conf');
+    writeFileSync(
+      conf,
+      [
+        `server_name: js${i + 1}`,
+        'host: 127.0.0.1',
+        `port: ${p.client}`,
+        `max_payload: ${NATS_MAX_PAYLOAD}`,
+        `jetstream { store_dir: "${join(home, 'store')}" }`,
+        `cluster { name: bench, host: 127.0.0.1, port: ${p.cluster}, routes: [${routes}] }`,
+      ].join('\n'),
+    );
+    return spawnServer(`nats-server js${i + 1}`, bin, ['-c', conf], p.client, join(home, 'nats-server.log'));
+  });
+  try {
+    await Promise.all(servers.map((s) => s.ready));
+  } catch (e) {
+    await Promise.all(servers.map((s) => s.stop(1000)));
+    throw e;
+  }
+  return servers;
+}
