@@ -67,6 +67,8 @@ export class RedisStorage implements Storage {
       // A replica that cannot reach its Redis should fail the request quickly;
       // the coordinator's quorum logic decides what that means for the client.
       maxRetriesPerRequest: 1,
+      // Commands issued in the same event-loop turn go out in one write: a busy node makes far fewer syscalls.
+      enableAutoPipelining: true,
       connectTimeout: 2000,
       lazyConnect: true,
       ...options,
