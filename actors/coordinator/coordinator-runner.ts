@@ -2,7 +2,7 @@ import { inject, injectable } from 'tsyringe';
 import { createActor, fromCallback, fromPromise } from 'xstate';
 import type { NodeConfig } from '../../src/config.js';
 import { errorReply } from '../../src/errors.js';
-import { TOKENS, type Logger } from '../../src/di/tokens.js';
+import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import { replicaGetText, replicaPutText } from '../../src/protocol/replica.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
@@ -11,7 +11,7 @@ import { getReplyText } from '../../src/quorum/read.js';
 import type { Resolver } from '../../src/resolvers/index.js';
 import { MAX_SIBLINGS, SiblingLimitError, type CoordinatedResult, type Storage } from '../../src/storage/storage.js';
 import { ConflictError } from '../../src/errors.js';
-import { isTombstone, merge as mergeClocks, fullClock, prune, type VClock } from '../../src/versioning/index.js';
+import { counterOf, isTombstone, merge as mergeClocks, fullClock, prune, type VClock } from '../../src/versioning/index.js';
 import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
@@ -43,6 +43,7 @@ export class CoordinatorRunner {
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Random) private readonly random: Random,
   ) {
     this.subjects = subjects(config.prefix);
     this.machine = coordinatorMachine.provide({
@@ -209,7 +210,7 @@ export class CoordinatorRunner {
     const { resolver, crdt, ...write } = w;
     for (let attempt = 0; ; attempt++) {
       const stored = await this.storage.read(w.bucket, w.key);
-      if (w.condition === 'match' && stored.some((s) => (w.context[s.d[0]]?.[0] ?? 0) < s.d[1])) throw new ConflictError('a version was written since the context was read');
+      if (w.condition === 'match' && stored.some((s) => counterOf(w.context, s.d[0]) < s.d[1])) throw new ConflictError('a version was written since the context was read');
       if (w.condition === 'none-match' && stored.some((s) => !isTombstone(s))) throw new ConflictError('the key exists');
       let context: VClock = w.context;
       for (const s of stored) context = mergeClocks(context, fullClock(s));
@@ -227,7 +228,7 @@ export class CoordinatorRunner {
       } catch (e) {
         // Another node wrote the key in between (this node's own rewrites are queued).
         if (!(e instanceof ConflictError) || attempt >= 20) throw e;
-        await sleep(this.clock, 1 + Math.floor(Math.random() * 5 * (attempt + 1)));
+        await sleep(this.clock, 1 + Math.floor(this.random() * 5 * (attempt + 1)));
       }
     }
   }
