@@ -4,7 +4,7 @@ import type { NodeConfig } from '../../src/config.js';
 import { errorReply } from '../../src/errors.js';
 import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
-import { replicaGetText, replicaPutText } from '../../src/protocol/replica.js';
+import { replicaGetItem, replicaPutItem, replicaPutText } from '../../src/protocol/replica.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import { sleep, type Clock } from '../../src/clock/clock.js';
 import { getReplyText } from '../../src/quorum/read.js';
@@ -15,15 +15,12 @@ import { counterOf, isTombstone, merge as mergeClocks, fullClock, prune, type VC
 import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
+import { ReplicaBatcher } from './replica-batcher.js';
 import { coordinatorMachine, REPAIR_TIMEOUT_MS, type LocalWrite, type ReadReplicasInput, type RepairInput, type ReplicaEvent, type ReplicateWriteInput } from './coordinator-machine.js';
 
 interface PutReply {
   ok: boolean;
   stored?: boolean[];
-}
-interface GetReply {
-  ok: boolean;
-  found?: (Version[] | null)[];
 }
 
 /**
@@ -36,6 +33,7 @@ export class CoordinatorRunner {
   private readonly subjects: Subjects;
   private readonly machine;
   private active = 0;
+  private readonly batcher: ReplicaBatcher;
 
   constructor(
     @inject(TOKENS.Config) private readonly config: NodeConfig,
@@ -46,27 +44,28 @@ export class CoordinatorRunner {
     @inject(TOKENS.Random) private readonly random: Random,
   ) {
     this.subjects = subjects(config.prefix);
+    this.batcher = new ReplicaBatcher(transport, this.subjects);
     this.machine = coordinatorMachine.provide({
       actors: {
         coordinateLocal: fromPromise(({ input }) => this.writeLocal(input)),
         replicateWrite: fromCallback<ReplicaEvent, ReplicateWriteInput>(
           ({ input, sendBack }) => {
             let live = true;
-            const body = replicaPutText(input.bucket, input.key, input.siblingsText);
-            for (const node of input.extras) {
-              this.transport.request(this.subjects.replicaPut(node), body, input.timeoutMs).catch(() => {});
-            }
+            const item = replicaPutItem(input.bucket, input.key, input.siblingsText);
+            for (const node of input.extras) this.batcher.put(node, item, input.timeoutMs).catch(() => {});
             for (const node of input.replicas) {
               const hintFor = input.hints.get(node);
-              this.transport
-                .request(this.subjects.replicaPut(node), hintFor === undefined ? body : replicaPutText(input.bucket, input.key, input.siblingsText, hintFor), input.timeoutMs)
-                .then((data) => {
-                  if (!decodeJson<PutReply>(data).ok) throw new Error('replica refused the write');
-                })
-                .then(
-                  () => live && sendBack({ type: 'REPLICA.ACK', node }),
-                  (e: Error) => live && sendBack({ type: 'REPLICA.FAIL', node, reason: e.message }),
-                );
+              // A hinted write goes alone: a full hint store refuses its whole message.
+              const sent =
+                hintFor === undefined
+                  ? this.batcher.put(node, item, input.timeoutMs)
+                  : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, input.siblingsText, hintFor), input.timeoutMs).then((data) => {
+                      if (!decodeJson<PutReply>(data).ok) throw new Error('replica refused the write');
+                    });
+              sent.then(
+                () => live && sendBack({ type: 'REPLICA.ACK', node }),
+                (e: Error) => live && sendBack({ type: 'REPLICA.FAIL', node, reason: e.message }),
+              );
             }
             return () => {
               live = false;
@@ -76,16 +75,9 @@ export class CoordinatorRunner {
         readReplicas: fromCallback<ReplicaEvent, ReadReplicasInput>(
           ({ input, sendBack }) => {
             let live = true;
-            const body = replicaGetText(input.bucket, input.key);
+            const item = replicaGetItem(input.bucket, input.key);
             for (const node of input.replicas) {
-              const read =
-                node === this.config.nodeId
-                  ? this.storage.read(input.bucket, input.key)
-                  : this.transport.request(this.subjects.replicaGet(node), body, input.timeoutMs).then((data) => {
-                      const reply = decodeJson<GetReply>(data);
-                      if (!reply.ok || !reply.found) throw new Error('replica refused the read');
-                      return reply.found[0] ?? [];
-                    });
+              const read = node === this.config.nodeId ? this.storage.read(input.bucket, input.key) : this.batcher.get(node, item, input.timeoutMs);
               read.then(
                 (versions) => live && sendBack({ type: 'REPLICA.READ', node, versions }),
                 (e: Error) => live && sendBack({ type: 'REPLICA.FAIL', node, reason: e.message }),

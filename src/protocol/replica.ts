@@ -26,17 +26,26 @@ export interface ReplicaGetItem {
 /** Largest batch a replica accepts in one message. */
 export const MAX_REPLICA_BATCH = 256;
 
-/** Encode one write without re-encoding the sibling-set text the storage returned. */
-export function replicaPutText(bucket: string, key: string, versionsText: string, hintFor?: string): string {
+/** One write as a batch item, without re-encoding the sibling-set text the storage returned. */
+export function replicaPutItem(bucket: string, key: string, versionsText: string, hintFor?: string): string {
   const hint = hintFor === undefined ? '' : `,"h":${JSON.stringify(hintFor)}`;
-  return `{"items":[{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)},"x":${versionsText}${hint}}]}`;
+  return `{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)},"x":${versionsText}${hint}}`;
+}
+
+/** A batch of one write. */
+export function replicaPutText(bucket: string, key: string, versionsText: string, hintFor?: string): string {
+  return `{"items":[${replicaPutItem(bucket, key, versionsText, hintFor)}]}`;
+}
+
+export function replicaGetItem(bucket: string, key: string): string {
+  return `{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)}}`;
 }
 
 /** Siblings a replica accepts for one key in one message. */
 export const MAX_SIBLINGS_PER_ITEM = 1024;
 
 export function replicaGetText(bucket: string, key: string): string {
-  return JSON.stringify({ items: [{ b: bucket, k: key }] });
+  return `{"items":[${replicaGetItem(bucket, key)}]}`;
 }
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
