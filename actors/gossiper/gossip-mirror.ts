@@ -8,8 +8,22 @@ import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import type { Ring } from '../../src/ring/index.js';
 import { decodeJson, tryDecodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { Buckets } from '../node/buckets.js';
-import type { MembershipView } from './gossiper.js';
+import { isTable, type MembershipView } from './gossiper.js';
 import { ringsFor } from './gossiper-machine.js';
+
+const LIVENESS = new Set(['alive', 'suspect', 'down']);
+
+function isView(x: unknown): x is MembershipView {
+  if (typeof x !== 'object' || x === null) return false;
+  const v = x as Record<string, unknown>;
+  const members = v['members'];
+  return (
+    isTable(v['table']) &&
+    Array.isArray(members) &&
+    members.every((m) => typeof m === 'object' && m !== null && typeof (m as MemberView).id === 'string' && LIVENESS.has((m as MemberView).liveness)) &&
+    typeof v['metrics'] === 'object'
+  );
+}
 
 /** How long a request to the node's gossiper process may take. */
 const CONTROL_TIMEOUT_MS = 5000;
@@ -42,13 +56,10 @@ export class GossipMirror implements NodeMembership {
 
   /** Follow the gossiper; resolves once a first view has arrived (asking for one until it does). */
   async start(): Promise<void> {
-    this.subscription = this.transport.subscribe(this.subjects.membershipView(this.self), (m) => {
-      const view = tryDecodeJson(m.data) as MembershipView | null;
-      if (view && Array.isArray(view.members) && Array.isArray(view.table)) this.take(view);
-    });
+    this.subscription = this.transport.subscribe(this.subjects.membershipView(this.self), (m) => this.take(tryDecodeJson(m.data)));
     for (let attempt = 0; this.current === null && !this.stopped; attempt++) {
       try {
-        this.take(decodeJson<MembershipView>(await this.transport.request(this.subjects.membershipGet(this.self), '', this.config.gossipIntervalMs)));
+        this.take(decodeJson<unknown>(await this.transport.request(this.subjects.membershipGet(this.self), '', this.config.gossipIntervalMs)));
       } catch {
         if (attempt === 3) this.logger.warn(`waiting for the gossiper of ${this.self} (a process started with --actors gossiper)`);
         await sleep(this.clock, this.config.gossipIntervalMs);
@@ -61,9 +72,11 @@ export class GossipMirror implements NodeMembership {
     this.subscription?.unsubscribe();
   }
 
-  private take(view: MembershipView): void {
-    this.current = view;
-    if (view.buckets !== undefined) this.buckets.merge(view.buckets);
+  /** Take a view, if it is one: anything else published on the subject is ignored. */
+  private take(x: unknown): void {
+    if (!isView(x)) return;
+    this.current = x;
+    if (x.buckets !== undefined) this.buckets.merge(x.buckets);
   }
 
   private get view(): MembershipView {
@@ -118,7 +131,7 @@ export class GossipMirror implements NodeMembership {
 
   async setWeights(weight: number, ringWeight: number): Promise<void> {
     const reply = await this.control({ op: 'setWeights', weight, ringWeight });
-    this.take(reply['view'] as MembershipView);
+    this.take(reply['view']);
   }
 
   async announceToAll(): Promise<number> {

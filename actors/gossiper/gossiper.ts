@@ -28,6 +28,13 @@ export interface GossipMessage extends TableMessage {
   readonly buckets?: unknown;
 }
 
+/** A member table as received: well-formed entries, and rings small enough to build (else it could poison ours). */
+export function isTable(x: unknown): x is Member[] {
+  if (!Array.isArray(x) || x.length > MAX_MEMBERS || !x.every(isMember)) return false;
+  const members = x as Member[];
+  return totalWeight(members.map((m) => ({ id: m.id, weight: Math.max(m.weight, m.ringWeight) }))) <= MAX_TOTAL_WEIGHT;
+}
+
 function parseGossip(data: Uint8Array): GossipMessage | null {
   let body: unknown;
   try {
@@ -37,11 +44,7 @@ function parseGossip(data: Uint8Array): GossipMessage | null {
   }
   if (typeof body !== 'object' || body === null) return null;
   const b = body as Record<string, unknown>;
-  if (typeof b['cluster'] !== 'string' || typeof b['from'] !== 'string' || !Array.isArray(b['members'])) return null;
-  if (b['members'].length > MAX_MEMBERS || !b['members'].every(isMember)) return null;
-  // A table whose rings would be too big to build is refused before it can poison ours.
-  const members = b['members'] as Member[];
-  if (totalWeight(members.map((m) => ({ id: m.id, weight: Math.max(m.weight, m.ringWeight) }))) > MAX_TOTAL_WEIGHT) return null;
+  if (typeof b['cluster'] !== 'string' || typeof b['from'] !== 'string' || !isTable(b['members'])) return null;
   const ages = b['ages'];
   if (ages !== undefined && (typeof ages !== 'object' || ages === null || !Object.values(ages).every((a) => typeof a === 'number' && a >= 0))) return null;
   return body as GossipMessage;
