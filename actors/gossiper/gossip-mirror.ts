@@ -8,7 +8,9 @@ import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import type { Ring } from '../../src/ring/index.js';
 import { decodeJson, tryDecodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { Buckets } from '../node/buckets.js';
-import { isTable, type MembershipView } from './gossiper.js';
+import { CONTROL_TOKEN, isTable, type MembershipView } from './gossiper.js';
+import type { Storage } from '../../src/storage/storage.js';
+import { randomBytes } from 'node:crypto';
 import { ringsFor } from './gossiper-machine.js';
 
 const LIVENESS = new Set(['alive', 'suspect', 'down']);
@@ -49,6 +51,7 @@ export class GossipMirror implements NodeMembership {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     private readonly buckets: Buckets,
+    @inject(TOKENS.Storage) private readonly storage: Storage,
   ) {
     this.self = config.nodeId;
     this.subjects = subjects(config.prefix);
@@ -122,8 +125,9 @@ export class GossipMirror implements NodeMembership {
   }
 
   private async control(body: object): Promise<Record<string, unknown>> {
+    const token = await this.storage.metaOnce(CONTROL_TOKEN, randomBytes(16).toString('hex'));
     const reply = decodeJson<Record<string, unknown> & { ok: boolean; error?: { message: string } }>(
-      await this.transport.request(this.subjects.membershipControl(this.self), JSON.stringify(body), CONTROL_TIMEOUT_MS),
+      await this.transport.request(this.subjects.membershipControl(this.self), JSON.stringify({ ...body, token }), CONTROL_TIMEOUT_MS),
     );
     if (!reply.ok) throw new Error(`the gossiper of ${this.self} refused: ${reply.error?.message}`);
     return reply;

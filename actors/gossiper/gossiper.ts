@@ -9,7 +9,12 @@ import { isMember, MAX_MEMBERS, statusOf, type Member } from '../../src/membersh
 import type { MemberView, NodeMembership } from '../../src/membership/membership.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import { MAX_TOTAL_WEIGHT, MAX_WEIGHT, totalWeight, type Ring } from '../../src/ring/index.js';
-import { decodeJson, tryDecodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
+import { decodeJson, tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
+import type { Storage } from '../../src/storage/storage.js';
+import { randomBytes } from 'node:crypto';
+
+/** Name, in a node's Redis, of the token its processes show when they change its gossip entry. */
+export const CONTROL_TOKEN = 'control-token';
 import { Buckets } from '../node/buckets.js';
 import { gossiperMachine, ringsFor, tableMessage, type ExchangeOutput, type GossipMetrics, type TableMessage } from './gossiper-machine.js';
 
@@ -70,6 +75,7 @@ export class Gossiper implements NodeMembership {
     @inject(TOKENS.Random) private readonly random: Random,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     private readonly buckets: Buckets,
+    @inject(TOKENS.Storage) private readonly storage: Storage,
   ) {
     this.self = config.nodeId;
     this.subjects = subjects(config.prefix);
@@ -187,16 +193,29 @@ export class Gossiper implements NodeMembership {
     };
     this.viewSubscriptions = [
       this.transport.subscribe(s.membershipGet(this.self), (m) => m.respond(JSON.stringify(this.view()))),
-      this.transport.subscribe(s.membershipControl(this.self), (m) => {
-        const body = tryDecodeJson(m.data) as { op?: unknown; weight?: unknown; ringWeight?: unknown } | null;
-        if (body?.op === 'announce') {
-          void this.announceToAll().then((failed) => m.respond(JSON.stringify({ ok: true, failed })));
-        } else if (body?.op === 'setWeights' && typeof body.weight === 'number' && typeof body.ringWeight === 'number' && body.weight >= 0 && body.ringWeight >= 0 && body.weight <= MAX_WEIGHT && body.ringWeight <= MAX_WEIGHT) {
-          void this.setWeights(body.weight, body.ringWeight).then(() => m.respond(JSON.stringify({ ok: true, view: this.view() })));
-        } else m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'expected {"op":"announce"} or {"op":"setWeights","weight":W,"ringWeight":R}')));
-      }),
+      this.transport.subscribe(s.membershipControl(this.self), (m) => void this.control(m)),
     ];
     publish();
+  }
+
+  /**
+   * A change asked by another process of this node. It must carry the node's control
+   * token, kept in the node's Redis: only processes that share the node's store can
+   * change its entry, not any NATS client.
+   */
+  private async control(m: Incoming): Promise<void> {
+    const body = tryDecodeJson(m.data) as { op?: unknown; weight?: unknown; ringWeight?: unknown; token?: unknown } | null;
+    const token = await this.storage.metaOnce(CONTROL_TOKEN, randomBytes(16).toString('hex')).catch(() => null);
+    if (token === null || body?.token !== token) {
+      m.respond(JSON.stringify(errorReply('BAD_REQUEST', "only this node's own processes may change its entry (the control token is in its Redis)")));
+      return;
+    }
+    if (body.op === 'announce') {
+      m.respond(JSON.stringify({ ok: true, failed: await this.announceToAll() }));
+    } else if (body.op === 'setWeights' && typeof body.weight === 'number' && typeof body.ringWeight === 'number' && body.weight >= 0 && body.ringWeight >= 0 && body.weight <= MAX_WEIGHT && body.ringWeight <= MAX_WEIGHT) {
+      await this.setWeights(body.weight, body.ringWeight);
+      m.respond(JSON.stringify({ ok: true, view: this.view() }));
+    } else m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'expected {"op":"announce"} or {"op":"setWeights","weight":W,"ringWeight":R}')));
   }
 
   private get context() {

@@ -114,6 +114,11 @@ export class MemoryStorage implements Storage {
     if (this.leases.get(name)?.owner === owner) this.leases.delete(name);
   }
 
+  async metaOnce(name: string, value: string): Promise<string> {
+    if (!this.meta.has(name)) this.meta.set(name, value);
+    return this.meta.get(name)!;
+  }
+
   async getMeta(name: string): Promise<string | null> {
     return this.meta.get(name) ?? null;
   }

@@ -261,6 +261,11 @@ export class RedisStorage implements Storage {
     await this.redis.dynamoRelease(`m:lease:${name}`, owner);
   }
 
+  async metaOnce(name: string, value: string): Promise<string> {
+    await this.redis.hsetnx(META_KEY, name, value);
+    return (await this.redis.hget(META_KEY, name)) ?? value;
+  }
+
   async getMeta(name: string): Promise<string | null> {
     return this.redis.hget(META_KEY, name);
   }

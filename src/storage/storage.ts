@@ -69,6 +69,8 @@ export interface Storage {
   acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean>;
   /** Give a lease back, if `owner` still holds it. */
   releaseLease(name: string, owner: string): Promise<void>;
+  /** The node-local value `name`, set to `value` first if it has none (atomically): what every process of the node agrees on. */
+  metaOnce(name: string, value: string): Promise<string>;
   /** Small node-local bookkeeping (transfer progress), outside the data key space. */
   getMeta(name: string): Promise<string | null>;
   setMeta(name: string, value: string | null): Promise<void>;

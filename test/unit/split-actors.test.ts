@@ -42,6 +42,17 @@ describe('actors of one node placed apart (in memory)', function () {
     expect(apart.membership.isDown('n2')).to.equal(false);
   });
 
+  it("takes changes to the node's entry only with the control token from the node's store", async () => {
+    const ask = (body: unknown) => cluster.request<{ ok: boolean; error?: { code: string } }>('dynamo.node.n1.membership.control', body);
+    for (const body of [{ op: 'setWeights', weight: 0, ringWeight: 0 }, { op: 'setWeights', weight: 0, ringWeight: 0, token: 'guess' }, { op: 'announce' }]) {
+      expect((await ask(body)).error?.code, JSON.stringify(body)).to.equal('BAD_REQUEST');
+    }
+    expect(cluster.nodes.get('n1')!.gossiper.entry('n1')).to.include({ weight: 1, ringWeight: 1 });
+    // A process of the node reads the token from the node's store.
+    const token = await cluster.storages.get('n1')!.getMeta('control-token');
+    expect(await ask({ op: 'announce', token })).to.have.property('ok', true);
+  });
+
   it('refuses a second process for an actor of the node that is already running', async () => {
     second = createNode(nodeConfig({ nodeId: 'n1', natsUrl: 'memory', redisUrl: 'memory', actors: ['anti-entropy'], ...FAST_GOSSIP }), {
       transport: cluster.network.transport(),
