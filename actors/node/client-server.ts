@@ -80,9 +80,10 @@ export class ClientServer {
   }
 
   private route(op: Op, m: Incoming, mayForward: boolean): void {
-    const req = parseRequest(op, m.data, (bucket) => this.limits(bucket));
-    if (isErrorReply(req)) return m.respond(JSON.stringify(req));
-    const limits = this.limits(req.bucket);
+    // The bucket's limits, worked out once: parseRequest asks for them when it knows the bucket.
+    let limits: Limits | undefined;
+    const req = parseRequest(op, m.data, (bucket) => (limits = this.limits(bucket)));
+    if (isErrorReply(req) || limits === undefined) return m.respond(JSON.stringify(req));
 
     const ring = this.membership.ring();
     if (ring.size === 0) return m.respond(JSON.stringify(errorReply('UNAVAILABLE', 'no node has joined the ring yet')));

@@ -124,16 +124,15 @@ export function parseRequest(op: Op, data: Uint8Array, limitsOf: (bucket: string
 
   const key = b['key'];
   if (typeof key !== 'string' || key.length === 0) return bad('"key" must be a non-empty string', { field: 'key' });
-  if (Buffer.byteLength(key, 'utf8') > limitsOf(DEFAULT_BUCKET).maxKeyBytes) {
-    const { maxKeyBytes } = limitsOf(DEFAULT_BUCKET);
-    return bad(`"key" is longer than ${maxKeyBytes} bytes`, { field: 'key', limit: maxKeyBytes });
-  }
   const bucket = b['bucket'] ?? DEFAULT_BUCKET;
   if (typeof bucket !== 'string' || !BUCKET_NAME.test(bucket)) {
     return bad('"bucket" must be 1-64 characters of letters, digits, "_", "." or "-"', { field: 'bucket' });
   }
   const limits = limitsOf(bucket);
   const { resolver } = limits;
+  if (Buffer.byteLength(key, 'utf8') > limits.maxKeyBytes) {
+    return bad(`"key" is longer than ${limits.maxKeyBytes} bytes`, { field: 'key', limit: limits.maxKeyBytes });
+  }
   const t = b['timeoutMs'];
   let timeoutMs = limits.defaultTimeoutMs;
   if (t !== undefined) {
