@@ -6,6 +6,7 @@ import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
 import { compareTrees, diffKeys, maskShare, MerkleTree, parseTreeField, ringFingerprint, sharedSegmentsOf, type RemoteHashes } from '../../src/merkle/index.js';
 import { MAX_REPLICA_BATCH } from '../../src/protocol/replica.js';
+import { MAX_AE_KEYS, MAX_AE_PARENTS, MAX_AE_SEGMENTS } from '../../src/protocol/anti-entropy.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
@@ -17,7 +18,7 @@ import { ExchangeServer } from './exchange-server.js';
 /** Timeout of one request of an exchange. */
 export const AE_REQUEST_TIMEOUT_MS = 5000;
 /** Differing leaves whose key lists are asked for in one request. */
-const LEAVES_PER_REQUEST = 256;
+const LEAVES_PER_REQUEST = MAX_AE_SEGMENTS;
 /** A tree hash on the wire: 16 bytes in base64. */
 const HASH_WIRE_BYTES = 22;
 
@@ -206,7 +207,7 @@ export class AntiEntropy {
     this.exchangeBytes = 0;
     this.counters.exchanges++;
     const { fanout } = plan.tree.shape;
-    const parentsPerRequest = Math.max(1, Math.floor(this.config.antiEntropyMaxMessageBytes / (HASH_WIRE_BYTES * fanout)));
+    const parentsPerRequest = Math.min(MAX_AE_PARENTS, Math.max(1, Math.floor(this.config.antiEntropyMaxMessageBytes / (HASH_WIRE_BYTES * fanout))));
     const hashes = (base64: string) => {
       const hex = Buffer.from(base64, 'base64').toString('hex');
       return Array.from({ length: hex.length / 32 }, (_, i) => hex.slice(i * 32, i * 32 + 32));
@@ -266,7 +267,7 @@ export class AntiEntropy {
   /** Fetch the peer's versions of `fields` and merge them here. */
   private async pull(plan: Plan, fields: readonly string[], repaired: Set<string>, signal: AbortSignal): Promise<void> {
     for (let i = 0; i < fields.length; ) {
-      const found = (await this.ask<{ found: (Version[] | null)[] }>(plan, { op: 'fetch', keys: fields.slice(i, i + MAX_REPLICA_BATCH) })).found;
+      const found = (await this.ask<{ found: (Version[] | null)[] }>(plan, { op: 'fetch', keys: fields.slice(i, i + MAX_AE_KEYS) })).found;
       if (!(await this.limiter.take(found.length, signal))) return;
       await Promise.all(
         found.map(async (versions, j) => {

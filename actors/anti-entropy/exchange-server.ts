@@ -10,6 +10,9 @@ import type { Storage } from '../../src/storage/storage.js';
 import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import type { NodeMembership } from '../../src/membership/membership.js';
 
+/** Keys a fetch reads from Redis at a time. */
+const FETCH_CHUNK = 16;
+
 /** An exchange not heard from for this long is dropped, freeing its place. */
 export const SESSION_TTL_MS = 30_000;
 
@@ -115,15 +118,21 @@ export class ExchangeServer {
         return `{"ok":true,"keys":[${out.join(',')}]}`;
       }
       case 'fetch': {
-        const found = await this.storage.readRawMany(req.keys.map(parseTreeField));
+        // Read a few keys at a time and stop once the reply is full: never more than one message's worth.
         const out: string[] = [];
         let bytes = 0;
-        for (const raw of found) {
-          const text = raw ?? 'null';
-          const size = Buffer.byteLength(text);
-          if (out.length > 0 && bytes + size > limit) break;
-          out.push(text);
-          bytes += size;
+        for (let i = 0; i < req.keys.length && (out.length === 0 || bytes <= limit); i += FETCH_CHUNK) {
+          const found = await this.storage.readRawMany(req.keys.slice(i, i + FETCH_CHUNK).map(parseTreeField));
+          for (const raw of found) {
+            const text = raw ?? 'null';
+            const size = Buffer.byteLength(text);
+            if (out.length > 0 && bytes + size > limit) {
+              bytes = limit + 1;
+              break;
+            }
+            out.push(text);
+            bytes += size;
+          }
         }
         return `{"ok":true,"found":[${out.join(',')}]}`;
       }

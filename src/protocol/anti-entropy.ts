@@ -27,13 +27,15 @@ export type AeRequest =
   | { readonly op: 'fetch'; readonly x: string; readonly keys: readonly string[] }
   | { readonly op: 'end'; readonly x: string };
 
-/** Items of one request, at most. */
-export const MAX_AE_ITEMS = 16_384;
+/** Items of one request, at most: tree parents, leaves whose keys are listed, keys fetched. */
+export const MAX_AE_PARENTS = 1024;
+export const MAX_AE_SEGMENTS = 256;
+export const MAX_AE_KEYS = 256;
 
 const EXCHANGE_ID = /^[A-Za-z0-9_.-]{1,100}$/;
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const intList = (x: unknown, below: number): x is number[] =>
-  Array.isArray(x) && x.length > 0 && x.length <= MAX_AE_ITEMS && x.every((i) => Number.isInteger(i) && i >= 0 && i < below);
+const intList = (x: unknown, below: number, max: number): x is number[] =>
+  Array.isArray(x) && x.length > 0 && x.length <= max && x.every((i) => Number.isInteger(i) && i >= 0 && i < below);
 
 /** Parse an anti-entropy request; an error sentence for anything malformed. */
 export function parseAeRequest(body: unknown, maxKeyBytes: number): AeRequest | string {
@@ -49,16 +51,16 @@ export function parseAeRequest(body: unknown, maxKeyBytes: number): AeRequest | 
         if (typeof ring !== 'string' || ring.length > 64) return '"ring" must be a ring fingerprint';
         return { op: 'tree', x, from, ring, level: 0 };
       }
-      if (!intList(parents, TREE_SHAPE.fanout ** ((level as number) - 1))) return '"parents" must list node indexes of the level above';
+      if (!intList(parents, TREE_SHAPE.fanout ** ((level as number) - 1), MAX_AE_PARENTS)) return `"parents" must list 1 to ${MAX_AE_PARENTS} node indexes of the level above`;
       return { op: 'tree', x, level: level as number, parents };
     }
     case 'keys':
-      if (!intList(body['segments'], SEGMENTS)) return `"segments" must list segments below ${SEGMENTS}`;
+      if (!intList(body['segments'], SEGMENTS, MAX_AE_SEGMENTS)) return `"segments" must list 1 to ${MAX_AE_SEGMENTS} segments below ${SEGMENTS}`;
       return { op: 'keys', x, segments: body['segments'] };
     case 'fetch': {
       const keys = body['keys'];
-      const ok = Array.isArray(keys) && keys.length > 0 && keys.length <= MAX_AE_ITEMS && keys.every((k) => typeof k === 'string' && /^[A-Za-z0-9_.-]{1,64}:./s.test(k) && Buffer.byteLength(k) <= maxKeyBytes + 65);
-      if (!ok) return '"keys" must list "bucket:key" names';
+      const ok = Array.isArray(keys) && keys.length > 0 && keys.length <= MAX_AE_KEYS && keys.every((k) => typeof k === 'string' && /^[A-Za-z0-9_.-]{1,64}:./s.test(k) && Buffer.byteLength(k) <= maxKeyBytes + 65);
+      if (!ok) return `"keys" must list 1 to ${MAX_AE_KEYS} "bucket:key" names`;
       return { op: 'fetch', x, keys: keys as string[] };
     }
     case 'end':

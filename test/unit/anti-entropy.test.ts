@@ -79,7 +79,7 @@ describe('anti-entropy (in memory)', function () {
     expect(await cluster.request(s.antiEntropy('n2'), { op: 'end', x: 'first' })).to.have.property('ok', true);
     expect(await open('second', fp)).to.have.property('ok', true);
     expect((await cluster.request<{ error: { reason: string } }>(s.antiEntropy('n2'), { op: 'keys', x: 'never-opened', segments: [1] })).error.reason).to.equal('session');
-    for (const bad of [{ op: 'tree', x: 'b', from: 'n1', ring: fp, level: 5 }, { op: 'tree', x: 'b', level: 1, parents: [1] }, { op: 'tree', x: 'b', level: 2, parents: [] }, { op: 'keys', x: 'second', segments: [65536] }, { op: 'fetch', x: 'second', keys: ['no-colon'] }, { op: 'nope', x: 'b' }, { x: 'b' }, []]) {
+    for (const bad of [{ op: 'tree', x: 'b', from: 'n1', ring: fp, level: 5 }, { op: 'tree', x: 'b', level: 1, parents: [1] }, { op: 'tree', x: 'b', level: 2, parents: [] }, { op: 'keys', x: 'second', segments: [65536] }, { op: 'keys', x: 'second', segments: Array.from({ length: 257 }, (_, i) => i) }, { op: 'fetch', x: 'second', keys: Array.from({ length: 257 }, (_, i) => `default:k${i}`) }, { op: 'tree', x: 'second', level: 4, parents: Array.from({ length: 1025 }, (_, i) => i) }, { op: 'fetch', x: 'second', keys: ['no-colon'] }, { op: 'nope', x: 'b' }, { x: 'b' }, []]) {
       expect((await cluster.request<{ error: { code: string } }>(s.antiEntropy('n2'), bad)).error.code, JSON.stringify(bad)).to.equal('BAD_REQUEST');
     }
     expect((await ping('n1')).antiEntropy).to.deep.include({ enabled: false, state: 'stopped' });
