@@ -1,5 +1,6 @@
 import { validateTiming } from './membership/failure-detector.js';
 import { MAX_WEIGHT } from './ring/index.js';
+import { DEFAULT_RUNS_PER_SECOND } from './inspect/trace.js';
 
 export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -54,6 +55,12 @@ export interface NodeConfig {
   readonly rebuildTree: boolean;
   /** the actors of this node this process hosts */
   readonly actors: readonly ActorName[];
+  /** trace actors' transitions and sampled coordinator runs on `<p>.trace.*` (and to inspectUrl) */
+  readonly inspect: boolean;
+  /** the Stately inspector's WebSocket relay, e.g. ws://127.0.0.1:8081 (with inspect) */
+  readonly inspectUrl: string | null;
+  /** coordinator runs traced per second, at most (the sampling rate) */
+  readonly inspectRunsPerSecond: number;
 }
 
 export const DEFAULTS = {
@@ -81,6 +88,9 @@ export const DEFAULTS = {
   antiEntropyMaxExchanges: 2,
   rebuildTree: false,
   actors: ACTORS,
+  inspect: false,
+  inspectUrl: null,
+  inspectRunsPerSecond: DEFAULT_RUNS_PER_SECOND,
 } as const;
 
 export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'nodeId' | 'natsUrl' | 'redisUrl'>): NodeConfig {
@@ -105,5 +115,7 @@ export function validateConfig(c: NodeConfig): void {
   if (c.actors.length === 0 || c.actors.some((a) => !ACTORS.includes(a)) || new Set(c.actors).size !== c.actors.length) {
     throw new Error(`actors must be some of ${ACTORS.join(', ')}, each at most once`);
   }
+  if (!Number.isInteger(c.inspectRunsPerSecond) || c.inspectRunsPerSecond < 0 || c.inspectRunsPerSecond > 10_000) throw new Error('inspect runs per second must be an integer from 0 to 10000');
+  if (c.inspectUrl !== null && !/^wss?:\/\/\S+$/.test(c.inspectUrl)) throw new Error(`inspect url "${c.inspectUrl}" must be a ws:// or wss:// URL`);
   validateTiming(c.gossipIntervalMs, c);
 }

@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import { Inspection } from '../../src/inspect/inspection.js';
 import { createActor, fromPromise, type ActorRefFrom } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
 import { RateLimiter } from '../../src/clock/rate-limiter.js';
@@ -85,6 +86,7 @@ export class AntiEntropy {
     @inject(TOKENS.Random) private readonly random: Random,
     @inject(TOKENS.Membership) private readonly membership: NodeMembership,
     readonly server: ExchangeServer,
+    private readonly inspection: Inspection,
   ) {
     this.subjects = subjects(config.prefix);
     this.limiter = new RateLimiter(config.antiEntropyKeysPerSecond, clock);
@@ -103,7 +105,12 @@ export class AntiEntropy {
         repair: fromPromise(({ input, signal }) => this.repair(input.plan as Plan, input.leaves, signal)),
       },
     });
-    this.actor = createActor(machine, { id: `anti-entropy-${this.config.nodeId}`, clock: this.clock, input: { intervalMs: this.config.antiEntropyIntervalMs } });
+    this.actor = createActor(machine, {
+      id: `anti-entropy-${this.config.nodeId}`,
+      clock: this.clock,
+      input: { intervalMs: this.config.antiEntropyIntervalMs },
+      inspect: this.inspection.observer('anti-entropy'),
+    });
     this.actor.start();
   }
 

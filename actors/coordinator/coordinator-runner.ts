@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import { Inspection } from '../../src/inspect/inspection.js';
 import { createActor, fromCallback, fromPromise } from 'xstate';
 import type { NodeConfig } from '../../src/config.js';
 import { errorReply } from '../../src/errors.js';
@@ -42,6 +43,7 @@ export class CoordinatorRunner {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Random) private readonly random: Random,
+    private readonly inspection: Inspection,
   ) {
     this.subjects = subjects(config.prefix);
     this.batcher = new ReplicaBatcher(transport, this.subjects);
@@ -103,6 +105,13 @@ export class CoordinatorRunner {
     });
   }
 
+  /** Requests this node has coordinated; a request's id is `<node>-<n>` (in traces and log lines). */
+  private sequence = 0;
+
+  requestId(seq: number): string {
+    return `${this.config.nodeId}-${seq}`;
+  }
+
   /** Requests being coordinated right now (including read repairs still running). */
   get inFlight(): number {
     return this.active;
@@ -110,14 +119,19 @@ export class CoordinatorRunner {
 
   run(request: ClientRequest, replicas: readonly string[], extras: readonly string[], hints: ReadonlyMap<string, string>, reply: (text: string) => void): void {
     this.active++;
+    const seq = ++this.sequence;
     let replied = false;
+    // Sampled runs only (a bounded number a second); the rest are created with no observer at all.
+    const traced = this.inspection.sampleRun(request, replicas, seq);
     const once = (text: string) => {
       if (replied) return;
       replied = true;
       reply(text);
+      traced?.replied(text);
     };
     const actor = createActor(this.machine, {
       clock: this.clock,
+      ...(traced !== null ? { inspect: traced.inspect, id: `coordinator-${request.op}` } : {}),
       input: {
         request,
         replicas,
@@ -127,7 +141,7 @@ export class CoordinatorRunner {
         nowMs: this.clock.now(),
         monotonic: () => this.clock.monotonic(),
         reply: once,
-        render: (merged) => this.render(request.resolver, merged),
+        render: (merged) => this.render(request.resolver, merged, seq),
       },
     });
     actor.subscribe({
@@ -135,18 +149,20 @@ export class CoordinatorRunner {
       error: (e) => {
         this.active--;
         // A bug, not an expected failure: the client still gets exactly one answer.
+        this.logger.error(`coordinator failed: ${(e as Error).message}`, { requestId: this.requestId(seq), op: request.op, bucket: request.bucket });
         once(JSON.stringify(errorReply('INTERNAL', `coordinator failed: ${(e as Error).message}`)));
+        traced?.finish();
       },
     });
     actor.start();
   }
 
   /** A get's reply; an application resolver that throws fails this request alone, with a log line. */
-  private render(resolver: Resolver, merged: Parameters<typeof getReplyText>[0]): string {
+  private render(resolver: Resolver, merged: Parameters<typeof getReplyText>[0], seq: number): string {
     try {
       return getReplyText(merged, resolver);
     } catch (e) {
-      this.logger.error(`resolver "${resolver.name}" failed: ${(e as Error).message}`);
+      this.logger.error(`resolver "${resolver.name}" failed: ${(e as Error).message}`, { requestId: this.requestId(seq) });
       return JSON.stringify(errorReply('INTERNAL', `resolver "${resolver.name}" failed: ${(e as Error).message}`));
     }
   }

@@ -1,4 +1,6 @@
 import { inject, injectable } from 'tsyringe';
+import { Inspection } from '../../src/inspect/inspection.js';
+import { stateText } from '../../src/inspect/trace.js';
 import { createActor, fromPromise, waitFor, type ActorRefFrom } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
@@ -76,6 +78,7 @@ export class Gossiper implements NodeMembership {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     private readonly buckets: Buckets,
     @inject(TOKENS.Storage) private readonly storage: Storage,
+    private readonly inspection: Inspection,
   ) {
     this.self = config.nodeId;
     this.subjects = subjects(config.prefix);
@@ -117,6 +120,7 @@ export class Gossiper implements NodeMembership {
     this.actor = createActor(machine, {
       clock: this.clock,
       id: `gossiper-${this.self}`,
+      inspect: this.inspection.observer('gossiper'),
       input: {
         self: entry,
         seeds: this.config.seeds,
@@ -216,6 +220,11 @@ export class Gossiper implements NodeMembership {
       await this.setWeights(body.weight, body.ringWeight);
       m.respond(JSON.stringify({ ok: true, view: this.view() }));
     } else m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'expected {"op":"announce"} or {"op":"setWeights","weight":W,"ringWeight":R}')));
+  }
+
+  /** The machine's state (stopped before start and after stop). */
+  get state(): string {
+    return this.actor ? stateText(this.actor.getSnapshot().value) : 'stopped';
   }
 
   private get context() {

@@ -14,6 +14,8 @@ import { tryDecodeJson } from '../../src/transport/transport.js';
 import { Buckets } from './buckets.js';
 import type { AntiEntropyMetrics, RangeStatus } from '../anti-entropy/anti-entropy.js';
 import type { TransferProgress } from './transfers.js';
+import { NodeMetrics } from '../../src/metrics/metrics.js';
+import type { LatencyHistogram } from '../../src/metrics/quantile.js';
 
 /** How long a status request waits for each member's ping. */
 export const PING_TIMEOUT_MS = 500;
@@ -33,7 +35,20 @@ export interface PingReply {
   siblingsFolded: number;
   /** anti-entropy: counters since start, the machine's state, and per range (peer) the last exchange */
   antiEntropy: AntiEntropyStatus;
+  /** each long-lived actor this process hosts, and its state (e.g. node: "online.serving") */
+  actors: Record<string, string>;
+  /** --inspect: whether this node traces, what it published, and what the bounds held back */
+  trace: TraceStatus;
+  /** client request latency per op since start: cumulative counts per bound of LATENCY_BOUNDS_MS */
+  latency: Record<string, LatencyHistogram>;
   version: string;
+}
+
+export interface TraceStatus {
+  enabled: boolean;
+  published: number;
+  messages: number;
+  runsNotSampled: number;
 }
 
 export interface AntiEntropyStatus extends AntiEntropyMetrics {
@@ -61,6 +76,11 @@ export interface MemberStatus {
   transfer: TransferProgress | null;
   /** its anti-entropy counters and ranges, as it reports them */
   antiEntropy: AntiEntropyStatus | null;
+  /** its long-lived actors' states, tracing, client requests taken and their latency (see PingReply) */
+  actors: Record<string, string> | null;
+  trace: TraceStatus | null;
+  requests: PingReply['requests'] | null;
+  latency: Record<string, LatencyHistogram> | null;
 }
 
 /** Admin subjects: this node's liveness and leave, and cluster status and ring for any client. */
@@ -76,7 +96,11 @@ export class AdminServer {
     hints: Omit<PingReply['hints'], 'pending'>;
     siblingsFolded: number;
     antiEntropy: AntiEntropyStatus;
+    actors: Record<string, string>;
+    trace: TraceStatus;
   } = () => ({
+    actors: {},
+    trace: { enabled: false, published: 0, messages: 0, runsNotSampled: 0 },
     siblingsFolded: 0,
     state: 'unknown',
     inFlight: 0,
@@ -94,6 +118,7 @@ export class AdminServer {
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Membership) private readonly membership: NodeMembership,
     private readonly buckets: Buckets,
+    private readonly metrics: NodeMetrics,
   ) {
     this.subjects = subjects(config.prefix);
   }
@@ -117,9 +142,9 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer, requests, hints, siblingsFolded, antiEntropy } = this.probe();
-    const [keys, pending] = await Promise.all([this.storage.keyCount(), this.storage.hintCount()]);
-    return { ok: true, node: this.config.nodeId, state, keys, inFlight, transfer, requests: { ...requests }, hints: { pending, ...hints }, siblingsFolded, antiEntropy, version: VERSION };
+    const { state, inFlight, transfer, requests, hints, siblingsFolded, antiEntropy, actors, trace } = this.probe();
+    const [keys, pending, latency] = await Promise.all([this.storage.keyCount(), this.storage.hintCount(), this.metrics.latency()]);
+    return { ok: true, node: this.config.nodeId, state, keys, inFlight, transfer, requests: { ...requests }, hints: { pending, ...hints }, siblingsFolded, antiEntropy, actors, trace, latency, version: VERSION };
   }
 
   private async leave() {
@@ -146,11 +171,22 @@ export class AdminServer {
           tokens: tokens.get(m.id) ?? 0,
           ownership: ownership.get(m.id) ?? 0,
         };
-        const unknown = { ...base, keys: null, inFlight: null, hints: null, transfer: null, antiEntropy: null };
+        const unknown = { ...base, keys: null, inFlight: null, hints: null, transfer: null, antiEntropy: null, actors: null, trace: null, requests: null, latency: null };
         if (m.status === 'left' || m.liveness === 'down') return unknown;
         try {
           const p = m.id === this.config.nodeId ? await this.ping() : decodeJson<PingReply>(await this.transport.request(this.subjects.ping(m.id), '', PING_TIMEOUT_MS));
-          return { ...base, keys: p.keys, inFlight: p.inFlight, hints: p.hints.pending, transfer: p.transfer?.phase === 'done' ? null : p.transfer, antiEntropy: p.antiEntropy };
+          return {
+            ...base,
+            keys: p.keys,
+            inFlight: p.inFlight,
+            hints: p.hints.pending,
+            transfer: p.transfer?.phase === 'done' ? null : p.transfer,
+            antiEntropy: p.antiEntropy,
+            actors: p.actors ?? null,
+            trace: p.trace ?? null,
+            requests: p.requests ?? null,
+            latency: p.latency ?? null,
+          };
         } catch {
           return unknown;
         }

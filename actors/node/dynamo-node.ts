@@ -1,4 +1,7 @@
 import { inject, injectable } from 'tsyringe';
+import { Inspection } from '../../src/inspect/inspection.js';
+import { NodeMetrics } from '../../src/metrics/metrics.js';
+import { stateText } from '../../src/inspect/trace.js';
 import { createActor, fromCallback, fromPromise, waitFor, type ActorRefFrom } from 'xstate';
 import { sleep, type Clock } from '../../src/clock/clock.js';
 import type { ActorName, NodeConfig } from '../../src/config.js';
@@ -61,6 +64,8 @@ export class DynamoNode {
     private readonly admin: AdminServer,
     private readonly faults: FaultsServer,
     private readonly coordinator: CoordinatorRunner,
+    private readonly inspection: Inspection,
+    readonly metrics: NodeMetrics,
   ) {
     this.leaseOwner = `${process.pid}-${Math.floor(random() * 2 ** 32).toString(36)}`;
     admin.probe = () => ({
@@ -71,6 +76,23 @@ export class DynamoNode {
       hints: { stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered },
       siblingsFolded: this.coordinator.siblingsFolded,
       antiEntropy: { enabled: this.hosts('anti-entropy') && this.antiEntropy.enabled, state: this.antiEntropy.state, ...this.antiEntropy.metrics, ranges: this.antiEntropy.rangeStatus() },
+      actors: this.actorStates(),
+      trace: { enabled: this.inspection.enabled, published: this.inspection.published, ...this.inspection.dropped },
+    });
+    metrics.bind({
+      hintsPending: () => this.storage.hintCount(),
+      hints: () => ({ stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered }),
+      antiEntropy: () => this.antiEntropy.metrics,
+      gossip: () => this.membership.metrics as { rounds: number; exchanges: number; failedExchanges: number },
+      memberStates: () => {
+        const counts: Record<string, number> = {};
+        for (const m of this.membership.members()) {
+          const state = m.liveness === 'alive' || m.status === 'left' ? m.status : m.liveness;
+          counts[state] = (counts[state] ?? 0) + 1;
+        }
+        return counts;
+      },
+      inFlight: () => this.client.inFlight,
     });
     admin.onLeave = () => this.actor.send({ type: 'LEAVE' });
     admin.leaveRefusal = () => transfers.leaveRefusal();
@@ -101,7 +123,7 @@ export class DynamoNode {
         shutdown: fromPromise(() => this.shutdown()),
       },
     });
-    this.actor = createActor(machine, { id: `node-${config.nodeId}`, clock });
+    this.actor = createActor(machine, { id: `node-${config.nodeId}`, clock, inspect: this.inspection.observer('node') });
     this.done = new Promise((resolve) => this.actor.subscribe({ complete: () => resolve(), error: () => resolve() }));
   }
 
@@ -140,6 +162,15 @@ export class DynamoNode {
     };
     timer = this.clock.setTimeout(check, this.config.gossipIntervalMs);
     return () => this.clock.clearTimeout(timer);
+  }
+
+  /** Each long-lived actor this process hosts, and its current state (the console draws them). */
+  private actorStates(): Record<string, string> {
+    const states: Record<string, string> = { node: stateText(this.actor.getSnapshot().value) };
+    if (this.hosts('gossiper')) states['gossiper'] = this.gossiper.state;
+    if (this.hosts('anti-entropy')) states['anti-entropy'] = this.antiEntropy.state;
+    if (this.hosts('node')) states['hinted-handoff'] = this.hints.state;
+    return states;
   }
 
   private hosts(actor: ActorName): boolean {
@@ -225,6 +256,7 @@ export class DynamoNode {
     while (this.client.inFlight > 0 && this.clock.monotonic() < deadline) await sleep(this.clock, 20);
     this.gossiper.stop();
     this.mirror.stop();
+    this.inspection.stop();
     await this.releaseLeases();
     await this.storage.close();
     await this.transport.close();

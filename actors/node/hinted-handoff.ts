@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import { Inspection } from '../../src/inspect/inspection.js';
 import { createActor, fromPromise, setup, type ActorRefFrom } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
@@ -50,17 +51,27 @@ export class HintedHandoff {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Membership) private readonly membership: NodeMembership,
+    private readonly inspection: Inspection,
   ) {
     this.subjects = subjects(config.prefix);
   }
 
   start(): void {
-    this.actor = createActor(hintedHandoffMachine.provide({ actors: { deliver: fromPromise(() => this.deliverAll()) } }), { id: `hints-${this.config.nodeId}`, clock: this.clock });
+    this.actor = createActor(hintedHandoffMachine.provide({ actors: { deliver: fromPromise(() => this.deliverAll()) } }), {
+      id: `hints-${this.config.nodeId}`,
+      clock: this.clock,
+      inspect: this.inspection.observer('hinted-handoff'),
+    });
     this.actor.start();
   }
 
   stop(): void {
     this.actor?.stop();
+  }
+
+  /** The delivery machine's state (stopped while the node is offline). */
+  get state(): string {
+    return this.actor ? String(this.actor.getSnapshot().value) : 'stopped';
   }
 
   /** One pass: a batch to every owner that is back. Returns the hints delivered. */

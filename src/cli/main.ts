@@ -4,6 +4,7 @@ import { FAULTS_OPTIONS, faultsCommand, LEAVE_OPTIONS, leaveCommand, pingCommand
 import { BUCKET_OPTIONS, bucketCommand, CLIENT_OPTIONS, kvCommand, statusCommand } from './client-commands.js';
 import { NODE_OPTIONS, nodeCommand } from './node-command.js';
 import { UP_OPTIONS, upCommand } from './up.js';
+import { CONSOLE_OPTIONS, consoleCommand } from './console-command.js';
 import { UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -20,6 +21,7 @@ const print = (o: { out: string; code: number }) => {
 
 const COMMANDS: Record<string, Command> = {
   up: { summary: 'up [--nodes 3] [--nats URL]   start a local cluster (nats-server, a redis-server per node, node processes)', options: UP_OPTIONS, run: upCommand },
+  console: { summary: 'console [--nats URL] [--port 8080]          the web console of a running cluster (ring, members, actors, runs, charts)', options: CONSOLE_OPTIONS, run: consoleCommand },
   node: { summary: 'node --id n1 --nats URL --redis URL [--seeds n2,n3] [--weight 1]   run one node in the foreground', options: NODE_OPTIONS, run: nodeCommand },
   get: { summary: 'get KEY [--r 2]                       read a key', options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('get', p, v)) },
   put: {

@@ -9,6 +9,7 @@ import { appResolver, BUILTIN_RESOLVERS, RESOLVER_NAME, type Resolver } from '..
 import { RedisStorage } from '../storage/redis-storage.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { intFlag, numberFlag, type OptionSpecs } from './args.js';
+import { serveMetrics, type MetricsEndpoint } from '../metrics/serve.js';
 
 export const NODE_OPTIONS: OptionSpecs = {
   id: { type: 'string', help: 'this node\'s id (letters, digits, "_", "-")' },
@@ -34,6 +35,11 @@ export const NODE_OPTIONS: OptionSpecs = {
   'rebuild-tree': { type: 'boolean', help: 'rebuild the anti-entropy tree from the data before serving' },
   'leave-on-exit': { type: 'boolean', help: 'on SIGTERM, hand this node\'s ranges over and leave the cluster' },
   'allow-faults': { type: 'boolean', help: 'answer the fault-injection subjects (tests and demos only)' },
+  inspect: { type: 'boolean', help: 'trace actor transitions and sampled coordinator runs on <prefix>.trace.<node>.<actor>, and to --inspect-url' },
+  'inspect-url': { type: 'string', help: "with --inspect: the Stately inspector's WebSocket relay (dynamo up --inspect starts one), e.g. ws://127.0.0.1:8081" },
+  'inspect-runs-per-second': { type: 'string', help: 'with --inspect: coordinator runs traced per second, at most', default: String(DEFAULTS.inspectRunsPerSecond) },
+  'metrics-port': { type: 'string', help: 'serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port)' },
+  'metrics-host': { type: 'string', help: 'address the metrics endpoint listens on', default: '127.0.0.1' },
 };
 
 /**
@@ -133,11 +139,16 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       antiEntropyMaxExchanges: intFlag(values, 'anti-entropy-max-exchanges', 1, 64)!,
       rebuildTree: values['rebuild-tree'] === true,
       actors: parseActors(values['actors'] as string),
+      inspect: values['inspect'] === true,
+      inspectUrl: (values['inspect-url'] as string | undefined) || null,
+      inspectRunsPerSecond: intFlag(values, 'inspect-runs-per-second', 0, 10_000)!,
     });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
 
+  if (config.inspectUrl !== null && !config.inspect) throw new UsageError('--inspect-url needs --inspect');
+  const metricsPort = intFlag(values, 'metrics-port', 0, 65_535);
   const resolvers = await loadResolvers(values['resolver'] as string | undefined);
   if (values['check-config'] === true) {
     const problem = await checkConnectivity(config.natsUrl, config.redisUrl);
@@ -153,12 +164,25 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
     return 1;
   }
   const node = createNode(config, { transport, storage: new RedisStorage(config.redisUrl), resolvers });
+  let endpoint: MetricsEndpoint | null = null;
+  if (metricsPort !== undefined) {
+    try {
+      endpoint = await serveMetrics(node.metrics, metricsPort, values['metrics-host'] as string);
+    } catch (e) {
+      await transport.close();
+      process.stderr.write(`node ${id}: cannot serve metrics on ${values['metrics-host'] as string}:${metricsPort}: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
   try {
     await node.start();
   } catch (e) {
+    await endpoint?.close();
     process.stderr.write(`${(e as Error).message} (Redis at ${config.redisUrl})\n`);
     return 1;
   }
+  // One line a supervisor (dynamo up) or a person reads to find the endpoint.
+  if (endpoint !== null) process.stdout.write(`metrics ${endpoint.url}\n`);
 
   const leaveOnExit = values['leave-on-exit'] === true;
   const stopped = new Promise<void>((resolve) => node.actor.subscribe({ complete: () => resolve() }));
@@ -183,6 +207,7 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       await node.stop();
     }
   } else await node.stop();
+  await endpoint?.close();
   process.stdin.pause();
   return 0;
 }

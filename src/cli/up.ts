@@ -8,7 +8,10 @@ import { NatsTransport } from '../transport/nats-transport.js';
 import { decodeJson } from '../transport/transport.js';
 import { intFlag, type OptionSpecs } from './args.js';
 import { clusterFilePath, commandLine, DEFAULT_STATE_DIR, isAlive, readClusterFile, writeClusterFile } from './cluster-file.js';
-import { requireBinary, startNatsServer, startRedisServer, stopProcess, type ServerProcess } from './servers.js';
+import { freePort, requireBinary, startNatsServer, startRedisServer, stopProcess, type ServerProcess } from './servers.js';
+import { createInspectorServer } from '@statelyai/inspect/server';
+import { startConsole, type ConsoleServer } from '../console/server.js';
+import { consoleUrl } from './console-command.js';
 
 export const UP_OPTIONS: OptionSpecs = {
   nodes: { type: 'string', help: 'number of nodes', default: '3' },
@@ -16,6 +19,9 @@ export const UP_OPTIONS: OptionSpecs = {
   prefix: { type: 'string', help: 'subject prefix', default: 'dynamo' },
   dir: { type: 'string', help: 'where data, logs and cluster.json live', default: DEFAULT_STATE_DIR },
   'allow-faults': { type: 'boolean', help: 'let `dynamo faults` partition, slow or drop node-to-node traffic' },
+  inspect: { type: 'boolean', help: "nodes trace their actors (<prefix>.trace.*, the console's live views) and report to a Stately inspector relay started here" },
+  'console-port': { type: 'string', help: 'port of the web console (taken: any free one)', default: '8080' },
+  'no-console': { type: 'boolean', help: 'do not serve the web console' },
 };
 
 const NODE_READY_TIMEOUT_MS = 30_000;
@@ -67,6 +73,8 @@ export async function upCommand(positionals: string[], values: Record<string, un
   const count = intFlag(values, 'nodes', 1, 16)!;
   const prefix = values['prefix'] as string;
   const dir = values['dir'] as string;
+  const consolePort = values['no-console'] === true ? null : intFlag(values, 'console-port', 0, 65_535)!;
+  const inspect = values['inspect'] === true;
   const say = (s: string) => process.stdout.write(`${s}\n`);
   if (!values['nats']) requireBinary('nats-server');
   requireBinary('redis-server');
@@ -75,6 +83,9 @@ export async function upCommand(positionals: string[], values: Record<string, un
 
   const servers: ServerProcess[] = [];
   const nodes: Supervised[] = [];
+  let console_: ConsoleServer | null = null;
+  let relay: { stop(): void } | null = null;
+  let transport: NatsTransport | undefined;
   let stopping = false;
   const record = (natsUrl: string, redis: { id: string; redisUrl: string }[]) =>
     writeClusterFile(dir, {
@@ -89,7 +100,10 @@ export async function upCommand(positionals: string[], values: Record<string, un
     if (stopping) return;
     stopping = true;
     say('\nstopping the cluster...');
+    await console_?.close().catch(() => {});
+    await transport?.close().catch(() => {});
     await Promise.all(nodes.map((n) => stopProcess(n.child, 20_000)));
+    relay?.stop();
     // Redis last among the data holders: SIGTERM lets it flush its append-only file.
     await Promise.all(servers.filter((s) => s.name !== 'nats-server').map((s) => s.stop()));
     await Promise.all(servers.filter((s) => s.name === 'nats-server').map((s) => s.stop()));
@@ -102,7 +116,6 @@ export async function upCommand(positionals: string[], values: Record<string, un
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  let transport: NatsTransport | undefined;
   try {
     let natsUrl = values['nats'] as string | undefined;
     if (!natsUrl) {
@@ -121,12 +134,27 @@ export async function upCommand(positionals: string[], values: Record<string, un
       record(natsUrl, redis);
     }
     transport = await NatsTransport.connect(natsUrl, 'dynamo-up');
+    let inspectArgs: string[] = [];
+    let relayUrl = '';
+    if (inspect) {
+      // The Stately inspector's relay: nodes send it their actors' inspection events; its page embeds the Stately UI.
+      const port = await freePort();
+      relay = createInspectorServer({ port, autoOpen: false });
+      relayUrl = `http://localhost:${port}`;
+      inspectArgs = ['--inspect', '--inspect-url', `ws://127.0.0.1:${port}`];
+    }
+    const metricsUrls: string[] = [];
     for (const { id, redisUrl } of redis) {
       const logPath = join(dir, 'logs', `${id}.log`);
       const log = createWriteStream(logPath, { flags: 'a' });
       // n1 starts the cluster; the others join it (and learn each other by gossip).
       const seeds = id === ids[0] ? '' : ids.slice(0, ids.indexOf(id)).join(',');
-      const args = [CLI_PATH, 'node', '--id', id, '--nats', natsUrl, '--redis', redisUrl, '--prefix', prefix, ...(seeds ? ['--seeds', seeds] : []), ...(values['allow-faults'] ? ['--allow-faults'] : [])];
+      const metricsPort = await freePort();
+      metricsUrls.push(`${id} http://127.0.0.1:${metricsPort}/metrics`);
+      const args = [
+        CLI_PATH, 'node', '--id', id, '--nats', natsUrl, '--redis', redisUrl, '--prefix', prefix, '--metrics-port', String(metricsPort),
+        ...(seeds ? ['--seeds', seeds] : []), ...(values['allow-faults'] ? ['--allow-faults'] : []), ...inspectArgs,
+      ];
       // Own process group (Ctrl-C reaches only `up`, which stops nodes before servers); stdin ties the node's life to ours.
       const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, DYNAMO_SUPERVISED: '1' } });
       child.stdout!.pipe(log);
@@ -138,7 +166,12 @@ export async function upCommand(positionals: string[], values: Record<string, un
       record(natsUrl, redis);
     }
     await Promise.all(nodes.map((n) => waitUntilServing(transport!, prefix, n.name, n.child, join(dir, 'logs', `${n.name}.log`))));
-    await transport.close();
+    if (consolePort !== null) console_ = await startConsole({ transport, prefix, port: consolePort, host: '127.0.0.1', anyPortIfTaken: true });
+    const extras = [
+      ...(console_ ? [`Web console: ${consoleUrl(console_)}${inspect ? '' : '  (with --inspect it also shows actor transitions and coordinator runs)'}`] : []),
+      ...(inspect ? [`Stately inspector (its UI needs the internet): ${relayUrl}`] : []),
+      `Prometheus metrics: ${metricsUrls.join(', ')}`,
+    ];
     say(`
 ${count} node(s) serving. Try:
   npx dynamo put cart:alice '["book"]'
@@ -149,6 +182,7 @@ or publish requests on NATS at ${natsUrl}:
   ${prefix}.kv.get  {"key":"cart:alice"}
 For programs using the client library, in another terminal:
   export DYNAMO_NATS_URL=${natsUrl}
+${extras.join('\n')}
 Logs in ${join(dir, 'logs')}. Ctrl-C stops the cluster.`);
   } catch (e) {
     await transport?.close().catch(() => {});

@@ -20,7 +20,9 @@ import type { NodeConfig } from '../config.js';
 import type { Resolver } from '../resolvers/index.js';
 import type { Storage } from '../storage/storage.js';
 import type { Transport } from '../transport/transport.js';
-import { stderrLogger, TOKENS, type Logger, type Random } from './tokens.js';
+import { Inspection } from '../inspect/inspection.js';
+import { NodeMetrics } from '../metrics/metrics.js';
+import { jsonLogger, TOKENS, type Logger, type Random } from './tokens.js';
 
 export interface NodeParts {
   readonly transport: Transport;
@@ -46,9 +48,10 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
   c.register(TOKENS.Storage, { useValue: parts.storage });
   c.register(TOKENS.Clock, { useValue: parts.clock ?? systemClock });
   c.register(TOKENS.Random, { useValue: parts.random ?? Math.random });
-  c.register(TOKENS.Logger, { useValue: parts.logger ?? stderrLogger(config.nodeId) });
+  c.register(TOKENS.Logger, { useValue: parts.logger ?? jsonLogger(config.nodeId) });
+  c.register(NodeMetrics, { useValue: new NodeMetrics(config.nodeId) });
   c.register(TOKENS.Resolvers, { useValue: parts.resolvers ?? new Map() });
-  for (const cls of [Buckets, Gossiper, ExchangeServer, AntiEntropy, Transfers, HintedHandoff, FaultsServer, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
+  for (const cls of [Inspection, Buckets, Gossiper, ExchangeServer, AntiEntropy, Transfers, HintedHandoff, FaultsServer, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
   // Membership comes from the gossiper in this process, or, when another process hosts it, from following that one.
   c.registerSingleton(GossipMirror);
   c.register(TOKENS.Membership, { useFactory: (dc) => (config.actors.includes('gossiper') ? dc.resolve(Gossiper) : dc.resolve(GossipMirror)) });

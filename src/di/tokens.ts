@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 /** Injection tokens for every boundary of a node (interfaces have no runtime type to inject by). */
 export const TOKENS = {
   Config: Symbol('Config'),
@@ -16,15 +17,21 @@ export const TOKENS = {
 /** Randomness, injected so a simulation can replay a run from its seed. */
 export type Random = () => number;
 
+/** Log lines for operators: lifecycle, membership and failures, never one per request. */
 export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
 }
 
-export const stderrLogger = (nodeId: string): Logger => {
-  const line = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} [${nodeId}] ${message}\n`);
-  return { info: (m) => line('info', m), warn: (m) => line('warn', m), error: (m) => line('error', m) };
+/** Structured JSON lines (pino) on stderr, each with the node's id; written synchronously so a crash loses none. */
+export const jsonLogger = (nodeId: string): Logger => {
+  const log = pino({ base: { node: nodeId }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } }, pino.destination({ fd: 2, sync: true }));
+  return {
+    info: (m, f) => log.info(f ?? {}, m),
+    warn: (m, f) => log.warn(f ?? {}, m),
+    error: (m, f) => log.error(f ?? {}, m),
+  };
 };
 
 export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };

@@ -29,6 +29,9 @@ export function subjects(prefix: string) {
     nodeFaults: (node: string) => `${prefix}.node.${node}.admin.faults`,
     /** one key's stored versions on one replica (nodes with --allow-faults) */
     replicaInspect: (node: string) => `${prefix}.node.${node}.replica.inspect`,
+    /** with --inspect: an actor's transitions, or sampled coordinator runs (actor `coordinator`); `${prefix}.trace.>` is all of them */
+    trace: (node: string, actor: string) => `${prefix}.trace.${node}.${actor}`,
+    traceAll: `${prefix}.trace.>`,
     status: `${prefix}.admin.status`,
     /** the status as one node sees it (its own view of the members) */
     nodeStatus: (node: string) => `${prefix}.node.${node}.admin.status`,
