@@ -1,3 +1,5 @@
+// The machines' modules hold injectable classes too: their decorators need the metadata polyfill loaded first.
+import 'reflect-metadata';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify from 'fastify';

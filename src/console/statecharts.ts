@@ -57,6 +57,13 @@ export function chartOf(machine: AnyStateMachine): Chart {
   const states: ChartState[] = [];
   const edges: ChartEdge[] = [];
   const fromAnyState: Chart['fromAnyState'] = [];
+  // One edge per pair of states, naming every event that takes it: three arrows from one state to another say less than one.
+  const labels = new Map<string, Set<string>>();
+  const between = (from: string, to: string) => {
+    const key = `${from}\n${to}`;
+    if (!labels.has(key)) labels.set(key, new Set());
+    return labels.get(key)!;
+  };
   const visit = (sn: StateNodeLike, parent: StateNodeLike | null) => {
     if (parent !== null) {
       const initial = parent.initial?.target.some((t) => t.id === sn.id) ?? false;
@@ -65,7 +72,7 @@ export function chartOf(machine: AnyStateMachine): Chart {
     const add = (event: string, targets: readonly StateNodeLike[] | undefined) => {
       for (const t of targets ?? []) {
         if (parent === null) fromAnyState.push({ event: eventText(event), to: t.id });
-        else edges.push({ id: `e${edges.length}`, from: sn.id, to: t.id, label: eventText(event), points: [], labelAt: null });
+        else between(sn.id, t.id).add(eventText(event));
       }
     };
     for (const [event, defs] of sn.transitions) for (const d of defs) add(event, d.target);
@@ -73,6 +80,10 @@ export function chartOf(machine: AnyStateMachine): Chart {
     for (const child of Object.values(sn.states)) visit(child, sn);
   };
   visit(root, null);
+  for (const [key, events] of labels) {
+    const [from, to] = key.split('\n') as [string, string];
+    edges.push({ id: `e${edges.length}`, from, to, label: [...events].join(' / '), points: [], labelAt: null });
+  }
   return { machine: root.id, states, edges, fromAnyState, width: 0, height: 0 };
 }
 

@@ -12,7 +12,7 @@ export interface MetricsEndpoint {
  * one), with the process's own CPU, memory and event-loop figures beside them.
  */
 export function serveMetrics(metrics: NodeMetrics, port: number, host: string): Promise<MetricsEndpoint> {
-  collectDefaultMetrics({ register: metrics.registry, prefix: 'dynamo_process_' });
+  collectDefaultMetrics({ register: metrics.registry, prefix: 'dynamo_' });
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at /metrics\n');

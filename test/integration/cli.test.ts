@@ -79,6 +79,41 @@ describe('command line (real processes)', function () {
     for (const c of file.children) expect(isAlive(c.pid), `${c.name} (pid ${c.pid}) still running`).to.equal(false);
   });
 
+  it('up --inspect serves the web console, a Stately inspector relay and each node\'s metrics, all stopped with it', async () => {
+    const u = await up(cwd, ['--inspect', '--console-port', '0']);
+    started.push(u.child);
+    const out = u.output();
+    const consoleUrl = /Web console: (http:\/\/\S+)/.exec(out)?.[1];
+    const relayUrl = /Stately inspector \(its UI needs the internet\): (http:\/\/\S+)/.exec(out)?.[1];
+    const metrics = [...out.matchAll(/(n\d) (http:\/\/127\.0\.0\.1:\d+\/metrics)/g)].map((m) => [m[1]!, m[2]!] as const);
+    expect(consoleUrl, out).to.be.a('string');
+    expect(relayUrl, out).to.be.a('string');
+    expect(metrics.map(([id]) => id)).to.deep.equal(['n1', 'n2', 'n3']);
+
+    const page = await fetch(consoleUrl!);
+    expect(page.status).to.equal(200);
+    expect(await page.text()).to.contain('<title>dynamo console</title>');
+    await waitFor(async () => ((await (await fetch(`${consoleUrl}/api/state`)).json()) as { status: { members: unknown[] } | null }).status?.members.length === 3, 10_000, 'the console to see 3 members');
+    const relay = await fetch(relayUrl!);
+    expect(await relay.text()).to.contain('stately.ai/inspect');
+    expect(dynamo(cwd, ['put', 'metrics:probe', '1']).code).to.equal(0);
+    for (const [id, url] of metrics) {
+      const text = await (await fetch(url)).text();
+      expect(text).to.match(new RegExp(`^dynamo_gossip_rounds_total\\{node="${id}"\\} [1-9]`, 'm'));
+      expect(text).to.match(new RegExp(`^dynamo_process_resident_memory_bytes\\{node="${id}"\\} [1-9]`, 'm'));
+    }
+
+    const file = clusterFile(cwd);
+    u.child.kill('SIGTERM');
+    await exited(u.child);
+    expect(u.child.exitCode).to.equal(0);
+    for (const c of file.children) expect(isAlive(c.pid), `${c.name} (pid ${c.pid}) still running`).to.equal(false);
+    for (const url of [consoleUrl!, relayUrl!, metrics[0]![1]]) {
+      const refused = await fetch(url).then(() => false, () => true);
+      expect(refused, `${url} still answers`).to.equal(true);
+    }
+  });
+
   it('keeps the data across a restart from the same directory', async () => {
     const u = await up(cwd);
     started.push(u.child);
