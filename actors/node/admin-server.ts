@@ -49,6 +49,8 @@ export interface TraceStatus {
   published: number;
   messages: number;
   runsNotSampled: number;
+  /** inspection failures, counted and kept away from the actors */
+  failures: number;
 }
 
 export interface AntiEntropyStatus extends AntiEntropyMetrics {
@@ -100,7 +102,7 @@ export class AdminServer {
     trace: TraceStatus;
   } = () => ({
     actors: {},
-    trace: { enabled: false, published: 0, messages: 0, runsNotSampled: 0 },
+    trace: { enabled: false, published: 0, messages: 0, runsNotSampled: 0, failures: 0 },
     siblingsFolded: 0,
     state: 'unknown',
     inFlight: 0,

@@ -6,7 +6,7 @@ import { TOKENS } from '../di/tokens.js';
 import { subjects } from '../protocol/subjects.js';
 import type { Transport } from '../transport/transport.js';
 import { StatelyRelay } from './stately-relay.js';
-import { Budget, MAX_TRACE_MESSAGES_PER_SECOND, outcomeOf, RunRecorder, TransitionTracker, type Trace, type TransitionTrace } from './trace.js';
+import { Budget, MAX_STATELY_EVENTS_PER_SECOND, MAX_TRACE_MESSAGES_PER_SECOND, outcomeOf, STATELY_RUNS_PER_SECOND, RunRecorder, TransitionTracker, type Trace, type TransitionTrace } from './trace.js';
 
 /** What a sampled coordinator run is given: the observer for its actor, and the calls that mark its reply and its end. */
 export interface RunInspection {
@@ -32,6 +32,8 @@ export class Inspection {
   readonly enabled: boolean;
   private readonly runs: Budget;
   private readonly messages = new Budget(MAX_TRACE_MESSAGES_PER_SECOND);
+  private readonly relayRuns = new Budget(STATELY_RUNS_PER_SECOND);
+  private readonly relayEvents = new Budget(MAX_STATELY_EVENTS_PER_SECOND);
   private readonly relay: StatelyRelay | null;
   private readonly prefix: string;
   published = 0;
@@ -48,8 +50,8 @@ export class Inspection {
   }
 
   /** Trace messages refused by the per-second bound, and coordinator runs not sampled. */
-  get dropped(): { messages: number; runsNotSampled: number } {
-    return { messages: this.messages.refused, runsNotSampled: this.runs.refused };
+  get dropped(): { messages: number; runsNotSampled: number; failures: number } {
+    return { messages: this.messages.refused, runsNotSampled: this.runs.refused, failures: this.failures };
   }
 
   private publish(trace: Trace): void {
@@ -58,29 +60,50 @@ export class Inspection {
     this.transport.publish(`${this.prefix}${trace.actor}`, JSON.stringify(trace));
   }
 
+  /**
+   * Pass an event on to the Stately relay: the root actor's own (a child promise's
+   * registration and snapshots add little), within the per-second bound.
+   */
+  private toRelay(ev: InspectionEvent): void {
+    if (FORWARDED.has(ev.type) && ev.actorRef.sessionId === ev.rootId && this.relayEvents.take(this.clock.monotonic())) this.relay!.send(ev);
+  }
+
   /** The `inspect` option for a long-lived actor of this node; undefined when inspection is off. */
   observer(actor: TransitionTrace['actor']): Observe | undefined {
     if (!this.enabled) return undefined;
     const tracker = new TransitionTracker(this.config.nodeId, actor);
-    const relay = this.relay;
-    return (ev) => {
-      if (relay !== null && FORWARDED.has(ev.type)) relay.observer.next?.(ev);
+    const relayed = this.relay !== null;
+    return this.guarded((ev) => {
+      if (relayed) this.toRelay(ev);
       if (ev.type !== '@xstate.snapshot' || ev.actorRef.sessionId !== ev.rootId) return;
       const t = tracker.next((ev.snapshot as { value?: unknown }).value, ev.event.type, this.clock.now());
       if (t !== null) this.publish(t);
-    };
+    });
   }
 
   /**
    * A coordinator run to trace, or null: inspection off, or this node has already
    * traced its share of runs this second (`--inspect-runs-per-second`).
    */
+  /** Inspection failures (a bug in tracing): counted, never allowed to reach the actor that reported. */
+  failures = 0;
+
+  private guarded(observe: Observe): Observe {
+    return (ev) => {
+      try {
+        observe(ev);
+      } catch {
+        this.failures++;
+      }
+    };
+  }
+
   sampleRun(request: { op: string; bucket: string; key: string }, replicas: readonly string[], seq: number): RunInspection | null {
     if (!this.enabled || !this.runs.take(this.clock.monotonic())) return null;
     const started = this.clock.monotonic();
     const requestId = `${this.config.nodeId}-${seq}`;
     const recorder = new RunRecorder({ node: this.config.nodeId, requestId, at: this.clock.now(), op: request.op, bucket: request.bucket, key: request.key, replicas }, started);
-    const relay = this.relay;
+    const relayed = this.relay !== null && this.relayRuns.take(started);
     let published = false;
     const finish = () => {
       if (published) return;
@@ -89,14 +112,14 @@ export class Inspection {
     };
     return {
       inspect: {
-        next: (ev) => {
-          if (relay !== null && FORWARDED.has(ev.type)) relay.observer.next?.(ev);
+        next: this.guarded((ev) => {
+          if (relayed) this.toRelay(ev);
           if (ev.type !== '@xstate.snapshot' || ev.actorRef.sessionId !== ev.rootId) return;
           const snapshot = ev.snapshot as { value?: unknown; status?: string };
           recorder.snapshot(snapshot.value, ev.event as { type: string }, this.clock.monotonic());
           // XState tells `complete` observers before it reports the final snapshot here: end the trace on that snapshot.
           if (snapshot.status !== 'active') finish();
-        },
+        }),
       },
       replied: (reply) => recorder.replied(outcomeOf(reply), this.clock.monotonic()),
       finish,

@@ -12,6 +12,13 @@ export type TracedActor = (typeof TRACED_ACTORS)[number];
 export const DEFAULT_RUNS_PER_SECOND = 20;
 /** Trace messages of all kinds a node publishes per second at most; the rest are counted as dropped. */
 export const MAX_TRACE_MESSAGES_PER_SECOND = 200;
+/**
+ * Of the sampled runs, those also sent to the Stately inspector each second, per node: its
+ * UI shows each run as an actor of its own, and each costs a machine definition on the wire.
+ */
+export const STATELY_RUNS_PER_SECOND = 2;
+/** Inspection events a node sends the Stately relay per second at most (the relay repeats each to every other node). */
+export const MAX_STATELY_EVENTS_PER_SECOND = 300;
 /** A run records this many phases and replica answers at most (a run has a handful of each). */
 export const MAX_RUN_STEPS = 32;
 /** Keys longer than this are cut in traces (a key may be up to 1 KiB). */

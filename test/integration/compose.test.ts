@@ -23,12 +23,12 @@ interface Service {
   environment?: Record<string, string>;
 }
 
-/** The services of a compose file that run this project's image, with merge keys resolved. */
-function dynamoServices(file: string): Map<string, { args: string[]; env: Record<string, string> }> {
+/** The services of a compose file that run this project's image with `command` (node, console), merge keys resolved. */
+function dynamoServices(file: string, command = 'node'): Map<string, { args: string[]; env: Record<string, string> }> {
   const doc = parse(readFileSync(join(ROOT, 'docker', file), 'utf8'), { merge: true }) as { services: Record<string, Service> };
   const out = new Map<string, { args: string[]; env: Record<string, string> }>();
   for (const [name, svc] of Object.entries(doc.services)) {
-    if (svc.image !== 'dynamo-kv') continue;
+    if (svc.image !== 'dynamo-kv' || svc.command?.[0] !== command) continue;
     out.set(name, { args: svc.command ?? [], env: svc.environment ?? {} });
   }
   return out;
@@ -85,6 +85,30 @@ describe('docker compose files (real servers, no container engine)', function ()
       expect(new Set(urls.flat()).size, 'no two nodes share a Redis').to.equal(3);
     });
   }
+
+  it("compose.yaml's console service serves the console for the cluster's NATS", async () => {
+    const consoles = dynamoServices('compose.yaml', 'console');
+    expect([...consoles.keys()]).to.deep.equal(['console']);
+    const svc = consoles.get('console')!;
+    // Its own port and loopback here; the rest of the command as the container runs it.
+    const args = svc.args.map((a, i) => (svc.args[i - 1] === '--port' ? '0' : svc.args[i - 1] === '--host' ? '127.0.0.1' : a));
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...local(svc.env) } });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await waitFor(() => /http:\/\/localhost:\d+/.test(out) || child.exitCode !== null, 15_000, 'the console to print its URL');
+      const url = /(http:\/\/localhost:\d+)/.exec(out)?.[1];
+      expect(url, out).to.be.a('string');
+      expect(out).to.contain(`console for the cluster at ${nats.url}`);
+      const state = (await (await fetch(`${url}/api/state`)).json()) as { prefix: string };
+      expect(state.prefix).to.equal('dynamo');
+    } finally {
+      child.kill('SIGTERM');
+      await exited(child);
+    }
+    expect(child.exitCode).to.equal(0);
+  });
 
   it('--check-config exits 2 for a bad flag or a server that does not answer', async () => {
     const run = (args: string[]) => promisify(execFile)(process.execPath, [CLI, 'node', '--id', 'n1', ...args, '--check-config']).then(() => 0, (e: { code: number }) => e.code);
