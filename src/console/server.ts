@@ -3,6 +3,7 @@ import 'reflect-metadata';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify from 'fastify';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +55,7 @@ export interface ConsoleServer {
  * WebSocket that carries the bridge's messages to the page as they happen.
  */
 export async function startConsole(options: ConsoleOptions): Promise<ConsoleServer> {
+  if (!existsSync(join(PUBLIC_DIR, 'index.html'))) throw new Error(`the console's page is missing from ${PUBLIC_DIR}: rebuild with npm run build`);
   const bridge = new ConsoleBridge(options.transport, options.prefix, options.pollMs);
   const app = Fastify({ logger: false });
   await app.register(fastifyWebsocket, { options: { maxPayload: 1024 } });

@@ -114,6 +114,23 @@ describe('command line (real processes)', function () {
     }
   });
 
+  it('refuses bad observability flags with exit 2 and a message that names the flag', () => {
+    const cases: [string[], RegExp][] = [
+      [['node', '--id', 'n1', '--inspect-url', 'ws://127.0.0.1:1'], /--inspect-url needs --inspect/],
+      [['node', '--id', 'n1', '--inspect', '--inspect-url', 'http://127.0.0.1:1'], /must be a ws:\/\/ or wss:\/\/ URL/],
+      [['node', '--id', 'n1', '--inspect-runs-per-second', 'lots'], /--inspect-runs-per-second must be an integer from 0 to 10000/],
+      [['node', '--id', 'n1', '--metrics-port', '70000'], /--metrics-port must be an integer from 0 to 65535/],
+      [['console', '--port', 'abc'], /--port must be an integer/],
+      [['console', '--prefix', 'a..b'], /not a valid NATS subject prefix/],
+      [['up', '--console-port', '99999'], /--console-port must be an integer/],
+    ];
+    for (const [args, message] of cases) {
+      const r = dynamo(cwd, args);
+      expect(r.code, `${args.join(' ')}: ${r.err}`).to.equal(2);
+      expect(r.err, args.join(' ')).to.match(message);
+    }
+  });
+
   it('keeps the data across a restart from the same directory', async () => {
     const u = await up(cwd);
     started.push(u.child);

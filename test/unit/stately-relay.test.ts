@@ -54,7 +54,7 @@ describe('Stately inspector events (pure)', () => {
     actor.start();
     actor.stop();
     const snapshot = events.map(toStatelyEvent).find((e) => e?.type === '@xstate.snapshot' && e.sessionId === actor.sessionId)!;
-    const context = (snapshot.snapshot as unknown as { context: Record<string, unknown> }).context;
+    const context = (snapshot as unknown as { snapshot: { context: Record<string, unknown> } }).snapshot.context;
     expect(context).to.not.have.property('input');
     expect(context).to.have.property('tally');
   });
