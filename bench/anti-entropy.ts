@@ -7,12 +7,12 @@
  *   npm run bench:anti-entropy [-- --keys 100000 --seconds 10 --concurrency 16]
  */
 import { parseArgs } from 'node:util';
-import { DynamoClient } from '../src/client/client.js';
+import type { DynamoClient } from '../src/client/client.js';
 import { subjects } from '../src/protocol/subjects.js';
-import { NatsTransport } from '../src/transport/nats-transport.js';
+import type { NatsTransport } from '../src/transport/nats-transport.js';
 import { decodeJson } from '../src/transport/transport.js';
 import type { MemberStatus } from '../actors/node/admin-server.js';
-import { run, startCluster, table, type Row } from './load.js';
+import { run, table, withCluster, type Row } from './load.js';
 
 const { values } = parseArgs({ options: { keys: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '16' } } });
 const KEYS = Number(values.keys);
@@ -45,38 +45,28 @@ async function fill(client: DynamoClient): Promise<void> {
 }
 
 async function measure(mode: string, intervalMs: number): Promise<{ row: Row; exchanges: number; visited: number; repaired: number }> {
-  const cluster = await startCluster(3, [], { DYNAMO_ANTI_ENTROPY_INTERVAL: String(intervalMs) });
-  try {
-    const client = await DynamoClient.connect(cluster.file.natsUrl);
-    const nats = await NatsTransport.connect(cluster.file.natsUrl, 'bench-status');
-    try {
-      await fill(client);
-      if (intervalMs > 0) {
-        // Converged: every range's last compare found equal trees.
-        for (;;) {
-          const members = await status(nats);
-          if (members.every((m) => m.antiEntropy?.ranges.length === 2 && m.antiEntropy.ranges.every((r) => r.inSync))) break;
-          await new Promise((r) => setTimeout(r, 250));
-        }
+  return withCluster(3, [], { DYNAMO_ANTI_ENTROPY_INTERVAL: String(intervalMs) }, async (client, nats) => {
+    await fill(client);
+    if (intervalMs > 0) {
+      // Converged: every range's last compare found equal trees.
+      for (;;) {
+        const members = await status(nats);
+        if (members.every((m) => m.antiEntropy?.ranges.length === 2 && m.antiEntropy.ranges.every((r) => r.inSync))) break;
+        await new Promise((r) => setTimeout(r, 250));
       }
-      await run(client, 'warm-up', CONCURRENCY, 2);
-      const before = await status(nats);
-      const row = await run(client, mode, CONCURRENCY, SECONDS);
-      const after = await status(nats);
-      const sum = (ms: MemberStatus[], f: (m: NonNullable<MemberStatus['antiEntropy']>) => number) => ms.reduce((a, m) => a + (m.antiEntropy ? f(m.antiEntropy) : 0), 0);
-      return {
-        row,
-        exchanges: sum(after, (a) => a.exchanges) - sum(before, (a) => a.exchanges),
-        visited: sum(after, (a) => a.treeNodesVisited) - sum(before, (a) => a.treeNodesVisited),
-        repaired: sum(after, (a) => a.keysRepaired) - sum(before, (a) => a.keysRepaired),
-      };
-    } finally {
-      await client.close();
-      await nats.close();
     }
-  } finally {
-    await cluster.stop();
-  }
+    await run(client, 'warm-up', CONCURRENCY, 2);
+    const before = await status(nats);
+    const row = await run(client, mode, CONCURRENCY, SECONDS);
+    const after = await status(nats);
+    const sum = (ms: MemberStatus[], f: (m: NonNullable<MemberStatus['antiEntropy']>) => number) => ms.reduce((a, m) => a + (m.antiEntropy ? f(m.antiEntropy) : 0), 0);
+    return {
+      row,
+      exchanges: sum(after, (a) => a.exchanges) - sum(before, (a) => a.exchanges),
+      visited: sum(after, (a) => a.treeNodesVisited) - sum(before, (a) => a.treeNodesVisited),
+      repaired: sum(after, (a) => a.keysRepaired) - sum(before, (a) => a.keysRepaired),
+    };
+  });
 }
 
 async function main(): Promise<void> {

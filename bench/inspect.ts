@@ -9,12 +9,11 @@
  *   npm run bench:inspect [-- --seconds 10 --concurrency 32]
  */
 import { parseArgs } from 'node:util';
-import { DynamoClient } from '../src/client/client.js';
 import { subjects } from '../src/protocol/subjects.js';
-import { NatsTransport } from '../src/transport/nats-transport.js';
+import type { NatsTransport } from '../src/transport/nats-transport.js';
 import { decodeJson } from '../src/transport/transport.js';
 import type { MemberStatus } from '../actors/node/admin-server.js';
-import { run, startCluster, type Row } from './load.js';
+import { run, withCluster, type Row } from './load.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '32' } } });
 const SECONDS = Number(values.seconds);
@@ -32,22 +31,12 @@ async function traced(nats: NatsTransport): Promise<number> {
 }
 
 async function measure(mode: string, args: string[], env: Record<string, string> = {}): Promise<Measured> {
-  const cluster = await startCluster(3, ['--no-console', ...args], env);
-  try {
-    const client = await DynamoClient.connect(cluster.file.natsUrl);
-    const nats = await NatsTransport.connect(cluster.file.natsUrl, 'bench-status');
-    try {
-      await run(client, 'warm-up', CONCURRENCY, 2);
-      const before = await traced(nats);
-      const row = await run(client, mode, CONCURRENCY, SECONDS);
-      return { row, traces: (await traced(nats)) - before };
-    } finally {
-      await client.close();
-      await nats.close();
-    }
-  } finally {
-    await cluster.stop();
-  }
+  return withCluster(3, ['--no-console', ...args], env, async (client, nats) => {
+    await run(client, 'warm-up', CONCURRENCY, 2);
+    const before = await traced(nats);
+    const row = await run(client, mode, CONCURRENCY, SECONDS);
+    return { row, traces: (await traced(nats)) - before };
+  });
 }
 
 async function main(): Promise<void> {

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DynamoClient } from '../src/client/client.js';
+import { DynamoClient } from '../src/client/client.js';
+import { NatsTransport } from '../src/transport/nats-transport.js';
 import { exited } from '../src/cli/servers.js';
 import type { ClusterFile } from '../src/cli/cluster-file.js';
 
@@ -45,6 +46,23 @@ export async function startCluster(nodes: number, extra: string[] = [], env: Rec
     await new Promise((r) => setTimeout(r, 100));
   }
   return { file: JSON.parse(readFileSync(join(dir, 'state', 'cluster.json'), 'utf8')) as ClusterFile, stop };
+}
+
+/** Start a cluster, hand a client and a plain NATS connection to `body`, and stop everything after, whatever happens. */
+export async function withCluster<T>(nodes: number, args: string[], env: Record<string, string>, body: (client: DynamoClient, nats: NatsTransport) => Promise<T>): Promise<T> {
+  const cluster = await startCluster(nodes, args, env);
+  try {
+    const client = await DynamoClient.connect(cluster.file.natsUrl);
+    const nats = await NatsTransport.connect(cluster.file.natsUrl, 'bench-status');
+    try {
+      return await body(client, nats);
+    } finally {
+      await client.close();
+      await nats.close();
+    }
+  } finally {
+    await cluster.stop();
+  }
 }
 
 /** Closed-loop load: `concurrency` callers, half puts and half gets of 100-byte values, for `seconds`. */
