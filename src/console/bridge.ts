@@ -1,6 +1,6 @@
 import type { MemberStatus } from '../../actors/node/admin-server.js';
 import { systemClock, type Clock } from '../clock/clock.js';
-import { Budget, type RunTrace, type Trace, type TransitionTrace } from '../inspect/trace.js';
+import { Budget, isTrace, type RunTrace, type Trace, type TransitionTrace } from '../inspect/trace.js';
 import { subjects, type Subjects } from '../protocol/subjects.js';
 import { decodeJson, type Subscription, type Transport } from '../transport/transport.js';
 import { RateTracker, type RatePoint } from './rates.js';
@@ -59,13 +59,6 @@ function pushBounded<T>(list: T[], item: T, max: number): void {
   if (list.length > max) list.splice(0, list.length - max);
 }
 
-function isTrace(x: unknown): x is Trace {
-  if (typeof x !== 'object' || x === null) return false;
-  const t = x as Record<string, unknown>;
-  if (typeof t['node'] !== 'string' || typeof t['actor'] !== 'string' || typeof t['at'] !== 'number') return false;
-  if (t['type'] === 'transition') return typeof t['to'] === 'string' && typeof t['event'] === 'string';
-  return t['type'] === 'run' && typeof t['op'] === 'string' && Array.isArray(t['steps']) && typeof t['outcome'] === 'string';
-}
 
 /**
  * The console's view of a cluster over NATS: the status (members, their actors and

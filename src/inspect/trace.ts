@@ -69,6 +69,33 @@ export interface RunTrace {
 
 export type Trace = TransitionTrace | RunTrace;
 
+const STEP_KINDS: readonly string[] = ['phase', 'ack', 'read', 'fail'];
+const isString = (x: unknown, max = 1024): x is string => typeof x === 'string' && x.length <= max;
+const isNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/**
+ * A trace as received from NATS, checked field by field: anyone can publish on the
+ * trace subjects, and what passes is drawn in browsers.
+ */
+export function isTrace(x: unknown): x is Trace {
+  if (typeof x !== 'object' || x === null) return false;
+  const t = x as Record<string, unknown>;
+  if (!isString(t['node'], 64) || !isNumber(t['at'])) return false;
+  if (t['type'] === 'transition') {
+    return (TRACED_ACTORS as readonly unknown[]).includes(t['actor']) && t['actor'] !== 'coordinator' && (t['from'] === null || isString(t['from'])) && isString(t['to']) && isString(t['event']);
+  }
+  if (t['type'] !== 'run' || t['actor'] !== 'coordinator') return false;
+  const steps = t['steps'];
+  const replicas = t['replicas'];
+  return (
+    isString(t['requestId'], 128) && isString(t['op'], 16) && isString(t['bucket'], 256) && isString(t['key'], MAX_TRACED_KEY_CHARS + 1) && isString(t['outcome'], 64) &&
+    isNumber(t['totalMs']) && (t['replyMs'] === null || isNumber(t['replyMs'])) && isNumber(t['truncated']) &&
+    Array.isArray(replicas) && replicas.length <= 64 && replicas.every((r) => isString(r, 64)) &&
+    Array.isArray(steps) && steps.length <= MAX_RUN_STEPS &&
+    steps.every((s) => typeof s === 'object' && s !== null && isNumber((s as RunStep).atMs) && STEP_KINDS.includes((s as RunStep).kind) && isString((s as RunStep).name, 256))
+  );
+}
+
 /**
  * A token bucket over a caller-supplied clock: `perSecond` tokens a second, at most a
  * second's worth saved. Used both to sample coordinator runs and to bound trace messages.
@@ -195,8 +222,17 @@ export type Outcome = (typeof OUTCOMES)[number];
 const OK_PREFIX = '{"ok":true';
 const CODE_MARK = '"code":"';
 
+const OK_BYTES = new TextEncoder().encode(OK_PREFIX);
+
+function startsOk(bytes: Uint8Array): boolean {
+  if (bytes.byteLength < OK_BYTES.length) return false;
+  for (let i = 0; i < OK_BYTES.length; i++) if (bytes[i] !== OK_BYTES[i]) return false;
+  return true;
+}
+
 /** Read a reply's outcome without parsing it: replies are produced by this code, `{"ok":true...` or `{"ok":false,"error":{"code":"X"...`. */
 export function outcomeOf(reply: string | Uint8Array): Outcome {
+  if (typeof reply !== 'string' && startsOk(reply)) return 'ok';
   const text = typeof reply === 'string' ? reply : Buffer.from(reply.buffer, reply.byteOffset, Math.min(reply.byteLength, 160)).toString('utf8');
   if (text.startsWith(OK_PREFIX)) return 'ok';
   const at = text.indexOf(CODE_MARK);

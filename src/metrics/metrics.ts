@@ -59,8 +59,8 @@ export class NodeMetrics {
   private readonly requests: Counter<'op' | 'outcome'>;
   private readonly duration: Histogram<'op' | 'outcome'>;
   private readonly quorumFailures: Counter<'op'>;
-  /** label children, looked up once: prom-client hashes the label object on every plain call */
-  private readonly children = new Map<string, { count: Counter; time: Histogram }>();
+  /** label children by op then outcome, looked up once: prom-client hashes the label object on every plain call */
+  private readonly children: Record<string, Record<string, { count: Counter; time: Histogram }>> = {};
   private sources: MetricSources | null = null;
 
   constructor(nodeId: string) {
@@ -75,7 +75,10 @@ export class NodeMetrics {
       registers,
     });
     this.quorumFailures = new Counter({ name: 'dynamo_quorum_failures_total', help: 'client requests answered QUORUM_NOT_MET or TIMEOUT, by op', labelNames: ['op'], registers });
-    for (const op of OPS) for (const outcome of OUTCOMES) this.children.set(`${op} ${outcome}`, { count: this.requests.labels(op, outcome) as unknown as Counter, time: this.duration.labels(op, outcome) as unknown as Histogram });
+    for (const op of OPS) {
+      this.children[op] = {};
+      for (const outcome of OUTCOMES) this.children[op][outcome] = { count: this.requests.labels(op, outcome) as unknown as Counter, time: this.duration.labels(op, outcome) as unknown as Histogram };
+    }
     const src = () => this.sources;
     const gauge = (name: string, help: string, read: (s: MetricSources) => number | Promise<number>) =>
       new Gauge({
@@ -123,7 +126,7 @@ export class NodeMetrics {
 
   /** A client request answered: the only metric work on the request path. */
   request(op: Op, outcome: Outcome, ms: number): void {
-    const c = this.children.get(`${op} ${outcome}`)!;
+    const c = this.children[op]![outcome]!;
     c.count.inc();
     c.time.observe(ms / 1000);
     if (outcome === 'QUORUM_NOT_MET' || outcome === 'TIMEOUT') this.quorumFailures.labels(op).inc();

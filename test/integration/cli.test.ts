@@ -5,6 +5,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createServer, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { isAlive, type ClusterFile } from '../../src/cli/cluster-file.js';
 import { exited, startRedisServer } from '../../src/cli/servers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -80,13 +82,18 @@ describe('command line (real processes)', function () {
   });
 
   it('up --inspect serves the web console, a Stately inspector relay and each node\'s metrics, all stopped with it', async () => {
-    const u = await up(cwd, ['--inspect', '--console-port', '0']);
+    // The console's port is taken: up serves it on another one rather than failing.
+    const blocker = createServer().listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const taken = (blocker.address() as AddressInfo).port;
+    const u = await up(cwd, ['--inspect', '--console-port', String(taken)]).finally(() => blocker.close());
     started.push(u.child);
     const out = u.output();
     const consoleUrl = /Web console: (http:\/\/\S+)/.exec(out)?.[1];
     const relayUrl = /Stately inspector \(its UI needs the internet\): (http:\/\/\S+)/.exec(out)?.[1];
     const metrics = [...out.matchAll(/(n\d) (http:\/\/127\.0\.0\.1:\d+\/metrics)/g)].map((m) => [m[1]!, m[2]!] as const);
     expect(consoleUrl, out).to.be.a('string');
+    expect(new URL(consoleUrl!).port).to.not.equal(String(taken));
     expect(relayUrl, out).to.be.a('string');
     expect(metrics.map(([id]) => id)).to.deep.equal(['n1', 'n2', 'n3']);
 

@@ -6,6 +6,7 @@ import { Inspection } from '../../src/inspect/inspection.js';
 import {
   Budget,
   eventText,
+  isTrace,
   MAX_RUN_STEPS,
   MAX_TRACE_MESSAGES_PER_SECOND,
   MAX_TRACED_KEY_CHARS,
@@ -97,10 +98,38 @@ describe('trace sampling and bounds (pure)', () => {
     expect(cut.outcome).to.equal('INTERNAL'); // it never replied
   });
 
+  it('takes the traces nodes publish, and refuses anything malformed that a browser would draw', () => {
+    const r = new RunRecorder({ node: 'n1', requestId: 'n1-1', at: 5, op: 'get', bucket: 'b', key: 'k', replicas: ['n1', 'n2'] }, 0);
+    r.snapshot('reading', { type: 'REPLICA.READ', node: 'n2' }, 1);
+    r.replied('ok', 2);
+    const run = r.finish(3);
+    const transition = new TransitionTracker('n1', 'node').next('booting', 'xstate.init', 1)!;
+    expect(isTrace(run)).to.equal(true);
+    expect(isTrace(transition)).to.equal(true);
+    const bad: unknown[] = [
+      null,
+      'run',
+      { ...run, replicas: 5 },
+      { ...run, replicas: [{ toString: 1 }] },
+      { ...run, steps: [{ atMs: '0;background:red', kind: 'phase', name: 'x' }] },
+      { ...run, steps: [{ atMs: 1, kind: 'explode', name: 'x' }] },
+      { ...run, steps: Array(MAX_RUN_STEPS + 1).fill(run.steps[0]) },
+      { ...run, key: 'k'.repeat(10_000) },
+      { ...run, totalMs: Infinity },
+      { ...run, actor: 'gossiper' },
+      { ...transition, actor: 'coordinator' },
+      { ...transition, to: 7 },
+      { ...transition, node: 'n'.repeat(65) },
+    ];
+    for (const b of bad) expect(isTrace(b), JSON.stringify(b)?.slice(0, 80)).to.equal(false);
+  });
+
   it('reads a reply\'s outcome without parsing it', () => {
     expect(outcomeOf('{"ok":true,"context":"x"}')).to.equal('ok');
     expect(outcomeOf('{"ok":false,"error":{"code":"QUORUM_NOT_MET","message":"m","acks":1}}')).to.equal('QUORUM_NOT_MET');
     expect(outcomeOf(new TextEncoder().encode('{"ok":false,"error":{"code":"TIMEOUT","message":"t"}}'))).to.equal('TIMEOUT');
+    expect(outcomeOf(new TextEncoder().encode('{"ok":true,"found":false}'))).to.equal('ok');
+    expect(outcomeOf(new Uint8Array(0))).to.equal('other');
     expect(outcomeOf('{"ok":false,"error":{"code":"SOMETHING_NEW"}}')).to.equal('other');
     expect(outcomeOf('garbage')).to.equal('other');
   });
