@@ -51,6 +51,8 @@ export interface TraceStatus {
   runsNotSampled: number;
   /** inspection failures, counted and kept away from the actors */
   failures: number;
+  /** inspection events the Stately relay's queue dropped while the relay was unreachable */
+  relayDropped: number;
 }
 
 export interface AntiEntropyStatus extends AntiEntropyMetrics {
@@ -102,7 +104,7 @@ export class AdminServer {
     trace: TraceStatus;
   } = () => ({
     actors: {},
-    trace: { enabled: false, published: 0, messages: 0, runsNotSampled: 0, failures: 0 },
+    trace: { enabled: false, published: 0, messages: 0, runsNotSampled: 0, failures: 0, relayDropped: 0 },
     siblingsFolded: 0,
     state: 'unknown',
     inFlight: 0,

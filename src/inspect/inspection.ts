@@ -50,8 +50,8 @@ export class Inspection {
   }
 
   /** Trace messages refused by the per-second bound, and coordinator runs not sampled. */
-  get dropped(): { messages: number; runsNotSampled: number; failures: number } {
-    return { messages: this.messages.refused, runsNotSampled: this.runs.refused, failures: this.failures };
+  get dropped(): { messages: number; runsNotSampled: number; failures: number; relayDropped: number } {
+    return { messages: this.messages.refused, runsNotSampled: this.runs.refused, failures: this.failures, relayDropped: this.relay?.dropped ?? 0 };
   }
 
   private publish(trace: Trace): void {

@@ -8,7 +8,7 @@ import { hintedHandoffMachine } from '../../actors/node/hinted-handoff.js';
 import { coordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
 import { nodeConfig } from '../../src/config.js';
 import { Inspection } from '../../src/inspect/inspection.js';
-import { plain, STATELY_INSPECT_VERSION, toStatelyEvent } from '../../src/inspect/stately-relay.js';
+import { MAX_QUEUED_INSPECTION_EVENTS, plain, STATELY_INSPECT_VERSION, StatelyRelay, toStatelyEvent } from '../../src/inspect/stately-relay.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
 import { systemClock } from '../../src/clock/clock.js';
 
@@ -57,6 +57,20 @@ describe('Stately inspector events (pure)', () => {
     const context = (snapshot as unknown as { snapshot: { context: Record<string, unknown> } }).snapshot.context;
     expect(context).to.not.have.property('input');
     expect(context).to.have.property('tally');
+  });
+});
+
+describe('Stately relay connection', () => {
+  it(`holds at most ${MAX_QUEUED_INSPECTION_EVENTS} events while the relay is unreachable, counting the rest, and stops for good`, () => {
+    const relay = new StatelyRelay('ws://127.0.0.1:1');
+    const events: InspectionEvent[] = [];
+    const actor = createActor(hintedHandoffMachine, { inspect: (e) => events.push(e) });
+    actor.start();
+    actor.stop();
+    const snapshot = events.find((e) => e.type === '@xstate.snapshot')!;
+    for (let i = 0; i < MAX_QUEUED_INSPECTION_EVENTS + 100; i++) relay.send(snapshot);
+    expect(relay.dropped).to.equal(100);
+    relay.stop();
   });
 });
 
