@@ -14,7 +14,7 @@ export const CONSOLE_OPTIONS: OptionSpecs = {
 
 /** The console's address as a person types it into a browser. */
 export function consoleUrl(server: ConsoleServer): string {
-  return server.url.replace('http://127.0.0.1', 'http://localhost');
+  return server.url.replace(/^http:\/\/(127\.0\.0\.1|0\.0\.0\.0|\[::\])(?=:)/, 'http://localhost');
 }
 
 /** `dynamo console`: the web console for any cluster, until Ctrl-C. */

@@ -95,8 +95,15 @@ export class ConsoleBridge {
     return () => this.listeners.delete(listener);
   }
 
+  /** A listener that throws (a browser socket gone bad) loses that message; the others and the bridge go on. */
   private emit(m: ConsoleMessage): void {
-    for (const l of this.listeners) l(m);
+    for (const l of this.listeners) {
+      try {
+        l(m);
+      } catch {
+        /* that listener's problem */
+      }
+    }
   }
 
   async start(): Promise<void> {
@@ -117,11 +124,18 @@ export class ConsoleBridge {
     await this.poll();
   }
 
-  /** One status reading, then the next one pollMs later (never two at once). */
+  /**
+   * One status reading, then the next one pollMs later (never two at once). Any NATS
+   * client can answer the status subject: a reply that is not what a node sends is
+   * reported on the page, and never ends the process hosting the console (dynamo up).
+   */
   private async poll(): Promise<void> {
     if (this.stopped) return;
     try {
       await this.readStatus();
+    } catch (e) {
+      this.state.statusError = `unreadable status from the cluster: ${(e as Error).message}`;
+      this.emit({ type: 'statusError', error: this.state.statusError, at: this.clock.now() });
     } finally {
       if (!this.stopped) this.timer = this.clock.setTimeout(() => void this.poll(), this.pollMs);
     }

@@ -81,10 +81,6 @@ export class Inspection {
     });
   }
 
-  /**
-   * A coordinator run to trace, or null: inspection off, or this node has already
-   * traced its share of runs this second (`--inspect-runs-per-second`).
-   */
   /** Inspection failures (a bug in tracing): counted, never allowed to reach the actor that reported. */
   failures = 0;
 
@@ -98,6 +94,10 @@ export class Inspection {
     };
   }
 
+  /**
+   * A coordinator run to trace, or null: inspection off, or this node has already
+   * traced its share of runs this second (`--inspect-runs-per-second`).
+   */
   sampleRun(request: { op: string; bucket: string; key: string }, replicas: readonly string[], seq: number): RunInspection | null {
     if (!this.enabled || !this.runs.take(this.clock.monotonic())) return null;
     const started = this.clock.monotonic();

@@ -33,7 +33,7 @@ export interface TransitionTrace {
   readonly at: number;
   readonly from: string | null;
   readonly to: string;
-  /** the event that caused it, as XState names it (e.g. xstate.after.1000.gossiper.waiting) */
+  /** the event that caused it, as eventText names it (e.g. "after interval", "done", "LEAVE") */
   readonly event: string;
 }
 

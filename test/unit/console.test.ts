@@ -60,4 +60,17 @@ describe('console: bridge (in memory)', () => {
     expect(state.statusError).to.match(/no status from the cluster/);
     bridge.stop();
   });
+
+  it('reports a status reply that no node would send, and keeps polling', async () => {
+    const net = new MemoryNetwork();
+    let reply = JSON.stringify({ ok: true, members: [null] });
+    net.transport().subscribe('dynamo.admin.status', (m) => m.respond(reply));
+    const bridge = new ConsoleBridge(net.transport(), 'dynamo', 20);
+    await bridge.start();
+    expect(bridge.snapshot().statusError).to.match(/unreadable status from the cluster/);
+    reply = JSON.stringify({ ok: true, node: 'n1', version: 'x', n: 1, r: 1, w: 1, members: [] });
+    await waitFor(() => bridge.snapshot().status?.node === 'n1', 2000, 'a good status after a bad one');
+    expect(bridge.snapshot().statusError).to.equal(null);
+    bridge.stop();
+  });
 });

@@ -117,7 +117,18 @@ function drawMembers() {
   $('members-note').textContent = `as ${s.node} sees them`;
   if (state.selectedNode === null || !s.members.some((m) => m.id === state.selectedNode)) state.selectedNode = s.members[0]?.id ?? null;
   drawTabs();
-  drawActors();
+  redrawActors();
+}
+
+// Transitions arrive several a second: draw the actors' charts at most once a frame.
+let actorsPending = false;
+function redrawActors() {
+  if (actorsPending) return;
+  actorsPending = true;
+  requestAnimationFrame(() => {
+    actorsPending = false;
+    drawActors();
+  });
 }
 
 // ---------- state charts ----------
@@ -322,7 +333,7 @@ function onMessage(m) {
       else {
         state.transitions.push(m.trace);
         if (state.transitions.length > 300) state.transitions.shift();
-        if (m.trace.node === state.selectedNode) drawActors();
+        if (m.trace.node === state.selectedNode) redrawActors();
       }
       break;
   }
