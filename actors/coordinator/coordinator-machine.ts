@@ -1,4 +1,5 @@
-import { assign, fromCallback, fromPromise, setup, type ActorRefFrom } from 'xstate';
+import { assign, createActor, setup, type ActorOptions, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import type { Clock } from '../../src/clock/clock.js';
 import { ConflictError, errorReply, type ErrorReply } from '../../src/errors.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import { planReadRepair, reconcileReplies } from '../../src/quorum/read.js';
@@ -7,11 +8,19 @@ import { addAck, addFailure, allAnswered, createTally, status, type Tally } from
 import type { CoordinatedResult, CoordinatedWrite } from '../../src/storage/storage.js';
 import { encodeContext, fullClock, prune, type Version } from '../../src/versioning/index.js';
 
-/** Events the replica fan-out actors send back to the coordinator. */
+/** What the replicas answer (sent back to the coordinator by its I/O actions). */
 export type ReplicaEvent =
   | { type: 'REPLICA.ACK'; node: string }
   | { type: 'REPLICA.READ'; node: string; versions: Version[] }
   | { type: 'REPLICA.FAIL'; node: string; reason: string };
+
+/** Every event a coordinator run takes: the replicas' answers, its own write's outcome, the deadline, the repair's end. */
+export type CoordinatorEvent =
+  | ReplicaEvent
+  | { type: 'LOCAL.DONE'; output: CoordinatedResult }
+  | { type: 'LOCAL.FAIL'; error: unknown }
+  | { type: 'TIMEOUT' }
+  | { type: 'REPAIR.DONE' };
 
 export interface CoordinatorInput {
   readonly request: ClientRequest;
@@ -24,8 +33,8 @@ export interface CoordinatorInput {
   readonly self: string;
   /** wall-clock ms for the new version's timestamp */
   readonly nowMs: number;
-  /** monotonic ms, for what is left of the request's timeout (injected so tests can run on a simulated clock) */
-  readonly monotonic: () => number;
+  /** ms left of the request's timeout (the node sends TIMEOUT when none is left) */
+  readonly remainingMs: () => number;
   readonly reply: (text: string) => void;
   /** the reply to a get, from the merged siblings (the bucket's resolver decides what it holds) */
   readonly render: (merged: readonly Version[]) => string;
@@ -65,57 +74,52 @@ export interface RepairInput {
 
 interface Context {
   readonly input: CoordinatorInput;
-  readonly startedAt: number;
   tally: Tally;
   version?: Version;
   siblingsText?: string;
   replies: Map<string, Version[]>;
   merged: Version[];
   repairPlan?: Map<string, Version[]>;
-  failure?: string;
 }
 
 /** How long a read-repair may take after the client has its answer. */
 export const REPAIR_TIMEOUT_MS = 1000;
 
 const notProvided = (name: string) => () => {
-  throw new Error(`coordinator actor "${name}" was not provided`);
+  throw new Error(`coordinator action "${name}" was not provided`);
 };
 
 /**
  * One machine per client request, after Riak's get/put FSMs. The machine only moves
  * between protocol phases; the quorum arithmetic is the pure tally, and every bit of
- * I/O is an actor supplied with `provide()` by the node that runs it.
+ * I/O is an action supplied with `provide()` by the node that runs it, which sends the
+ * outcome back as events (LOCAL.DONE, REPLICA.ACK, ...). The node also sends TIMEOUT
+ * when the request's time is up.
+ *
+ * A run is one actor and nothing else: no child actors and no timers of its own on the
+ * common path. That keeps a run to a few microseconds of the node's time; child actors
+ * and delayed transitions per request were the largest part of a node's CPU per request.
  */
 export const coordinatorMachine = setup({
   types: {
     context: {} as Context,
     input: {} as CoordinatorInput,
-    events: {} as ReplicaEvent,
-  },
-  actors: {
-    coordinateLocal: fromPromise<CoordinatedResult, LocalWrite>(notProvided('coordinateLocal')),
-    replicateWrite: fromCallback<ReplicaEvent, ReplicateWriteInput>(notProvided('replicateWrite')),
-    readReplicas: fromCallback<ReplicaEvent, ReadReplicasInput>(notProvided('readReplicas')),
-    repair: fromPromise<void, RepairInput>(notProvided('repair')),
-  },
-  delays: {
-    /** what is left of the client's timeout */
-    remaining: ({ context }) => remainingMs(context),
-  },
-  guards: {
-    isRead: ({ context }) => context.input.request.op === 'get',
-    quorumMet: ({ context }) => status(context.tally) === 'met',
-    quorumLost: ({ context }) => status(context.tally) === 'failed',
-    allAnswered: ({ context }) => allAnswered(context.tally),
+    events: {} as CoordinatorEvent,
   },
   actions: {
+    /** Write locally (this node issues the new version's dot); answer LOCAL.DONE or LOCAL.FAIL. */
+    writeLocal: notProvided('writeLocal') as (args: unknown, params: LocalWrite) => void,
+    /** Send the coordinator's sibling set to the other replicas; each answers REPLICA.ACK or REPLICA.FAIL. */
+    replicateWrite: notProvided('replicateWrite') as (args: unknown, params: ReplicateWriteInput) => void,
+    /** Ask every replica (this node too) for its versions; each answers REPLICA.READ or REPLICA.FAIL. */
+    readReplicas: notProvided('readReplicas') as (args: unknown, params: ReadReplicasInput) => void,
+    /** Send each replica what it lacks; answer REPAIR.DONE. */
+    repair: notProvided('repair') as (args: unknown, params: RepairInput) => void,
     countAck: assign({ tally: ({ context, event }) => addAck(context.tally, (event as { node: string }).node) }),
     countFailure: assign({ tally: ({ context, event }) => addFailure(context.tally, (event as { node: string }).node) }),
     recordRead: assign(({ context, event }) => {
       const e = event as Extract<ReplicaEvent, { type: 'REPLICA.READ' }>;
-      const replies = new Map(context.replies).set(e.node, e.versions);
-      return { replies, tally: addAck(context.tally, e.node) };
+      return { replies: new Map(context.replies).set(e.node, e.versions), tally: addAck(context.tally, e.node) };
     }),
     replyRead: ({ context }) => context.input.reply(context.input.render(reconcileReplies(context.replies))),
     replyWrite: ({ context }) => {
@@ -125,8 +129,19 @@ export const coordinatorMachine = setup({
     },
     replyQuorumNotMet: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'QUORUM_NOT_MET'))),
     replyTimeout: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'TIMEOUT'))),
-    replyLocalFailure: ({ context }) =>
-      context.input.reply(JSON.stringify(errorReply('UNAVAILABLE', `the coordinating node could not write locally: ${context.failure ?? 'unknown error'}`))),
+    replyLocalFailure: ({ context, event }) => {
+      const error = (event as Extract<CoordinatorEvent, { type: 'LOCAL.FAIL' }>).error;
+      const message = error instanceof Error ? error.message : 'unknown error';
+      if (error instanceof ConflictError) context.input.reply(JSON.stringify(errorReply('CONFLICT', `conditional ${context.input.request.op} refused: ${message}`)));
+      else context.input.reply(JSON.stringify(errorReply('UNAVAILABLE', `the coordinating node could not write locally: ${message}`)));
+    },
+  },
+  guards: {
+    isRead: ({ context }) => context.input.request.op === 'get',
+    quorumMet: ({ context }) => status(context.tally) === 'met',
+    quorumLost: ({ context }) => status(context.tally) === 'failed',
+    allAnswered: ({ context }) => allAnswered(context.tally),
+    nothingToRepair: ({ context }) => context.repairPlan!.size === 0,
   },
 }).createMachine({
   id: 'coordinator',
@@ -134,7 +149,6 @@ export const coordinatorMachine = setup({
     const needed = input.request.op === 'get' ? input.request.r : input.request.w;
     return {
       input,
-      startedAt: input.monotonic(),
       tally: createTally(needed, input.replicas.length),
       replies: new Map(),
       merged: [],
@@ -148,9 +162,9 @@ export const coordinatorMachine = setup({
 
     // --- write path: local replica first (it issues the dot), then the others ---
     executingLocal: {
-      invoke: {
-        src: 'coordinateLocal',
-        input: ({ context }) => {
+      entry: {
+        type: 'writeLocal',
+        params: ({ context }) => {
           const r = context.input.request as Exclude<ClientRequest, { op: 'get' }>;
           return {
             bucket: r.bucket,
@@ -164,7 +178,9 @@ export const coordinatorMachine = setup({
             crdt: r.op === 'put' ? r.crdt : undefined,
           };
         },
-        onDone: {
+      },
+      on: {
+        'LOCAL.DONE': {
           target: 'waitingRemote',
           actions: assign(({ context, event }) => ({
             version: event.output.version,
@@ -172,31 +188,21 @@ export const coordinatorMachine = setup({
             tally: addAck(context.tally, context.input.self),
           })),
         },
-        onError: [
-          {
-            guard: ({ event }) => event.error instanceof ConflictError,
-            target: 'failed',
-            actions: ({ context, event }) => context.input.reply(JSON.stringify(errorReply('CONFLICT', `conditional ${context.input.request.op} refused: ${(event.error as Error).message}`))),
-          },
-          {
-            target: 'failed',
-            actions: [assign({ failure: ({ event }) => (event.error as Error).message }), 'replyLocalFailure'],
-          },
-        ],
+        'LOCAL.FAIL': { target: 'failed', actions: 'replyLocalFailure' },
+        TIMEOUT: { target: 'timedOut', actions: 'replyTimeout' },
       },
-      after: { remaining: { target: 'timedOut', actions: 'replyTimeout' } },
     },
     waitingRemote: {
-      invoke: {
-        src: 'replicateWrite',
-        input: ({ context }) => ({
+      entry: {
+        type: 'replicateWrite',
+        params: ({ context }) => ({
           replicas: context.input.replicas.filter((n) => n !== context.input.self),
           extras: context.input.extras,
           hints: context.input.hints,
           bucket: context.input.request.bucket,
           key: context.input.request.key,
           siblingsText: context.siblingsText!,
-          timeoutMs: Math.max(1, remainingMs(context)),
+          timeoutMs: Math.max(1, context.input.remainingMs()),
         }),
       },
       always: [
@@ -206,15 +212,15 @@ export const coordinatorMachine = setup({
       on: {
         'REPLICA.ACK': { actions: 'countAck' },
         'REPLICA.FAIL': { actions: 'countFailure' },
+        TIMEOUT: { target: 'timedOut', actions: 'replyTimeout' },
       },
-      after: { remaining: { target: 'timedOut', actions: 'replyTimeout' } },
     },
 
     // --- read path: ask all N, answer at R, keep listening to repair the rest ---
     reading: {
-      invoke: {
-        src: 'readReplicas',
-        input: ({ context }) => ({
+      entry: {
+        type: 'readReplicas',
+        params: ({ context }) => ({
           replicas: context.input.replicas,
           bucket: context.input.request.bucket,
           key: context.input.request.key,
@@ -232,11 +238,11 @@ export const coordinatorMachine = setup({
             { guard: 'quorumMet', target: 'waitingForRest', actions: 'replyRead' },
             { guard: 'quorumLost', target: '#coordinator.failed', actions: 'replyQuorumNotMet' },
           ],
-          after: { remaining: { target: '#coordinator.timedOut', actions: 'replyTimeout' } },
+          on: { TIMEOUT: { target: '#coordinator.timedOut', actions: 'replyTimeout' } },
         },
         waitingForRest: {
           always: { guard: 'allAnswered', target: '#coordinator.readRepair' },
-          after: { remaining: { target: '#coordinator.readRepair' } },
+          on: { TIMEOUT: '#coordinator.readRepair' },
         },
       },
     },
@@ -245,13 +251,14 @@ export const coordinatorMachine = setup({
         const merged = reconcileReplies(context.replies);
         return { merged, repairPlan: planReadRepair(context.replies, merged) };
       }),
-      always: { guard: ({ context }) => context.repairPlan!.size === 0, target: 'done' },
-      invoke: {
-        src: 'repair',
-        input: ({ context }) => ({ bucket: context.input.request.bucket, key: context.input.request.key, plan: context.repairPlan! }),
-        onDone: 'done',
-        onError: 'done',
+      always: [{ guard: 'nothingToRepair', target: 'done' }, { target: 'repairing' }],
+    },
+    repairing: {
+      entry: {
+        type: 'repair',
+        params: ({ context }) => ({ bucket: context.input.request.bucket, key: context.input.request.key, plan: context.repairPlan! }),
       },
+      on: { 'REPAIR.DONE': 'done' },
       // Repairs are best effort; a stuck replica must not keep the machine alive.
       after: { [REPAIR_TIMEOUT_MS]: 'done' },
     },
@@ -262,9 +269,6 @@ export const coordinatorMachine = setup({
   },
 });
 
-function remainingMs(context: Context): number {
-  return Math.max(0, context.startedAt + context.input.request.timeoutMs - context.input.monotonic());
-}
 
 function quorumError(context: Context, code: 'QUORUM_NOT_MET' | 'TIMEOUT'): ErrorReply {
   const { acks, needed } = context.tally;
@@ -277,3 +281,37 @@ function quorumError(context: Context, code: 'QUORUM_NOT_MET' | 'TIMEOUT'): Erro
 }
 
 export type CoordinatorActor = ActorRefFrom<typeof coordinatorMachine>;
+
+type CoordinatorLogic = typeof coordinatorMachine;
+
+/**
+ * Start one run of `machine` (the coordinator machine with its I/O provided), with the
+ * run's one timer: TIMEOUT once the request's `timeoutMs` is up, cleared when the run ends.
+ */
+export function startRun(
+  machine: CoordinatorLogic,
+  input: CoordinatorInput,
+  clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>,
+  ended: { complete?: () => void; error?: (e: unknown) => void } = {},
+  options: Omit<ActorOptions<CoordinatorLogic>, 'input' | 'clock'> = {},
+): CoordinatorActor {
+  const actor = createActor(machine, { ...options, clock, input });
+  const timer = clock.setTimeout(() => actor.send({ type: 'TIMEOUT' }), input.request.timeoutMs);
+  actor.subscribe({
+    complete: () => {
+      clock.clearTimeout(timer);
+      ended.complete?.();
+    },
+    error: (e) => {
+      clock.clearTimeout(timer);
+      ended.error?.(e);
+    },
+  });
+  actor.start();
+  return actor;
+}
+
+/** Send a run the outcome of its I/O; dropped once the run has finished (a late replica, a stopped node). */
+export function tell(run: AnyActorRef, event: CoordinatorEvent): void {
+  if (run.getSnapshot().status === 'active') run.send(event);
+}

@@ -1,6 +1,5 @@
 import { inject, injectable } from 'tsyringe';
 import { Inspection } from '../../src/inspect/inspection.js';
-import { createActor, fromCallback, fromPromise } from 'xstate';
 import type { NodeConfig } from '../../src/config.js';
 import { errorReply } from '../../src/errors.js';
 import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
@@ -17,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
 import { ReplicaBatcher } from './replica-batcher.js';
-import { coordinatorMachine, REPAIR_TIMEOUT_MS, type LocalWrite, type ReadReplicasInput, type RepairInput, type ReplicaEvent, type ReplicateWriteInput } from './coordinator-machine.js';
+import { coordinatorMachine, REPAIR_TIMEOUT_MS, startRun, tell, type LocalWrite } from './coordinator-machine.js';
 
 interface PutReply {
   ok: boolean;
@@ -48,49 +47,42 @@ export class CoordinatorRunner {
     this.subjects = subjects(config.prefix);
     this.batcher = new ReplicaBatcher(transport, this.subjects);
     this.machine = coordinatorMachine.provide({
-      actors: {
-        coordinateLocal: fromPromise(({ input }) => this.writeLocal(input)),
-        replicateWrite: fromCallback<ReplicaEvent, ReplicateWriteInput>(
-          ({ input, sendBack }) => {
-            let live = true;
-            const item = replicaPutItem(input.bucket, input.key, input.siblingsText);
-            for (const node of input.extras) this.batcher.put(node, item, input.timeoutMs).catch(() => {});
-            for (const node of input.replicas) {
-              const hintFor = input.hints.get(node);
-              // A hinted write goes alone: a full hint store refuses its whole message.
-              const sent =
-                hintFor === undefined
-                  ? this.batcher.put(node, item, input.timeoutMs)
-                  : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, input.siblingsText, hintFor), input.timeoutMs).then((data) => {
-                      if (!decodeJson<PutReply>(data).ok) throw new Error('replica refused the write');
-                    });
-              sent.then(
-                () => live && sendBack({ type: 'REPLICA.ACK', node }),
-                (e: Error) => live && sendBack({ type: 'REPLICA.FAIL', node, reason: e.message }),
-              );
-            }
-            return () => {
-              live = false;
-            };
-          },
-        ),
-        readReplicas: fromCallback<ReplicaEvent, ReadReplicasInput>(
-          ({ input, sendBack }) => {
-            let live = true;
-            const item = replicaGetItem(input.bucket, input.key);
-            for (const node of input.replicas) {
-              const read = node === this.config.nodeId ? this.storage.read(input.bucket, input.key) : this.batcher.get(node, item, input.timeoutMs);
-              read.then(
-                (versions) => live && sendBack({ type: 'REPLICA.READ', node, versions }),
-                (e: Error) => live && sendBack({ type: 'REPLICA.FAIL', node, reason: e.message }),
-              );
-            }
-            return () => {
-              live = false;
-            };
-          },
-        ),
-        repair: fromPromise<void, RepairInput>(async ({ input }) => {
+      actions: {
+        writeLocal: ({ self }, w) => {
+          this.writeLocal(w).then(
+            (output) => tell(self, { type: 'LOCAL.DONE', output }),
+            (error: unknown) => tell(self, { type: 'LOCAL.FAIL', error }),
+          );
+        },
+        replicateWrite: ({ self }, input) => {
+          const item = replicaPutItem(input.bucket, input.key, input.siblingsText);
+          for (const node of input.extras) this.batcher.put(node, item, input.timeoutMs).catch(() => {});
+          for (const node of input.replicas) {
+            const hintFor = input.hints.get(node);
+            // A hinted write goes alone: a full hint store refuses its whole message.
+            const sent =
+              hintFor === undefined
+                ? this.batcher.put(node, item, input.timeoutMs)
+                : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, input.siblingsText, hintFor), input.timeoutMs).then((data) => {
+                    if (!decodeJson<PutReply>(data).ok) throw new Error('replica refused the write');
+                  });
+            sent.then(
+              () => tell(self, { type: 'REPLICA.ACK', node }),
+              (e: Error) => tell(self, { type: 'REPLICA.FAIL', node, reason: e.message }),
+            );
+          }
+        },
+        readReplicas: ({ self }, input) => {
+          const item = replicaGetItem(input.bucket, input.key);
+          for (const node of input.replicas) {
+            const read = node === this.config.nodeId ? this.storage.read(input.bucket, input.key) : this.batcher.get(node, item, input.timeoutMs);
+            read.then(
+              (versions) => tell(self, { type: 'REPLICA.READ', node, versions }),
+              (e: Error) => tell(self, { type: 'REPLICA.FAIL', node, reason: e.message }),
+            );
+          }
+        },
+        repair: ({ self }, input) => {
           const sends: Promise<unknown>[] = [];
           for (const [node, versions] of input.plan) {
             sends.push(
@@ -99,8 +91,8 @@ export class CoordinatorRunner {
                 : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, JSON.stringify(versions)), REPAIR_TIMEOUT_MS),
             );
           }
-          await Promise.allSettled(sends);
-        }),
+          void Promise.allSettled(sends).then(() => tell(self, { type: 'REPAIR.DONE' }));
+        },
       },
     });
   }
@@ -123,38 +115,39 @@ export class CoordinatorRunner {
     let replied = false;
     // Sampled runs only (a bounded number a second); the rest are created with no observer at all.
     const traced = this.inspection.sampleRun(request, replicas, seq);
+    const deadline = this.clock.monotonic() + request.timeoutMs;
     const once = (text: string) => {
       if (replied) return;
       replied = true;
       reply(text);
       traced?.replied(text);
     };
-    const actor = createActor(this.machine, {
-      clock: this.clock,
-      ...(traced !== null ? { inspect: traced.inspect, id: `coordinator-${request.op}` } : {}),
-      input: {
+    startRun(
+      this.machine,
+      {
         request,
         replicas,
         extras,
         hints,
         self: this.config.nodeId,
         nowMs: this.clock.now(),
-        monotonic: () => this.clock.monotonic(),
+        remainingMs: () => Math.max(0, deadline - this.clock.monotonic()),
         reply: once,
         render: (merged) => this.render(request.resolver, merged, seq),
       },
-    });
-    actor.subscribe({
-      complete: () => this.active--,
-      error: (e) => {
-        this.active--;
-        // A bug, not an expected failure: the client still gets exactly one answer.
-        this.logger.error(`coordinator failed: ${(e as Error).message}`, { requestId: this.requestId(seq), op: request.op, bucket: request.bucket });
-        once(JSON.stringify(errorReply('INTERNAL', `coordinator failed: ${(e as Error).message}`)));
-        traced?.finish();
+      this.clock,
+      {
+        complete: () => this.active--,
+        error: (e) => {
+          this.active--;
+          // A bug, not an expected failure: the client still gets exactly one answer.
+          this.logger.error(`coordinator failed: ${(e as Error).message}`, { requestId: this.requestId(seq), op: request.op, bucket: request.bucket });
+          once(JSON.stringify(errorReply('INTERNAL', `coordinator failed: ${(e as Error).message}`)));
+          traced?.finish();
+        },
       },
-    });
-    actor.start();
+      traced !== null ? { inspect: traced.inspect, id: `coordinator-${request.op}` } : {},
+    );
   }
 
   /** A get's reply; an application resolver that throws fails this request alone, with a log line. */

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { getReplyText } from '../../src/quorum/read.js';
 import { lww } from '../../src/resolvers/index.js';
-import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
-import { coordinatorMachine, type ReadReplicasInput, type ReplicaEvent, type ReplicateWriteInput } from '../../actors/coordinator/coordinator-machine.js';
+import { SimulatedClock, type AnyActorRef } from 'xstate';
+import { coordinatorMachine, startRun, tell } from '../../actors/coordinator/coordinator-machine.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import type { Version } from '../../src/versioning/index.js';
 
@@ -18,43 +18,40 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
   const clock = new SimulatedClock();
   const replies: unknown[] = [];
   const repairs: Map<string, Version[]>[] = [];
-  const answer = (sendBack: (e: ReplicaEvent) => void, replicas: readonly string[]) => {
-    const timers: ReturnType<typeof clock.setTimeout>[] = [];
+  const answer = (self: AnyActorRef, replicas: readonly string[]) => {
     for (const node of replicas) {
       const s = script[node];
       if (s === undefined || s === 'silent') continue;
-      timers.push(
-        clock.setTimeout(() => {
-          if (s.answer === 'ack') sendBack({ type: 'REPLICA.ACK', node });
-          else if (s.answer === 'fail') sendBack({ type: 'REPLICA.FAIL', node, reason: 'down' });
-          else sendBack({ type: 'REPLICA.READ', node, versions: s.answer });
-        }, s.after),
-      );
+      clock.setTimeout(() => {
+        if (s.answer === 'ack') tell(self, { type: 'REPLICA.ACK', node });
+        else if (s.answer === 'fail') tell(self, { type: 'REPLICA.FAIL', node, reason: 'down' });
+        else tell(self, { type: 'REPLICA.READ', node, versions: s.answer });
+      }, s.after);
     }
-    return () => timers.forEach((t) => clock.clearTimeout(t));
   };
   const machine = coordinatorMachine.provide({
-    actors: {
-      coordinateLocal: fromPromise(async ({ input }) => {
-        if (opts.localFails) throw new Error('redis down');
-        const version: Version = { d: [input.node, 1], c: input.context, t: input.ts, v: input.value };
-        return { version, siblingsText: JSON.stringify([version]) };
-      }),
-      replicateWrite: fromCallback<ReplicaEvent, ReplicateWriteInput>(({ input, sendBack }) => answer(sendBack, input.replicas)),
-      readReplicas: fromCallback<ReplicaEvent, ReadReplicasInput>(({ input, sendBack }) => answer(sendBack, input.replicas)),
-      repair: fromPromise(async ({ input }) => {
+    actions: {
+      writeLocal: ({ self }, input) => {
+        void Promise.resolve().then(() => {
+          if (opts.localFails) return tell(self, { type: 'LOCAL.FAIL', error: new Error('redis down') });
+          const version: Version = { d: [input.node, 1], c: input.context, t: input.ts, v: input.value };
+          tell(self, { type: 'LOCAL.DONE', output: { version, siblingsText: JSON.stringify([version]) } });
+        });
+      },
+      replicateWrite: ({ self }, input) => answer(self, input.replicas),
+      readReplicas: ({ self }, input) => answer(self, input.replicas),
+      repair: ({ self }, input) => {
         repairs.push(new Map(input.plan));
-      }),
+        void Promise.resolve().then(() => tell(self, { type: 'REPAIR.DONE' }));
+      },
     },
   });
-  const run = (request: ClientRequest) => {
-    const actor = createActor(machine, {
+  const run = (request: ClientRequest) =>
+    startRun(
+      machine,
+      { request, replicas: ['n1', 'n2', 'n3'], extras: [], hints: new Map(), self: 'n1', nowMs: 5, remainingMs: () => 1000, reply: (t: string) => replies.push(JSON.parse(t)), render: (merged) => getReplyText(merged) },
       clock,
-      input: { request, replicas: ['n1', 'n2', 'n3'], extras: [], hints: new Map(), self: 'n1', nowMs: 5, monotonic: () => clock.now(), reply: (t: string) => replies.push(JSON.parse(t)), render: (merged) => getReplyText(merged) },
-    });
-    actor.start();
-    return actor;
-  };
+    );
   return { clock, replies, repairs, run };
 }
 

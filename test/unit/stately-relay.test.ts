@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { createActor, fromCallback, type InspectionEvent } from 'xstate';
+import { createActor, type InspectionEvent } from 'xstate';
 import { hintedHandoffMachine } from '../../actors/node/hinted-handoff.js';
 import { coordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
 import { nodeConfig } from '../../src/config.js';
@@ -48,8 +48,8 @@ describe('Stately inspector events (pure)', () => {
 
   it("leave a coordinator's input (the request and its reply function) out of the context", () => {
     const events: InspectionEvent[] = [];
-    const input = { request: { op: 'get', key: 'k', bucket: 'b', r: 1, timeoutMs: 10 }, replicas: ['n1'], extras: [], hints: new Map(), self: 'n1', nowMs: 0, monotonic: () => 0, reply: () => {}, render: () => '' };
-    const machine = coordinatorMachine.provide({ actors: { readReplicas: fromCallback(() => () => {}) } });
+    const input = { request: { op: 'get', key: 'k', bucket: 'b', r: 1, timeoutMs: 10 }, replicas: ['n1'], extras: [], hints: new Map(), self: 'n1', nowMs: 0, remainingMs: () => 0, reply: () => {}, render: () => '' };
+    const machine = coordinatorMachine.provide({ actions: { readReplicas: () => {} } });
     const actor = createActor(machine, { input: input as never, inspect: (e) => events.push(e) });
     actor.start();
     actor.stop();
