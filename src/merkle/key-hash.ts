@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Version } from '../versioning/index.js';
 
 /** Bytes of every hash in an anti-entropy tree: a key's, a leaf's, an inner node's. */
@@ -27,7 +27,7 @@ export function parseTreeField(field: string): { bucket: string; key: string } {
 export function keyHash(field: string, siblings: readonly Version[]): Buffer {
   const out = Buffer.alloc(HASH_BYTES);
   for (const s of siblings) {
-    const h = createHash('sha1').update(`${field}\n${s.d[0]}:${s.d[1]}`).digest();
+    const h = hash('sha1', `${field}\n${s.d[0]}:${s.d[1]}`, 'buffer');
     for (let i = 0; i < HASH_BYTES; i++) out[i]! ^= h[i]!;
   }
   return out;

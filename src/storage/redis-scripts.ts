@@ -43,22 +43,45 @@ end
  * is the XOR of the hashes in the index. Byte arithmetic uses Redis's LuaBitOp.
  */
 const TREE = `
-local function xorhex(acc, h)
-  for i = 1, 16 do acc[i] = bit.bxor(acc[i], tonumber(string.sub(h, 2 * i - 1, 2 * i), 16)) end
+-- Hashes are handled as four 32-bit words (LuaBitOp wraps 0..2^32-1 to int32 and back):
+-- a quarter of the string work of byte by byte, which made a write's script cost double.
+local function hexwords(h)
+  return tonumber(string.sub(h, 1, 8), 16), tonumber(string.sub(h, 9, 16), 16), tonumber(string.sub(h, 17, 24), 16), tonumber(string.sub(h, 25, 32), 16)
+end
+-- XOR the hash h (hex, nil for none) into the words x1..x4.
+local function xorwords(x1, x2, x3, x4, h)
+  if not h then return x1, x2, x3, x4 end
+  local w1, w2, w3, w4 = hexwords(h)
+  return bit.bxor(x1, w1), bit.bxor(x2, w2), bit.bxor(x3, w3), bit.bxor(x4, w4)
 end
 local function keyhash(field, sibs)
-  local acc = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-  for _, s in ipairs(sibs) do xorhex(acc, redis.sha1hex(field .. '\\n' .. s.d[1] .. ':' .. string.format('%d', s.d[2]))) end
-  return string.format(string.rep('%02x', 16), unpack(acc))
+  local a, b, c, d = 0, 0, 0, 0
+  for _, s in ipairs(sibs) do
+    a, b, c, d = xorwords(a, b, c, d, redis.sha1hex(field .. '\\n' .. s.d[1] .. ':' .. string.format('%d', s.d[2])))
+  end
+  return bit.tohex(a, 8) .. bit.tohex(b, 8) .. bit.tohex(c, 8) .. bit.tohex(d, 8)
+end
+local function bytesword(s, i)
+  local b1, b2, b3, b4 = string.byte(s, i, i + 3)
+  return (b1 or 0) * 16777216 + (b2 or 0) * 65536 + (b3 or 0) * 256 + (b4 or 0)
+end
+local function wordbytes(w)
+  return bit.band(bit.rshift(w, 24), 255), bit.band(bit.rshift(w, 16), 255), bit.band(bit.rshift(w, 8), 255), bit.band(w, 255)
+end
+-- A leaf's 16 bytes from its four words.
+local function leafbytes(x1, x2, x3, x4)
+  local b1, b2, b3, b4 = wordbytes(x1)
+  local b5, b6, b7, b8 = wordbytes(x2)
+  local b9, b10, b11, b12 = wordbytes(x3)
+  local b13, b14, b15, b16 = wordbytes(x4)
+  return string.char(b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16)
 end
 local function xorleaf(leaves, seg, a, b)
   local off = seg * 16
   local cur = redis.call('GETRANGE', leaves, off, off + 15)
-  local acc = {}
-  for i = 1, 16 do acc[i] = string.byte(cur, i) or 0 end
-  if a then xorhex(acc, a) end
-  if b then xorhex(acc, b) end
-  redis.call('SETRANGE', leaves, off, string.char(unpack(acc)))
+  local x1, x2, x3, x4 = xorwords(bytesword(cur, 1), bytesword(cur, 5), bytesword(cur, 9), bytesword(cur, 13), a)
+  x1, x2, x3, x4 = xorwords(x1, x2, x3, x4, b)
+  redis.call('SETRANGE', leaves, off, leafbytes(x1, x2, x3, x4))
 end
 -- Record what the key holds now (sibs nil or empty: nothing).
 local function track(leaves, index, seg, field, sibs)
@@ -222,11 +245,11 @@ return 1
 export const RECOMPUTE_LEAVES_LUA = `${TREE}
 local present = 0
 for i = 1, #ARGV do
-  local acc = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+  local x1, x2, x3, x4 = 0, 0, 0, 0
   local hashes = redis.call('HVALS', KEYS[i + 1])
   if #hashes > 0 then present = present + 1 end
-  for _, h in ipairs(hashes) do xorhex(acc, h) end
-  redis.call('SETRANGE', KEYS[1], tonumber(ARGV[i]) * 16, string.char(unpack(acc)))
+  for _, h in ipairs(hashes) do x1, x2, x3, x4 = xorwords(x1, x2, x3, x4, h) end
+  redis.call('SETRANGE', KEYS[1], tonumber(ARGV[i]) * 16, leafbytes(x1, x2, x3, x4))
 end
 return present
 `;
