@@ -1,4 +1,4 @@
-import { assign, createActor, setup, type ActorOptions, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { assign, createActor, setup, type Actor, type ActorOptions, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
 import { ConflictError, errorReply, type ErrorReply } from '../../src/errors.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
@@ -90,17 +90,18 @@ const notProvided = (name: string) => () => {
 };
 
 /**
- * One machine per client request, after Riak's get/put FSMs. The machine only moves
- * between protocol phases; the quorum arithmetic is the pure tally, and every bit of
- * I/O is an action supplied with `provide()` by the node that runs it, which sends the
- * outcome back as events (LOCAL.DONE, REPLICA.ACK, ...). The node also sends TIMEOUT
- * when the request's time is up.
+ * One machine per client request, after Riak's get and put FSMs (riak_kv_get_fsm,
+ * riak_kv_put_fsm): the same setup, two charts. The machines only move between protocol
+ * phases; the quorum arithmetic is the pure tally, and every bit of I/O is an action
+ * supplied with `provide()` by the node that runs it, which sends the outcome back as
+ * events (LOCAL.DONE, REPLICA.ACK, ...). The node also sends TIMEOUT when the
+ * request's time is up (startRun).
  *
- * A run is one actor and nothing else: no child actors and no timers of its own on the
- * common path. That keeps a run to a few microseconds of the node's time; child actors
- * and delayed transitions per request were the largest part of a node's CPU per request.
+ * A run is one actor and nothing else: no child actors, and no timers of its own but
+ * the repair's. Child actors and delayed transitions per request were the largest part
+ * of a node's CPU per request; a run now costs tens of microseconds.
  */
-export const coordinatorMachine = setup({
+const coordinator = setup({
   types: {
     context: {} as Context,
     input: {} as CoordinatorInput,
@@ -137,30 +138,30 @@ export const coordinatorMachine = setup({
     },
   },
   guards: {
-    isRead: ({ context }) => context.input.request.op === 'get',
     quorumMet: ({ context }) => status(context.tally) === 'met',
     quorumLost: ({ context }) => status(context.tally) === 'failed',
     allAnswered: ({ context }) => allAnswered(context.tally),
     nothingToRepair: ({ context }) => context.repairPlan!.size === 0,
   },
-}).createMachine({
-  id: 'coordinator',
-  context: ({ input }) => {
-    const needed = input.request.op === 'get' ? input.request.r : input.request.w;
-    return {
-      input,
-      tally: createTally(needed, input.replicas.length),
-      replies: new Map(),
-      merged: [],
-    };
-  },
-  initial: 'prepare',
-  states: {
-    prepare: {
-      always: [{ guard: 'isRead', target: 'reading' }, { target: 'executingLocal' }],
-    },
+});
 
-    // --- write path: local replica first (it issues the dot), then the others ---
+function initialContext({ input }: { input: CoordinatorInput }): Context {
+  const needed = input.request.op === 'get' ? input.request.r : input.request.w;
+  return { input, tally: createTally(needed, input.replicas.length), replies: new Map(), merged: [] };
+}
+
+const endings = {
+  done: { type: 'final' },
+  failed: { type: 'final' },
+  timedOut: { type: 'final' },
+} as const;
+
+/** A put or delete: write locally first (this node issues the dot), then the other replicas. */
+export const putCoordinatorMachine = coordinator.createMachine({
+  id: 'putCoordinator',
+  context: initialContext,
+  initial: 'executingLocal',
+  states: {
     executingLocal: {
       entry: {
         type: 'writeLocal',
@@ -216,7 +217,16 @@ export const coordinatorMachine = setup({
       },
     },
 
-    // --- read path: ask all N, answer at R, keep listening to repair the rest ---
+    ...endings,
+  },
+});
+
+/** A get: ask all N, answer at R, keep listening to repair the rest. */
+export const getCoordinatorMachine = coordinator.createMachine({
+  id: 'getCoordinator',
+  context: initialContext,
+  initial: 'reading',
+  states: {
     reading: {
       entry: {
         type: 'readReplicas',
@@ -227,23 +237,23 @@ export const coordinatorMachine = setup({
           timeoutMs: context.input.request.timeoutMs,
         }),
       },
+      always: [
+        { guard: 'quorumMet', target: 'readingRest', actions: 'replyRead' },
+        { guard: 'quorumLost', target: 'failed', actions: 'replyQuorumNotMet' },
+      ],
       on: {
         'REPLICA.READ': { actions: 'recordRead' },
         'REPLICA.FAIL': { actions: 'countFailure' },
+        TIMEOUT: { target: 'timedOut', actions: 'replyTimeout' },
       },
-      initial: 'waitingForR',
-      states: {
-        waitingForR: {
-          always: [
-            { guard: 'quorumMet', target: 'waitingForRest', actions: 'replyRead' },
-            { guard: 'quorumLost', target: '#coordinator.failed', actions: 'replyQuorumNotMet' },
-          ],
-          on: { TIMEOUT: { target: '#coordinator.timedOut', actions: 'replyTimeout' } },
-        },
-        waitingForRest: {
-          always: { guard: 'allAnswered', target: '#coordinator.readRepair' },
-          on: { TIMEOUT: '#coordinator.readRepair' },
-        },
+    },
+    // The client has its answer; the last replicas' answers decide the read repair.
+    readingRest: {
+      always: { guard: 'allAnswered', target: 'readRepair' },
+      on: {
+        'REPLICA.READ': { actions: 'recordRead' },
+        'REPLICA.FAIL': { actions: 'countFailure' },
+        TIMEOUT: 'readRepair',
       },
     },
     readRepair: {
@@ -263,12 +273,9 @@ export const coordinatorMachine = setup({
       after: { [REPAIR_TIMEOUT_MS]: 'done' },
     },
 
-    done: { type: 'final' },
-    failed: { type: 'final' },
-    timedOut: { type: 'final' },
+    ...endings,
   },
 });
-
 
 function quorumError(context: Context, code: 'QUORUM_NOT_MET' | 'TIMEOUT'): ErrorReply {
   const { acks, needed } = context.tally;
@@ -280,23 +287,25 @@ function quorumError(context: Context, code: 'QUORUM_NOT_MET' | 'TIMEOUT'): Erro
   return errorReply(code, message, { acks, needed });
 }
 
-export type CoordinatorActor = ActorRefFrom<typeof coordinatorMachine>;
+type CoordinatorLogic = typeof putCoordinatorMachine | typeof getCoordinatorMachine;
+export type CoordinatorActor = ActorRefFrom<CoordinatorLogic>;
 
-type CoordinatorLogic = typeof coordinatorMachine;
+/** The I/O both machines are given: what a node provides to run them. */
+export type CoordinatorIo = Parameters<typeof putCoordinatorMachine.provide>[0]['actions'];
 
 /**
  * Start one run of `machine` (the coordinator machine with its I/O provided), with the
  * run's one timer: TIMEOUT once the request's `timeoutMs` is up, cleared when the run ends.
  */
-export function startRun(
-  machine: CoordinatorLogic,
+export function startRun<M extends CoordinatorLogic>(
+  machine: M,
   input: CoordinatorInput,
   clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>,
   ended: { complete?: () => void; error?: (e: unknown) => void } = {},
-  options: Omit<ActorOptions<CoordinatorLogic>, 'input' | 'clock'> = {},
-): CoordinatorActor {
-  const actor = createActor(machine, { ...options, clock, input });
-  const timer = clock.setTimeout(() => actor.send({ type: 'TIMEOUT' }), input.request.timeoutMs);
+  options: Omit<ActorOptions<M>, 'input' | 'clock'> = {},
+): Actor<M> {
+  const actor = createActor(machine, { ...options, clock, input } as ActorOptions<M>);
+  const timer = clock.setTimeout(() => tell(actor, { type: 'TIMEOUT' }), input.request.timeoutMs);
   actor.subscribe({
     complete: () => {
       clock.clearTimeout(timer);

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
 import { ReplicaBatcher } from './replica-batcher.js';
-import { coordinatorMachine, REPAIR_TIMEOUT_MS, startRun, tell, type LocalWrite } from './coordinator-machine.js';
+import { getCoordinatorMachine, putCoordinatorMachine, REPAIR_TIMEOUT_MS, startRun, tell, type CoordinatorIo, type LocalWrite } from './coordinator-machine.js';
 
 interface PutReply {
   ok: boolean;
@@ -31,7 +31,8 @@ interface PutReply {
 @injectable()
 export class CoordinatorRunner {
   private readonly subjects: Subjects;
-  private readonly machine;
+  private readonly putMachine;
+  private readonly getMachine;
   private active = 0;
   private readonly batcher: ReplicaBatcher;
 
@@ -46,55 +47,55 @@ export class CoordinatorRunner {
   ) {
     this.subjects = subjects(config.prefix);
     this.batcher = new ReplicaBatcher(transport, this.subjects);
-    this.machine = coordinatorMachine.provide({
-      actions: {
-        writeLocal: ({ self }, w) => {
-          this.writeLocal(w).then(
-            (output) => tell(self, { type: 'LOCAL.DONE', output }),
-            (error: unknown) => tell(self, { type: 'LOCAL.FAIL', error }),
-          );
-        },
-        replicateWrite: ({ self }, input) => {
-          const item = replicaPutItem(input.bucket, input.key, input.siblingsText);
-          for (const node of input.extras) this.batcher.put(node, item, input.timeoutMs).catch(() => {});
-          for (const node of input.replicas) {
-            const hintFor = input.hints.get(node);
-            // A hinted write goes alone: a full hint store refuses its whole message.
-            const sent =
-              hintFor === undefined
-                ? this.batcher.put(node, item, input.timeoutMs)
-                : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, input.siblingsText, hintFor), input.timeoutMs).then((data) => {
-                    if (!decodeJson<PutReply>(data).ok) throw new Error('replica refused the write');
-                  });
-            sent.then(
-              () => tell(self, { type: 'REPLICA.ACK', node }),
-              (e: Error) => tell(self, { type: 'REPLICA.FAIL', node, reason: e.message }),
-            );
-          }
-        },
-        readReplicas: ({ self }, input) => {
-          const item = replicaGetItem(input.bucket, input.key);
-          for (const node of input.replicas) {
-            const read = node === this.config.nodeId ? this.storage.read(input.bucket, input.key) : this.batcher.get(node, item, input.timeoutMs);
-            read.then(
-              (versions) => tell(self, { type: 'REPLICA.READ', node, versions }),
-              (e: Error) => tell(self, { type: 'REPLICA.FAIL', node, reason: e.message }),
-            );
-          }
-        },
-        repair: ({ self }, input) => {
-          const sends: Promise<unknown>[] = [];
-          for (const [node, versions] of input.plan) {
-            sends.push(
-              node === this.config.nodeId
-                ? this.storage.apply(input.bucket, input.key, versions)
-                : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, JSON.stringify(versions)), REPAIR_TIMEOUT_MS),
-            );
-          }
-          void Promise.allSettled(sends).then(() => tell(self, { type: 'REPAIR.DONE' }));
-        },
+    const io: CoordinatorIo = {
+      writeLocal: ({ self }, w) => {
+        this.writeLocal(w).then(
+          (output) => tell(self, { type: 'LOCAL.DONE', output }),
+          (error: unknown) => tell(self, { type: 'LOCAL.FAIL', error }),
+        );
       },
-    });
+      replicateWrite: ({ self }, input) => {
+        const item = replicaPutItem(input.bucket, input.key, input.siblingsText);
+        for (const node of input.extras) this.batcher.put(node, item, input.timeoutMs).catch(() => {});
+        for (const node of input.replicas) {
+          const hintFor = input.hints.get(node);
+          // A hinted write goes alone: a full hint store refuses its whole message.
+          const sent =
+            hintFor === undefined
+              ? this.batcher.put(node, item, input.timeoutMs)
+              : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, input.siblingsText, hintFor), input.timeoutMs).then((data) => {
+                  if (!decodeJson<PutReply>(data).ok) throw new Error('replica refused the write');
+                });
+          sent.then(
+            () => tell(self, { type: 'REPLICA.ACK', node }),
+            (e: Error) => tell(self, { type: 'REPLICA.FAIL', node, reason: e.message }),
+          );
+        }
+      },
+      readReplicas: ({ self }, input) => {
+        const item = replicaGetItem(input.bucket, input.key);
+        for (const node of input.replicas) {
+          const read = node === this.config.nodeId ? this.storage.read(input.bucket, input.key) : this.batcher.get(node, item, input.timeoutMs);
+          read.then(
+            (versions) => tell(self, { type: 'REPLICA.READ', node, versions }),
+            (e: Error) => tell(self, { type: 'REPLICA.FAIL', node, reason: e.message }),
+          );
+        }
+      },
+      repair: ({ self }, input) => {
+        const sends: Promise<unknown>[] = [];
+        for (const [node, versions] of input.plan) {
+          sends.push(
+            node === this.config.nodeId
+              ? this.storage.apply(input.bucket, input.key, versions)
+              : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, JSON.stringify(versions)), REPAIR_TIMEOUT_MS),
+          );
+        }
+        void Promise.allSettled(sends).then(() => tell(self, { type: 'REPAIR.DONE' }));
+      },
+    };
+    this.putMachine = putCoordinatorMachine.provide({ actions: io });
+    this.getMachine = getCoordinatorMachine.provide({ actions: io });
   }
 
   /** Requests this node has coordinated; a request's id is `<node>-<n>` (in traces and log lines). */
@@ -123,7 +124,7 @@ export class CoordinatorRunner {
       traced?.replied(text);
     };
     startRun(
-      this.machine,
+      request.op === 'get' ? this.getMachine : this.putMachine,
       {
         request,
         replicas,

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { antiEntropyMachine } from '../../actors/anti-entropy/anti-entropy-machine.js';
-import { coordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
+import { getCoordinatorMachine, putCoordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
 import { gossiperMachine } from '../../actors/gossiper/gossiper-machine.js';
 import { hintedHandoffMachine } from '../../actors/node/hinted-handoff.js';
 import { nodeMachine } from '../../actors/node/node-machine.js';
@@ -25,7 +25,11 @@ const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot'));
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 /** Each actor of a node, and the machine that runs it: what the page draws. */
-const MACHINES = { node: nodeMachine, gossiper: gossiperMachine, 'anti-entropy': antiEntropyMachine, 'hinted-handoff': hintedHandoffMachine, coordinator: coordinatorMachine };
+const MACHINES = {
+  node: nodeMachine, gossiper: gossiperMachine, 'anti-entropy': antiEntropyMachine, 'hinted-handoff': hintedHandoffMachine,
+  'get-coordinator': getCoordinatorMachine,
+  'put-coordinator': putCoordinatorMachine,
+};
 
 let charts: Promise<Record<string, Chart>> | null = null;
 /** The machines' layouts, computed once per process (they never change while it runs). */

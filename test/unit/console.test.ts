@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { antiEntropyMachine } from '../../actors/anti-entropy/anti-entropy-machine.js';
-import { coordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
+import { getCoordinatorMachine, putCoordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
 import { nodeMachine } from '../../actors/node/node-machine.js';
 import { ConsoleBridge, MAX_RUNS } from '../../src/console/bridge.js';
 import { chartOf, layOut } from '../../src/console/statecharts.js';
@@ -27,7 +27,7 @@ describe('console: state charts', () => {
   });
 
   it('lays charts out with every state inside the drawing and every edge routed', async () => {
-    for (const m of [nodeMachine, coordinatorMachine, antiEntropyMachine]) {
+    for (const m of [nodeMachine, getCoordinatorMachine, putCoordinatorMachine, antiEntropyMachine]) {
       const chart = await layOut(chartOf(m));
       expect(chart.width).to.be.greaterThan(0);
       for (const s of chart.states) {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { getReplyText } from '../../src/quorum/read.js';
 import { lww } from '../../src/resolvers/index.js';
 import { SimulatedClock, type AnyActorRef } from 'xstate';
-import { coordinatorMachine, startRun, tell } from '../../actors/coordinator/coordinator-machine.js';
+import { getCoordinatorMachine, putCoordinatorMachine, startRun, tell, type CoordinatorIo } from '../../actors/coordinator/coordinator-machine.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import type { Version } from '../../src/versioning/index.js';
 
@@ -29,26 +29,25 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
       }, s.after);
     }
   };
-  const machine = coordinatorMachine.provide({
-    actions: {
-      writeLocal: ({ self }, input) => {
-        void Promise.resolve().then(() => {
-          if (opts.localFails) return tell(self, { type: 'LOCAL.FAIL', error: new Error('redis down') });
-          const version: Version = { d: [input.node, 1], c: input.context, t: input.ts, v: input.value };
-          tell(self, { type: 'LOCAL.DONE', output: { version, siblingsText: JSON.stringify([version]) } });
-        });
-      },
-      replicateWrite: ({ self }, input) => answer(self, input.replicas),
-      readReplicas: ({ self }, input) => answer(self, input.replicas),
-      repair: ({ self }, input) => {
-        repairs.push(new Map(input.plan));
-        void Promise.resolve().then(() => tell(self, { type: 'REPAIR.DONE' }));
-      },
+  const io: CoordinatorIo = {
+    writeLocal: ({ self }, input) => {
+      void Promise.resolve().then(() => {
+        if (opts.localFails) return tell(self, { type: 'LOCAL.FAIL', error: new Error('redis down') });
+        const version: Version = { d: [input.node, 1], c: input.context, t: input.ts, v: input.value };
+        tell(self, { type: 'LOCAL.DONE', output: { version, siblingsText: JSON.stringify([version]) } });
+      });
     },
-  });
+    replicateWrite: ({ self }, input) => answer(self, input.replicas),
+    readReplicas: ({ self }, input) => answer(self, input.replicas),
+    repair: ({ self }, input) => {
+      repairs.push(new Map(input.plan));
+      void Promise.resolve().then(() => tell(self, { type: 'REPAIR.DONE' }));
+    },
+  };
+  const machines = { get: getCoordinatorMachine.provide({ actions: io }), put: putCoordinatorMachine.provide({ actions: io }) };
   const run = (request: ClientRequest) =>
     startRun(
-      machine,
+      request.op === 'get' ? machines.get : machines.put,
       { request, replicas: ['n1', 'n2', 'n3'], extras: [], hints: new Map(), self: 'n1', nowMs: 5, remainingMs: () => 1000, reply: (t: string) => replies.push(JSON.parse(t)), render: (merged) => getReplyText(merged) },
       clock,
     );
@@ -106,12 +105,36 @@ describe('coordinator machine', () => {
     h.clock.increment(2);
     expect(h.replies).to.have.length(1);
     expect(h.replies[0]).to.deep.include({ ok: true, found: true, values: ['new'] });
-    expect(actor.getSnapshot().value).to.deep.equal({ reading: 'waitingForRest' });
+    expect(actor.getSnapshot().value).to.equal('readingRest');
     h.clock.increment(48);
     await settle();
     expect(h.repairs).to.have.length(1);
     expect([...h.repairs[0]!.keys()]).to.deep.equal(['n3']);
     expect(h.repairs[0]!.get('n3')).to.deep.equal([newer]);
+    expect(actor.getSnapshot().status).to.equal('done');
+  });
+
+  it('answers a get TIMEOUT when too few replicas answer in time', async () => {
+    const h = harness({ n1: { after: 1, answer: [] }, n2: 'silent', n3: 'silent' });
+    const actor = h.run(get(2, 200));
+    h.clock.increment(199);
+    expect(h.replies).to.deep.equal([]);
+    h.clock.increment(1);
+    expect((h.replies[0] as { error: object }).error).to.include({ code: 'TIMEOUT', acks: 1, needed: 2 });
+    expect(actor.getSnapshot().value).to.equal('timedOut');
+  });
+
+  it('stops waiting for a silent last replica at the deadline, after answering at R', async () => {
+    const h = harness({ n1: { after: 1, answer: [v('n1', 1, '"a"')] }, n2: { after: 1, answer: [] }, n3: 'silent' });
+    const actor = h.run(get(2, 200));
+    h.clock.increment(1);
+    expect(h.replies[0]).to.deep.include({ ok: true, found: true, values: ['a'] });
+    expect(actor.getSnapshot().value).to.equal('readingRest');
+    h.clock.increment(199);
+    await settle();
+    // n2 answered without the version: it is repaired; n3 never answered and is left to anti-entropy.
+    expect(h.repairs.map((p) => [...p.keys()])).to.deep.equal([['n2']]);
+    expect(h.replies).to.have.length(1);
     expect(actor.getSnapshot().status).to.equal('done');
   });
 

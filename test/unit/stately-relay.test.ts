@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createActor, type InspectionEvent } from 'xstate';
 import { hintedHandoffMachine } from '../../actors/node/hinted-handoff.js';
-import { coordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
+import { getCoordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
 import { nodeConfig } from '../../src/config.js';
 import { Inspection } from '../../src/inspect/inspection.js';
 import { MAX_QUEUED_INSPECTION_EVENTS, plain, STATELY_INSPECT_VERSION, StatelyRelay, toStatelyEvent } from '../../src/inspect/stately-relay.js';
@@ -49,7 +49,7 @@ describe('Stately inspector events (pure)', () => {
   it("leave a coordinator's input (the request and its reply function) out of the context", () => {
     const events: InspectionEvent[] = [];
     const input = { request: { op: 'get', key: 'k', bucket: 'b', r: 1, timeoutMs: 10 }, replicas: ['n1'], extras: [], hints: new Map(), self: 'n1', nowMs: 0, remainingMs: () => 0, reply: () => {}, render: () => '' };
-    const machine = coordinatorMachine.provide({ actions: { readReplicas: () => {} } });
+    const machine = getCoordinatorMachine.provide({ actions: { readReplicas: () => {} } });
     const actor = createActor(machine, { input: input as never, inspect: (e) => events.push(e) });
     actor.start();
     actor.stop();

@@ -268,7 +268,8 @@ function addRun(run) {
 function drawRunChart(run = state.selectedRun) {
   const box = $('run-chart');
   if (!state.charts || !run) return;
-  const chart = state.charts.coordinator;
+  // A get and a put (or delete) run different machines, as in Riak.
+  const chart = state.charts[run.op === 'get' ? 'get-coordinator' : 'put-coordinator'];
   const visited = new Set();
   for (const s of run.steps) if (s.kind === 'phase') for (const id of activeIds(chart, s.name)) visited.add(id);
   box.replaceChildren(el('div', { class: 'muted' }, `path of ${run.requestId} (${run.op}), ${ms(run.totalMs)}`), drawChart(chart, visited, 'visited'));
