@@ -70,13 +70,13 @@ function kvTarget(kv: KV): Target {
 }
 
 /** One closed loop: `concurrency` callers doing `op` for `seconds`, latencies in an HDR histogram (µs). */
-async function measure(target: Target, system: BenchRow['system'], op: BenchRow['op'], concurrency: number, seconds: number, say: (s: string) => void): Promise<BenchRow> {
+async function measure(target: Target, system: BenchRow['system'], op: BenchRow['op'], concurrency: number, seconds: number, say: (s: string) => void, round = ''): Promise<BenchRow> {
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   let errors = 0;
   let i = 0;
   const start = performance.now();
   const deadline = start + seconds * 1000;
-  const progress = setInterval(() => say(bar(`${system} ${op} c=${concurrency}`, (performance.now() - start) / (seconds * 1000))), 250);
+  const progress = setInterval(() => say(bar(`${system} ${op} c=${concurrency}${round}`, (performance.now() - start) / (seconds * 1000))), 250);
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < deadline) {
@@ -115,7 +115,12 @@ async function fill(target: Target, system: string, say: (s: string) => void): P
 function bar(label: string, share: number): string {
   const w = 30;
   const f = Math.round(Math.min(1, share) * w);
-  return `${label.padEnd(28)} [${'#'.repeat(f)}${'-'.repeat(w - f)}] ${String(Math.round(Math.min(1, share) * 100)).padStart(3)}%`;
+  return `${label.padEnd(34)} [${'#'.repeat(f)}${'-'.repeat(w - f)}] ${String(Math.round(Math.min(1, share) * 100)).padStart(3)}%`;
+}
+
+export function benchHeading(seconds: number, rounds: number): string {
+  const each = rounds > 1 ? `${seconds} s per row, the median of ${rounds} rounds` : `${seconds} s per row`;
+  return `${KEYS} keys, ${VALUE.length}-byte values, closed loop, ${each}, the systems measured turn about; dynamo N=3 R=2 W=2, JetStream KV with 3 replicas`;
 }
 
 export function benchTable(rows: readonly BenchRow[]): string {
@@ -139,21 +144,28 @@ export function benchTable(rows: readonly BenchRow[]): string {
   return [head, ...body].map((l) => l.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-/** Start the three systems one after the other, measure each, stop it; resolves to the rows. */
-export async function runBench(seconds: number, concurrency: number, say: (s: string) => void): Promise<BenchRow[]> {
-  const rows: BenchRow[] = [];
-  const suite = async (target: Target, system: BenchRow['system']) => {
-    await fill(target, system, say);
-    for (const c of [concurrency, 1]) for (const op of ['put', 'get'] as const) rows.push(await measure(target, system, op, c, seconds, say));
-  };
+/** The row of median throughput among one row's rounds (its latencies come with it, from the same round). */
+export function medianRow(rounds: readonly BenchRow[]): BenchRow {
+  const sorted = [...rounds].sort((x, y) => x.opsPerSec - y.opsPerSec);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, errors: rounds.reduce((n, r) => n + r.errors, 0) };
+}
 
-  // dynamo, then the floor on the same nats-server and redis-servers (idle by then).
+/**
+ * Start the three systems, fill each, then measure them turn about: for each op and
+ * concurrency, dynamo, the floor and JetStream one after the other, `rounds` times.
+ * The machines these runs share drift by tens of percent within minutes; measured
+ * side by side, the ratios stay honest. Each row reports its median round.
+ */
+export async function runBench(seconds: number, concurrency: number, say: (s: string) => void, rounds = 1): Promise<BenchRow[]> {
+  // dynamo, and the floor on the same nats-server and redis-servers.
   const cluster = await startCluster(3);
   const floor: ChildProcess[] = [];
-  let nc: NatsConnection | null = null;
+  const ncs: NatsConnection[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'dynamo-bench-js-'));
+  let servers: ServerProcess[] = [];
   try {
-    nc = await connect({ servers: cluster.file.natsUrl, noAsyncTraces: true });
-    await suite(subjectTarget(nc, 'dynamo'), 'dynamo');
+    const nc = await connect({ servers: cluster.file.natsUrl, noAsyncTraces: true });
+    ncs.push(nc);
     const ids = cluster.file.nodes.map((n) => n.id);
     for (const n of cluster.file.nodes) {
       const child = spawn(process.execPath, [FLOOR_NODE, n.id, cluster.file.natsUrl, n.redisUrl, ids.filter((x) => x !== n.id).join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -163,22 +175,12 @@ export async function runBench(seconds: number, concurrency: number, say: (s: st
         child.once('exit', (code) => reject(new Error(`floor node ${n.id} exited with ${code}`)));
       });
     }
-    await suite(subjectTarget(nc, 'floor'), 'floor');
-  } finally {
-    await nc?.close();
-    for (const f of floor) f.kill('SIGTERM');
-    await Promise.all(floor.map((f) => exited(f)));
-    await cluster.stop();
-  }
 
-  // JetStream KV: three clustered nats-servers, a bucket with three replicas.
-  const dir = mkdtempSync(join(tmpdir(), 'dynamo-bench-js-'));
-  let servers: ServerProcess[] = [];
-  let js: NatsConnection | null = null;
-  try {
+    // JetStream KV: three clustered nats-servers, a bucket with three replicas.
     say('starting a 3-server JetStream cluster');
     servers = await startJetStreamCluster(dir, 3);
-    js = await connect({ servers: servers.map((s) => s.url), noAsyncTraces: true });
+    const js = await connect({ servers: servers.map((s) => s.url), noAsyncTraces: true });
+    ncs.push(js);
     const kvm = new Kvm(js);
     let kv: KV | null = null;
     const deadline = Date.now() + 60_000;
@@ -191,13 +193,37 @@ export async function runBench(seconds: number, concurrency: number, say: (s: st
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    await suite(kvTarget(kv), 'jetstream');
+
+    const targets: [BenchRow['system'], Target][] = [
+      ['dynamo', subjectTarget(nc, 'dynamo')],
+      ['floor', subjectTarget(nc, 'floor')],
+      ['jetstream', kvTarget(kv)],
+    ];
+    for (const [system, target] of targets) await fill(target, system, say);
+    const measured = new Map<string, BenchRow[]>();
+    for (let round = 1; round <= rounds; round++) {
+      for (const c of [concurrency, 1]) {
+        for (const op of ['put', 'get'] as const) {
+          for (const [system, target] of targets) {
+            const row = await measure(target, system, op, c, seconds, say, rounds > 1 ? ` (${round}/${rounds})` : '');
+            const name = `${system} ${op} ${c}`;
+            measured.set(name, [...(measured.get(name) ?? []), row]);
+          }
+        }
+      }
+    }
+    // Rows in the table's order: system, then concurrency, then op.
+    const rows: BenchRow[] = [];
+    for (const [system] of targets) for (const c of [concurrency, 1]) for (const op of ['put', 'get'] as const) rows.push(medianRow(measured.get(`${system} ${op} ${c}`)!));
+    return rows;
   } finally {
-    await js?.close();
+    await Promise.all(ncs.map((c) => c.close()));
+    for (const f of floor) f.kill('SIGTERM');
+    await Promise.all(floor.map((f) => exited(f)));
+    await cluster.stop();
     await Promise.all(servers.map((s) => stopProcess(s.child, 5000)));
     rmSync(dir, { recursive: true, force: true });
   }
-  return rows;
 }
 
 /** Progress on stderr: a bar redrawn in place on a terminal, a line per phase otherwise. */
@@ -217,16 +243,19 @@ export function progressPrinter(): { say: (s: string) => void; done: () => void 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '64' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '64' }, rounds: { type: 'string', default: '1' }, json: { type: 'boolean' } } });
   const seconds = Number(values.seconds);
   const concurrency = Number(values.concurrency);
-  if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1) throw new Error('--seconds must be positive and --concurrency a positive integer');
+  const rounds = Number(values.rounds);
+  if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(rounds) || rounds < 1) {
+    throw new Error('--seconds must be positive, --concurrency and --rounds positive integers');
+  }
   const progress = progressPrinter();
-  const rows = await runBench(seconds, concurrency, progress.say);
+  const rows = await runBench(seconds, concurrency, progress.say, rounds);
   progress.done();
-  if (values.json) console.log(JSON.stringify({ seconds, concurrency, keys: KEYS, valueBytes: VALUE.length, rows }));
+  if (values.json) console.log(JSON.stringify({ seconds, concurrency, rounds, keys: KEYS, valueBytes: VALUE.length, rows }));
   else {
-    console.log(`${KEYS} keys, ${VALUE.length}-byte values, closed loop, ${seconds} s per row; dynamo N=3 R=2 W=2, JetStream KV with 3 replicas`);
+    console.log(benchHeading(seconds, rounds));
     console.log(benchTable(rows));
   }
 }

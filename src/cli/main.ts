@@ -36,10 +36,11 @@ const COMMANDS: Record<string, Command> = {
   leave: { summary: 'leave NODE                            hand a node\'s ranges to the others, then stop it', options: LEAVE_OPTIONS, run: async (p, v) => print(await leaveCommand(p, v)) },
   faults: { summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)', options: FAULTS_OPTIONS, run: async (p, v) => print(await faultsCommand(p, v)) },
   bench: {
-    summary: 'bench [--seconds 10] [--concurrency 64] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
+    summary: 'bench [--seconds 10] [--concurrency 64] [--rounds 1] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
     options: {
       seconds: { type: 'string', help: 'seconds per row', default: '10' },
       concurrency: { type: 'string', help: 'callers in the closed loop (a second run uses 1)', default: '64' },
+      rounds: { type: 'string', help: 'measure every row this many times, turn about, and keep the median', default: '1' },
       json: { type: 'boolean', help: 'print JSON instead of a table' },
     },
     run: async (p, v) => {
@@ -52,11 +53,14 @@ const COMMANDS: Record<string, Command> = {
       }
       const seconds = Number(v['seconds']);
       const concurrency = Number(v['concurrency']);
-      if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--seconds must be positive and --concurrency a positive integer');
+      const rounds = Number(v['rounds']);
+      if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(rounds) || rounds < 1) {
+        throw new UsageError('--seconds must be positive, --concurrency and --rounds positive integers');
+      }
       const progress = bench.progressPrinter();
-      const rows = await bench.runBench(seconds, concurrency, progress.say);
+      const rows = await bench.runBench(seconds, concurrency, progress.say, rounds);
       progress.done();
-      return print({ out: v['json'] ? JSON.stringify({ seconds, concurrency, rows }) : bench.benchTable(rows), code: 0 });
+      return print({ out: v['json'] ? JSON.stringify({ seconds, concurrency, rounds, rows }) : `${bench.benchHeading(seconds, rounds)}\n${bench.benchTable(rows)}`, code: 0 });
     },
   },
   ring: { summary: 'ring simulate [--nodes 10] [--keys 100000] [--vnodes 128]   compare key placement strategies', options: RING_OPTIONS, run: async (p, v) => print(await ringCommand(p, v)) },
