@@ -1,4 +1,4 @@
-import { assign, createActor, setup, type Actor, type ActorOptions, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { assign, createActor, setup, type Actor, type ActorOptions, type AnyActorRef } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
 import { ConflictError, errorReply, type ErrorReply } from '../../src/errors.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
@@ -78,7 +78,6 @@ interface Context {
   version?: Version;
   siblingsText?: string;
   replies: Map<string, Version[]>;
-  merged: Version[];
   repairPlan?: Map<string, Version[]>;
 }
 
@@ -147,7 +146,7 @@ const coordinator = setup({
 
 function initialContext({ input }: { input: CoordinatorInput }): Context {
   const needed = input.request.op === 'get' ? input.request.r : input.request.w;
-  return { input, tally: createTally(needed, input.replicas.length), replies: new Map(), merged: [] };
+  return { input, tally: createTally(needed, input.replicas.length), replies: new Map() };
 }
 
 const endings = {
@@ -257,10 +256,7 @@ export const getCoordinatorMachine = coordinator.createMachine({
       },
     },
     readRepair: {
-      entry: assign(({ context }) => {
-        const merged = reconcileReplies(context.replies);
-        return { merged, repairPlan: planReadRepair(context.replies, merged) };
-      }),
+      entry: assign({ repairPlan: ({ context }) => planReadRepair(context.replies, reconcileReplies(context.replies)) }),
       always: [{ guard: 'nothingToRepair', target: 'done' }, { target: 'repairing' }],
     },
     repairing: {
@@ -288,7 +284,6 @@ function quorumError(context: Context, code: 'QUORUM_NOT_MET' | 'TIMEOUT'): Erro
 }
 
 type CoordinatorLogic = typeof putCoordinatorMachine | typeof getCoordinatorMachine;
-export type CoordinatorActor = ActorRefFrom<CoordinatorLogic>;
 
 /** The I/O both machines are given: what a node provides to run them. */
 export type CoordinatorIo = Parameters<typeof putCoordinatorMachine.provide>[0]['actions'];
