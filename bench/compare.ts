@@ -4,15 +4,20 @@
  *
  * - dynamo: a 3-node cluster (N=3, R=2, W=2; `dynamo up`: one nats-server, a redis-server per node),
  *   driven through the documented subjects (dynamo.kv.put / dynamo.kv.get);
+ * - client: the same cluster through DynamoClient;
+ * - dynamo6: a 6-node cluster (N=3), raw subjects: a ring should cost the same per op as it grows;
  * - jetstream: three nats-servers in a cluster with JetStream and a KV bucket of 3 replicas (@nats-io/kv);
  * - floor: three processes that pass the same messages (client → coordinator → two replicas, each a
- *   Redis write or read, answer at W=2 / R=2) with no logic at all (bench/floor-node.ts).
+ *   Redis write or read, answer at W=2 / R=2) with no logic at all, batched per peer as the store
+ *   batches (bench/floor-node.ts).
  *
  * Each gets the same closed-loop load: 10k keys filled with 100-byte values, then puts and gets
  * at concurrency 64 and at concurrency 1, `--seconds` each (default 10). Latencies go into HDR
- * histograms. Prints one table (or `--json`); not a test.
+ * histograms; CPU per op is read from /proc for each system's own server processes. Prints one
+ * table, the targets, and with `--breakdown` the CPU per op of each kind of process (or `--json`);
+ * not a test.
  *
- *   npm run bench [-- --seconds 10 --concurrency 64 --json]
+ *   npm run bench [-- --seconds 10 --concurrency 64 --rounds 1 --breakdown --json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,15 +28,21 @@ import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import hdr from 'hdr-histogram-js';
-import { exited, startJetStreamCluster, stopProcess, type ServerProcess } from '../src/cli/servers.js';
+import { exited, startJetStreamCluster, stopProcess } from '../src/cli/servers.js';
 import { startCluster } from './load.js';
+import { sample, used, type Proc } from './cpu.js';
+import { DynamoClient } from '../src/client/client.js';
+import type { ClusterFile } from '../src/cli/cluster-file.js';
 
 const KEYS = 10_000;
 const VALUE = 'x'.repeat(100);
 const FLOOR_NODE = fileURLToPath(new URL('./floor-node.js', import.meta.url));
 
+/** The systems of a run: this store (3 nodes through raw subjects or the client library, 6 nodes raw), the floor, JetStream KV. */
+export type SystemName = 'dynamo' | 'client' | 'dynamo6' | 'floor' | 'jetstream';
+
 export interface BenchRow {
-  system: 'dynamo' | 'jetstream' | 'floor';
+  system: SystemName;
   op: 'put' | 'get';
   concurrency: number;
   opsPerSec: number;
@@ -39,11 +50,26 @@ export interface BenchRow {
   p99: number;
   p999: number;
   errors: number;
+  /** CPU µs per op of the system's own server processes (/proc utime + stime over the window) */
+  cpuPerOp: number;
+  /** CPU µs per op of the load generator (this process) */
+  loaderCpuPerOp: number;
+  /** CPU µs per op of each server process, by name */
+  breakdown: Record<string, number>;
 }
 
 interface Target {
   put(key: string): Promise<void>;
   get(key: string): Promise<void>;
+}
+
+interface System {
+  readonly name: SystemName;
+  readonly target: Target;
+  /** the server processes whose CPU counts for this system */
+  readonly procs: readonly Proc[];
+  /** concurrencies it is measured at */
+  readonly concurrencies: readonly number[];
 }
 
 /** A put or get through a subject that answers {"ok":...}; a refusal counts as an error. */
@@ -58,6 +84,17 @@ function subjectTarget(nc: NatsConnection, prefix: string): Target {
   };
 }
 
+function clientTarget(client: DynamoClient): Target {
+  return {
+    put: async (key) => {
+      await client.put(key, VALUE);
+    },
+    get: async (key) => {
+      if (!(await client.get(key)).found) throw new Error(`${key} missing`);
+    },
+  };
+}
+
 function kvTarget(kv: KV): Target {
   return {
     put: async (key) => {
@@ -69,21 +106,23 @@ function kvTarget(kv: KV): Target {
   };
 }
 
-/** One closed loop: `concurrency` callers doing `op` for `seconds`, latencies in an HDR histogram (µs). */
-async function measure(target: Target, system: BenchRow['system'], op: BenchRow['op'], concurrency: number, seconds: number, say: (s: string) => void, round = ''): Promise<BenchRow> {
+/** One closed loop: `concurrency` callers doing `op` for `seconds`, latencies in an HDR histogram (µs), CPU from /proc. */
+async function measure(sys: System, op: BenchRow['op'], concurrency: number, seconds: number, say: (s: string) => void, round = ''): Promise<BenchRow> {
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   let errors = 0;
   let i = 0;
   const start = performance.now();
   const deadline = start + seconds * 1000;
-  const progress = setInterval(() => say(bar(`${system} ${op} c=${concurrency}${round}`, (performance.now() - start) / (seconds * 1000))), 250);
+  const progress = setInterval(() => say(bar(`${sys.name} ${op} c=${concurrency}${round}`, (performance.now() - start) / (seconds * 1000))), 250);
+  const before = sample(sys.procs);
+  const loaderBefore = process.cpuUsage();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < deadline) {
         const key = `bench-${i++ % KEYS}`;
         const t = performance.now();
         try {
-          await (op === 'put' ? target.put(key) : target.get(key));
+          await (op === 'put' ? sys.target.put(key) : sys.target.get(key));
           h.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
         } catch {
           errors++;
@@ -91,9 +130,26 @@ async function measure(target: Target, system: BenchRow['system'], op: BenchRow[
       }
     }),
   );
+  const cpu = used(before, sample(sys.procs));
+  const loader = process.cpuUsage(loaderBefore);
   clearInterval(progress);
+  const ops = Math.max(1, h.totalCount);
   const ms = (p: number) => h.getValueAtPercentile(p) / 1000;
-  const row = { system, op, concurrency, opsPerSec: h.totalCount / seconds, p50: ms(50), p99: ms(99), p999: ms(99.9), errors };
+  const breakdown: Record<string, number> = {};
+  sys.procs.forEach((p, n) => (breakdown[p.name] = (breakdown[p.name] ?? 0) + cpu[n]! / ops));
+  const row: BenchRow = {
+    system: sys.name,
+    op,
+    concurrency,
+    opsPerSec: h.totalCount / seconds,
+    p50: ms(50),
+    p99: ms(99),
+    p999: ms(99.9),
+    errors,
+    cpuPerOp: cpu.reduce((a, b) => a + b, 0) / ops,
+    loaderCpuPerOp: (loader.user + loader.system) / ops,
+    breakdown,
+  };
   h.destroy();
   return row;
 }
@@ -120,13 +176,25 @@ function bar(label: string, share: number): string {
 
 export function benchHeading(seconds: number, rounds: number): string {
   const each = rounds > 1 ? `${seconds} s per row, the median of ${rounds} rounds` : `${seconds} s per row`;
-  return `${KEYS} keys, ${VALUE.length}-byte values, closed loop, ${each}, the systems measured turn about; dynamo N=3 R=2 W=2, JetStream KV with 3 replicas`;
+  return [
+    `${KEYS} keys, ${VALUE.length}-byte values, closed loop, ${each}, the systems measured turn about.`,
+    'dynamo: 3 nodes N=3 R=2 W=2 on the documented subjects; client: the same cluster through DynamoClient; dynamo6: 6 nodes, N=3;',
+    'floor: the same message pattern with no logic, replica traffic batched per peer per event-loop turn; jetstream: JetStream KV, 3 servers, 3 replicas.',
+    'CPU: utime+stime of the system\'s own server processes (/proc) over the window, µs per op; LOADER: this process\'s.',
+  ].join('\n');
+}
+
+const find = (rows: readonly BenchRow[], system: SystemName, op: BenchRow['op'], concurrency: number) => rows.find((x) => x.system === system && x.op === op && x.concurrency === concurrency);
+const ratio = (a: number, b: number | undefined) => (b ? a / b : NaN);
+const fmt = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(2));
+
+function aligned(head: string[], body: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  return [head, ...body].map((l) => l.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
 export function benchTable(rows: readonly BenchRow[]): string {
-  const find = (system: BenchRow['system'], r: BenchRow) => rows.find((x) => x.system === system && x.op === r.op && x.concurrency === r.concurrency);
-  const head = ['SYSTEM', 'OP', 'CONCURRENCY', 'OPS/S', 'P50 MS', 'P99 MS', 'P99.9 MS', 'ERRORS', 'OPS VS JETSTREAM', 'OPS VS FLOOR', 'P99.9 VS JETSTREAM'];
-  const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : '-');
+  const head = ['SYSTEM', 'OP', 'CONCURRENCY', 'OPS/S', 'P50 MS', 'P99 MS', 'P99.9 MS', 'ERRORS', 'CPU µS/OP', 'LOADER µS/OP', 'CPU VS FLOOR', 'OPS VS JETSTREAM', 'OPS VS FLOOR', 'P99.9 VS JETSTREAM'];
   const body = rows.map((r) => [
     r.system,
     r.op,
@@ -136,77 +204,169 @@ export function benchTable(rows: readonly BenchRow[]): string {
     r.p99.toFixed(2),
     r.p999.toFixed(2),
     String(r.errors),
-    ratio(r.opsPerSec, find('jetstream', r)?.opsPerSec),
-    ratio(r.opsPerSec, find('floor', r)?.opsPerSec),
-    ratio(r.p999, find('jetstream', r)?.p999),
+    r.cpuPerOp.toFixed(0),
+    r.loaderCpuPerOp.toFixed(0),
+    fmt(ratio(r.cpuPerOp, find(rows, 'floor', r.op, r.concurrency)?.cpuPerOp)),
+    fmt(ratio(r.opsPerSec, find(rows, 'jetstream', r.op, r.concurrency)?.opsPerSec)),
+    fmt(ratio(r.opsPerSec, find(rows, 'floor', r.op, r.concurrency)?.opsPerSec)),
+    fmt(ratio(r.p999, find(rows, 'jetstream', r.op, r.concurrency)?.p999)),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  return [head, ...body].map((l) => l.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return aligned(head, body);
 }
 
-/** The row of median throughput among one row's rounds (its latencies come with it, from the same round). */
+/** CPU µs per op of each server process, a row per measured row (processes of one kind summed: nats, redis, node). */
+export function breakdownTable(rows: readonly BenchRow[]): string {
+  const names = [...new Set(rows.flatMap((r) => Object.keys(r.breakdown)))];
+  const head = ['SYSTEM', 'OP', 'CONCURRENCY', ...names.map((n) => n.toUpperCase())];
+  const body = rows.map((r) => [r.system, r.op, String(r.concurrency), ...names.map((n) => (r.breakdown[n] === undefined ? '' : r.breakdown[n]!.toFixed(1)))]);
+  return aligned(head, body);
+}
+
+export interface TargetCheck {
+  readonly name: string;
+  readonly value: number;
+  readonly limit: number;
+  /** 'max': value ≤ limit; 'min': value ≥ limit */
+  readonly kind: 'max' | 'min';
+}
+
+/** The targets of issue 16, each worked out from the rows of one run. */
+export function targetChecks(rows: readonly BenchRow[], concurrency: number): TargetCheck[] {
+  const c = concurrency;
+  const checks: TargetCheck[] = [];
+  const add = (name: string, value: number | undefined, limit: number, kind: 'max' | 'min') => {
+    if (value !== undefined && !Number.isNaN(value)) checks.push({ name, value, limit, kind });
+  };
+  const row = (s: SystemName, op: BenchRow['op'], cc = c) => find(rows, s, op, cc);
+  for (const [op, cpu, ops] of [['put', 2.0, 0.6], ['get', 1.5, 0.7]] as const) {
+    const d = row('dynamo', op);
+    const f = row('floor', op);
+    const j = row('jetstream', op);
+    add(`${op}: server CPU/op vs the batched floor's, c=${c}`, d && f && ratio(d.cpuPerOp, f.cpuPerOp), cpu, 'max');
+    add(`${op}: ops/s vs JetStream KV's, raw subjects, c=${c}`, d && j && ratio(d.opsPerSec, j.opsPerSec), ops, 'min');
+    add(`${op}: p99.9 vs JetStream KV's, c=${c}`, d && j && ratio(d.p999, j.p999), 1.5, 'max');
+    const cl = row('client', op);
+    add(`${op}: ops/s through the client library vs JetStream KV's, c=${c}`, cl && j && ratio(cl.opsPerSec, j.opsPerSec), 1.0, 'min');
+    add(`${op}: p50 ms, 1 caller`, row('dynamo', op, 1)?.p50, op === 'put' ? 1.5 : 1.0, 'max');
+    const six = row('dynamo6', op);
+    add(`${op}: CPU/op of 6 nodes vs 3 nodes, c=${c}`, six && d && ratio(six.cpuPerOp, d.cpuPerOp), 1.25, 'max');
+  }
+  add('errors, every row', rows.reduce((n, r) => n + r.errors, 0), 0, 'max');
+  return checks;
+}
+
+export function targetsTable(checks: readonly TargetCheck[]): string {
+  const body = checks.map((t) => {
+    const met = t.kind === 'max' ? t.value <= t.limit : t.value >= t.limit;
+    return [t.name, Number.isInteger(t.value) ? String(t.value) : t.value.toFixed(2), `${t.kind === 'max' ? '≤' : '≥'} ${t.limit}`, met ? 'met' : 'NOT MET'];
+  });
+  return aligned(['TARGET', 'VALUE', 'LIMIT', ''], body);
+}
+
+/** The whole printed report of a run. */
+export function benchReport(rows: readonly BenchRow[], seconds: number, rounds: number, concurrency: number, breakdown: boolean): string {
+  const parts = [benchHeading(seconds, rounds), benchTable(rows)];
+  if (breakdown) parts.push('', 'CPU µs per op by process:', breakdownTable(rows));
+  parts.push('', 'Targets (issue 16), from this run:', targetsTable(targetChecks(rows, concurrency)));
+  return parts.join('\n');
+}
+
+/** The row of median throughput among one row's rounds (its latencies and CPU come with it, from the same round). */
 export function medianRow(rounds: readonly BenchRow[]): BenchRow {
   const sorted = [...rounds].sort((x, y) => x.opsPerSec - y.opsPerSec);
   return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, errors: rounds.reduce((n, r) => n + r.errors, 0) };
 }
 
+/** Processes of a `dynamo up` cluster, by kind: nats-server, redis-server, node. */
+function clusterProcs(file: ClusterFile): Proc[] {
+  return file.children.map((c) => ({ name: c.name.startsWith('nats') ? 'nats' : c.name.startsWith('redis') ? 'redis' : 'node', pid: c.pid }));
+}
+
+async function startFloor(file: ClusterFile): Promise<ChildProcess[]> {
+  const floor: ChildProcess[] = [];
+  const ids = file.nodes.map((n) => n.id);
+  for (const n of file.nodes) {
+    const child = spawn(process.execPath, [FLOOR_NODE, n.id, file.natsUrl, n.redisUrl, ids.filter((x) => x !== n.id).join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    floor.push(child);
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`floor node ${n.id} exited with ${code}`)));
+    });
+  }
+  return floor;
+}
+
+async function createKv(js: NatsConnection): Promise<KV> {
+  const kvm = new Kvm(js);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await kvm.create('bench', { replicas: 3 });
+    } catch (e) {
+      // Until the servers elect a meta leader, creating a stream fails.
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 /**
- * Start the three systems, fill each, then measure them turn about: for each op and
- * concurrency, dynamo, the floor and JetStream one after the other, `rounds` times.
- * The machines these runs share drift by tens of percent within minutes; measured
- * side by side, the ratios stay honest. Each row reports its median round.
+ * Start the systems, fill each, then measure them turn about: for each op and
+ * concurrency, every system one after the other, `rounds` times. The machines these
+ * runs share drift by tens of percent within minutes; measured side by side, the ratios
+ * stay honest. Each row reports its median round.
  */
 export async function runBench(seconds: number, concurrency: number, say: (s: string) => void, rounds = 1): Promise<BenchRow[]> {
-  // dynamo, and the floor on the same nats-server and redis-servers.
-  const cluster = await startCluster(3);
-  const floor: ChildProcess[] = [];
-  const ncs: NatsConnection[] = [];
+  const stops: (() => Promise<unknown>)[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'dynamo-bench-js-'));
-  let servers: ServerProcess[] = [];
   try {
+    const cluster = await startCluster(3);
+    stops.push(cluster.stop);
+    const six = await startCluster(6);
+    stops.push(six.stop);
     const nc = await connect({ servers: cluster.file.natsUrl, noAsyncTraces: true });
-    ncs.push(nc);
-    const ids = cluster.file.nodes.map((n) => n.id);
-    for (const n of cluster.file.nodes) {
-      const child = spawn(process.execPath, [FLOOR_NODE, n.id, cluster.file.natsUrl, n.redisUrl, ids.filter((x) => x !== n.id).join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
-      floor.push(child);
-      await new Promise<void>((resolve, reject) => {
-        child.stdout!.once('data', () => resolve());
-        child.once('exit', (code) => reject(new Error(`floor node ${n.id} exited with ${code}`)));
-      });
-    }
+    stops.push(() => nc.close());
+    const nc6 = await connect({ servers: six.file.natsUrl, noAsyncTraces: true });
+    stops.push(() => nc6.close());
+    const client = await DynamoClient.connect(cluster.file.natsUrl);
+    stops.push(() => client.close());
+    // The floor on the 3-node cluster's nats-server and redis-servers.
+    const floor = await startFloor(cluster.file);
+    stops.push(async () => {
+      for (const f of floor) f.kill('SIGTERM');
+      await Promise.all(floor.map((f) => exited(f)));
+    });
 
-    // JetStream KV: three clustered nats-servers, a bucket with three replicas.
     say('starting a 3-server JetStream cluster');
-    servers = await startJetStreamCluster(dir, 3);
+    const servers = await startJetStreamCluster(dir, 3);
+    stops.push(() => Promise.all(servers.map((s) => stopProcess(s.child, 5000))));
     const js = await connect({ servers: servers.map((s) => s.url), noAsyncTraces: true });
-    ncs.push(js);
-    const kvm = new Kvm(js);
-    let kv: KV | null = null;
-    const deadline = Date.now() + 60_000;
-    while (kv === null) {
-      try {
-        kv = await kvm.create('bench', { replicas: 3 });
-      } catch (e) {
-        // Until the servers elect a meta leader, creating a stream fails.
-        if (Date.now() > deadline) throw e;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
+    stops.push(() => js.close());
+    const kv = await createKv(js);
 
-    const targets: [BenchRow['system'], Target][] = [
-      ['dynamo', subjectTarget(nc, 'dynamo')],
-      ['floor', subjectTarget(nc, 'floor')],
-      ['jetstream', kvTarget(kv)],
+    const shared = clusterProcs(cluster.file);
+    const both = [concurrency, 1];
+    const systems: System[] = [
+      { name: 'dynamo', target: subjectTarget(nc, 'dynamo'), procs: shared, concurrencies: both },
+      { name: 'client', target: clientTarget(client), procs: shared, concurrencies: [concurrency] },
+      { name: 'dynamo6', target: subjectTarget(nc6, 'dynamo'), procs: clusterProcs(six.file), concurrencies: [concurrency] },
+      {
+        name: 'floor',
+        target: subjectTarget(nc, 'floor'),
+        procs: [...shared.filter((p) => p.name !== 'node'), ...floor.map((f) => ({ name: 'node', pid: f.pid! }))],
+        concurrencies: both,
+      },
+      { name: 'jetstream', target: kvTarget(kv), procs: servers.map((s) => ({ name: 'nats', pid: s.child.pid! })), concurrencies: both },
     ];
-    for (const [system, target] of targets) await fill(target, system, say);
+    for (const s of systems) if (s.name !== 'client') await fill(s.target, s.name, say);
     const measured = new Map<string, BenchRow[]>();
     for (let round = 1; round <= rounds; round++) {
-      for (const c of [concurrency, 1]) {
+      for (const c of both) {
         for (const op of ['put', 'get'] as const) {
-          for (const [system, target] of targets) {
-            const row = await measure(target, system, op, c, seconds, say, rounds > 1 ? ` (${round}/${rounds})` : '');
-            const name = `${system} ${op} ${c}`;
+          for (const s of systems) {
+            if (!s.concurrencies.includes(c)) continue;
+            const row = await measure(s, op, c, seconds, say, rounds > 1 ? ` (${round}/${rounds})` : '');
+            const name = `${s.name} ${op} ${c}`;
             measured.set(name, [...(measured.get(name) ?? []), row]);
           }
         }
@@ -214,14 +374,10 @@ export async function runBench(seconds: number, concurrency: number, say: (s: st
     }
     // Rows in the table's order: system, then concurrency, then op.
     const rows: BenchRow[] = [];
-    for (const [system] of targets) for (const c of [concurrency, 1]) for (const op of ['put', 'get'] as const) rows.push(medianRow(measured.get(`${system} ${op} ${c}`)!));
+    for (const s of systems) for (const c of s.concurrencies) for (const op of ['put', 'get'] as const) rows.push(medianRow(measured.get(`${s.name} ${op} ${c}`)!));
     return rows;
   } finally {
-    await Promise.all(ncs.map((c) => c.close()));
-    for (const f of floor) f.kill('SIGTERM');
-    await Promise.all(floor.map((f) => exited(f)));
-    await cluster.stop();
-    await Promise.all(servers.map((s) => stopProcess(s.child, 5000)));
+    for (const stop of stops.reverse()) await stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -243,7 +399,9 @@ export function progressPrinter(): { say: (s: string) => void; done: () => void 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '64' }, rounds: { type: 'string', default: '1' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '64' }, rounds: { type: 'string', default: '1' }, json: { type: 'boolean' }, breakdown: { type: 'boolean' } },
+  });
   const seconds = Number(values.seconds);
   const concurrency = Number(values.concurrency);
   const rounds = Number(values.rounds);
@@ -254,10 +412,7 @@ async function main(): Promise<void> {
   const rows = await runBench(seconds, concurrency, progress.say, rounds);
   progress.done();
   if (values.json) console.log(JSON.stringify({ seconds, concurrency, rounds, keys: KEYS, valueBytes: VALUE.length, rows }));
-  else {
-    console.log(benchHeading(seconds, rounds));
-    console.log(benchTable(rows));
-  }
+  else console.log(benchReport(rows, seconds, rounds, concurrency, values.breakdown === true));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -36,12 +36,13 @@ const COMMANDS: Record<string, Command> = {
   leave: { summary: 'leave NODE                            hand a node\'s ranges to the others, then stop it', options: LEAVE_OPTIONS, run: async (p, v) => print(await leaveCommand(p, v)) },
   faults: { summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)', options: FAULTS_OPTIONS, run: async (p, v) => print(await faultsCommand(p, v)) },
   bench: {
-    summary: 'bench [--seconds 10] [--concurrency 64] [--rounds 1] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
+    summary: 'bench [--seconds 10] [--concurrency 64] [--rounds 1] [--breakdown] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
     options: {
       seconds: { type: 'string', help: 'seconds per row', default: '10' },
       concurrency: { type: 'string', help: 'callers in the closed loop (a second run uses 1)', default: '64' },
       rounds: { type: 'string', help: 'measure every row this many times, turn about, and keep the median', default: '1' },
       json: { type: 'boolean', help: 'print JSON instead of a table' },
+      breakdown: { type: 'boolean', help: 'add CPU µs per op of each kind of server process (nats-server, redis-server, node)' },
     },
     run: async (p, v) => {
       if (p.length) throw new UsageError(`unexpected argument "${p[0]}"`);
@@ -60,7 +61,7 @@ const COMMANDS: Record<string, Command> = {
       const progress = bench.progressPrinter();
       const rows = await bench.runBench(seconds, concurrency, progress.say, rounds);
       progress.done();
-      return print({ out: v['json'] ? JSON.stringify({ seconds, concurrency, rounds, rows }) : `${bench.benchHeading(seconds, rounds)}\n${bench.benchTable(rows)}`, code: 0 });
+      return print({ out: v['json'] ? JSON.stringify({ seconds, concurrency, rounds, rows }) : bench.benchReport(rows, seconds, rounds, concurrency, v['breakdown'] === true), code: 0 });
     },
   },
   ring: { summary: 'ring simulate [--nodes 10] [--keys 100000] [--vnodes 128]   compare key placement strategies', options: RING_OPTIONS, run: async (p, v) => print(await ringCommand(p, v)) },

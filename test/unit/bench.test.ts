@@ -1,7 +1,20 @@
 import { expect } from 'chai';
-import { benchTable, medianRow, type BenchRow } from '../../bench/compare.js';
+import { benchTable, breakdownTable, medianRow, targetChecks, type BenchRow } from '../../bench/compare.js';
+import { parseStatCpuMicros } from '../../bench/cpu.js';
 
-const row = (system: BenchRow['system'], op: BenchRow['op'], opsPerSec: number, p999: number, errors = 0): BenchRow => ({ system, op, concurrency: 64, opsPerSec, p50: 1, p99: 2, p999, errors });
+const row = (system: BenchRow['system'], op: BenchRow['op'], opsPerSec: number, p999: number, errors = 0, cpuPerOp = 100, concurrency = 64): BenchRow => ({
+  system,
+  op,
+  concurrency,
+  opsPerSec,
+  p50: 1,
+  p99: 2,
+  p999,
+  errors,
+  cpuPerOp,
+  loaderCpuPerOp: 10,
+  breakdown: { nats: cpuPerOp / 4, node: (cpuPerOp * 3) / 4 },
+});
 
 describe('benchmark table (npm run bench)', () => {
   it("keeps the round of median throughput, with that round's own latencies, and counts every round's errors", () => {
@@ -11,9 +24,30 @@ describe('benchmark table (npm run bench)', () => {
     expect(medianRow([row('floor', 'get', 10, 1), row('floor', 'get', 30, 1), row('floor', 'get', 20, 1), row('floor', 'get', 40, 1)]).opsPerSec).to.equal(20);
   });
 
-  it('gives each row its ratios to JetStream KV and to the floor for the same op and concurrency', () => {
-    const table = benchTable([row('dynamo', 'put', 500, 40), row('floor', 'put', 1000, 20), row('jetstream', 'put', 2000, 10)]);
+  it('gives each row its CPU ratio to the floor, and its ratios to JetStream KV and to the floor for the same op and concurrency', () => {
+    const table = benchTable([row('dynamo', 'put', 500, 40, 0, 300), row('floor', 'put', 1000, 20, 0, 50), row('jetstream', 'put', 2000, 10)]);
     const cells = table.split('\n')[1]!.split(/\s{2,}/);
-    expect(cells.slice(-3)).to.deep.equal(['0.25', '0.50', '4.00']);
+    expect(cells.slice(-6)).to.deep.equal(['300', '10', '6.00', '0.25', '0.50', '4.00']);
+  });
+
+  it('breaks CPU per op down by kind of process', () => {
+    const lines = breakdownTable([row('dynamo', 'get', 1, 1, 0, 200)]).split('\n');
+    expect(lines[0]!.split(/\s{2,}/)).to.deep.equal(['SYSTEM', 'OP', 'CONCURRENCY', 'NATS', 'NODE']);
+    expect(lines[1]!.split(/\s{2,}/)).to.deep.equal(['dynamo', 'get', '64', '50.0', '150.0']);
+  });
+
+  it('works each target out of the rows, and leaves out those the run did not measure', () => {
+    const rows = [row('dynamo', 'put', 600, 30, 0, 150), row('floor', 'put', 1000, 20, 0, 100), row('jetstream', 'put', 1000, 20), row('dynamo6', 'put', 600, 30, 2, 210)];
+    const checks = new Map(targetChecks(rows, 64).map((c) => [c.name, c]));
+    expect(checks.get("put: server CPU/op vs the batched floor's, c=64")).to.include({ value: 1.5, limit: 2, kind: 'max' });
+    expect(checks.get("put: ops/s vs JetStream KV's, raw subjects, c=64")).to.include({ value: 0.6, kind: 'min' });
+    expect(checks.get('put: CPU/op of 6 nodes vs 3 nodes, c=64')!.value).to.be.closeTo(1.4, 1e-9);
+    expect(checks.get('errors, every row')).to.include({ value: 2 });
+    expect(checks.has("get: server CPU/op vs the batched floor's, c=64")).to.equal(false);
+  });
+
+  it("reads utime and stime from a /proc stat line whose command name holds spaces and parentheses", () => {
+    const stat = '4242 (node (a b)) S 1 4242 4242 0 -1 4194560 100 0 0 0 123 45 0 0 20 0 11 0 999 1000 100';
+    expect(parseStatCpuMicros(stat)).to.equal((123 + 45) * 10_000);
   });
 });
