@@ -37,10 +37,16 @@ end
 `;
 
 /**
- * The anti-entropy tree, kept in the same atomic step as the data (see
- * src/merkle/key-hash.ts for the hash). A key's hash is stored in its segment's
- * index hash; the segment's leaf, 16 bytes at offset 16 * segment of one string,
- * is the XOR of the hashes in the index. Byte arithmetic uses Redis's LuaBitOp.
+ * The anti-entropy tree (see src/merkle/key-hash.ts for the hash). A key's hash is
+ * stored in its segment's index hash; the segment's leaf, 16 bytes at offset
+ * 16 * segment of one string, is the XOR of the hashes in the index. Byte arithmetic
+ * uses Redis's LuaBitOp.
+ *
+ * Writes do not keep the tree themselves, as Riak's AAE does not: in the same atomic
+ * step as the data they add `segment|field` to the dirty set (t:dirty), and
+ * FOLD_DIRTY_LUA folds dirty keys into the indexes and leaves in batches before the
+ * tree is read. Upkeep in every write was 60% of a replica write's script time; folded,
+ * a key written many times between exchanges is hashed once.
  */
 const TREE = `
 -- Hashes are handled as four 32-bit words (LuaBitOp wraps 0..2^32-1 to int32 and back):
@@ -76,21 +82,27 @@ local function leafbytes(x1, x2, x3, x4)
   local b13, b14, b15, b16 = wordbytes(x4)
   return string.char(b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16)
 end
-local function xorleaf(leaves, seg, a, b)
-  local off = seg * 16
-  local cur = redis.call('GETRANGE', leaves, off, off + 15)
-  local x1, x2, x3, x4 = xorwords(bytesword(cur, 1), bytesword(cur, 5), bytesword(cur, 9), bytesword(cur, 13), a)
-  x1, x2, x3, x4 = xorwords(x1, x2, x3, x4, b)
-  redis.call('SETRANGE', leaves, off, leafbytes(x1, x2, x3, x4))
+-- Leaf changes gathered per segment (acc[seg] = four words to XOR in), then written with one
+-- GETRANGE and SETRANGE per segment: a fold of many keys touches each leaf once.
+local function xorleaves(leaves, acc)
+  for seg, w in pairs(acc) do
+    local off = seg * 16
+    local cur = redis.call('GETRANGE', leaves, off, off + 15)
+    local x1, x2, x3, x4 = bit.bxor(bytesword(cur, 1), w[1]), bit.bxor(bytesword(cur, 5), w[2]), bit.bxor(bytesword(cur, 9), w[3]), bit.bxor(bytesword(cur, 13), w[4])
+    redis.call('SETRANGE', leaves, off, leafbytes(x1, x2, x3, x4))
+  end
 end
--- Record what the key holds now (sibs nil or empty: nothing).
-local function track(leaves, index, seg, field, sibs)
+-- Record what the key holds now (sibs nil or empty: nothing) in its segment's index, and its leaf's change in acc.
+local function track(acc, index, seg, field, sibs)
   local old = redis.call('HGET', index, field)
   if not old then old = nil end
   local new = nil
   if sibs ~= nil and #sibs > 0 then new = keyhash(field, sibs) end
   if old == new then return end
-  xorleaf(leaves, seg, old, new)
+  local w = acc[seg]
+  if w == nil then w = { 0, 0, 0, 0 } acc[seg] = w end
+  w[1], w[2], w[3], w[4] = xorwords(w[1], w[2], w[3], w[4], old)
+  w[1], w[2], w[3], w[4] = xorwords(w[1], w[2], w[3], w[4], new)
   -- t:segs counts the index hashes, so the store can count its data keys exactly.
   if new then
     redis.call('HSET', index, field, new)
@@ -103,27 +115,47 @@ end
 `;
 
 /**
- * KEYS: data key, tree leaves, the segment's tree index; ARGV: JSON array of
- * versions, tree field, segment. Returns 1 when anything was stored, 0 when all
- * were known or obsolete.
+ * KEYS: data key, the dirty set; ARGV: JSON array of versions, tree field, segment.
+ * Returns 1 when anything was stored, 0 when all were known or obsolete.
  */
-export const APPLY_LUA = `${HELPERS}${TREE}
+export const APPLY_LUA = `${HELPERS}
 local cur = redis.call('GET', KEYS[1])
 local sibs = {}
 if cur then sibs = cjson.decode(cur) end
 local merged, changed = mergeAll(sibs, cjson.decode(ARGV[1]))
 if not changed then return 0 end
 redis.call('SET', KEYS[1], cjson.encode(merged))
-track(KEYS[2], KEYS[3], tonumber(ARGV[3]), ARGV[2], merged)
+redis.call('SADD', KEYS[2], ARGV[3] .. '|' .. ARGV[2])
 return 1
 `;
 
 /**
- * KEYS: data key, the node's dot counter, the store's epoch, tree leaves, the
- * segment's tree index. ARGV: node, ts, context JSON, value JSON text, '1' for a
- * tombstone, the condition ('1' if-match: CONFLICT when a stored version is not
- * covered by the context; '2' if-none-match: CONFLICT when a value is stored), tree
- * field, segment, '1' to supersede every stored version (last write wins, the
+ * Fold up to ARGV[1] dirty keys into the tree. KEYS: tree leaves, the dirty set. A
+ * member is `segment|field`; its data key is v:<field> and its index t:s:<segment>
+ * (this store runs on one Redis, not Redis Cluster, so those need not be declared).
+ * Returns how many keys it folded: fewer than asked means the set is empty.
+ */
+export const FOLD_DIRTY_LUA = `${TREE}
+local members = redis.call('SPOP', KEYS[2], tonumber(ARGV[1]))
+local acc = {}
+for _, m in ipairs(members) do
+  local bar = string.find(m, '|', 1, true)
+  local seg = tonumber(string.sub(m, 1, bar - 1))
+  local field = string.sub(m, bar + 1)
+  local cur = redis.call('GET', 'v:' .. field)
+  local sibs = nil
+  if cur then sibs = cjson.decode(cur) end
+  track(acc, 't:s:' .. seg, seg, field, sibs)
+end
+xorleaves(KEYS[1], acc)
+return #members
+`;
+
+/**
+ * KEYS: data key, the node's dot counter, the store's epoch, the dirty set. ARGV:
+ * node, ts, context JSON, value JSON text, '1' for a tombstone, the condition ('1'
+ * if-match: CONFLICT when a stored version is not covered by the context; '2'
+ * if-none-match: CONFLICT when a value is stored), tree field, segment, '1' to supersede every stored version (last write wins, the
  * timestamp raised above theirs), the sibling bound (0: none; SIBLINGS error beyond).
  *
  * The writer is `node.epoch`; a store without an epoch (new, or wiped) takes a fresh
@@ -155,7 +187,7 @@ export const EPOCH_LUA = `${EPOCH}
 return epochOf(KEYS[1])
 `;
 
-export const COORDINATE_LUA = `${HELPERS}${TREE}${EPOCH}
+export const COORDINATE_LUA = `${HELPERS}${EPOCH}
 -- Fold a version's whole history (its context and its dot) into a clock.
 local function absorb(clock, s)
   for n, e in pairs(s.c) do
@@ -219,7 +251,7 @@ if ARGV[5] ~= '1' then v.v = ARGV[4] end
 local out = merge(sibs, v)
 local text = cjson.encode(out)
 redis.call('SET', KEYS[1], text)
-track(KEYS[4], KEYS[5], tonumber(ARGV[8]), ARGV[7], out)
+redis.call('SADD', KEYS[4], ARGV[8] .. '|' .. ARGV[7])
 return text
 `;
 
@@ -229,12 +261,14 @@ return text
  * Idempotent, so it may run while writes go on.
  */
 export const REFRESH_TREE_LUA = `${TREE}
+local acc = {}
 for i = 1, #ARGV / 2 do
   local cur = redis.call('GET', KEYS[2 * i])
   local sibs = nil
   if cur then sibs = cjson.decode(cur) end
-  track(KEYS[1], KEYS[2 * i + 1], tonumber(ARGV[2 * i]), ARGV[2 * i - 1], sibs)
+  track(acc, KEYS[2 * i + 1], tonumber(ARGV[2 * i]), ARGV[2 * i - 1], sibs)
 end
+xorleaves(KEYS[1], acc)
 return 1
 `;
 

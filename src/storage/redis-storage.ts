@@ -3,19 +3,19 @@ import { ConflictError, StorageError } from '../errors.js';
 import type { Version } from '../versioning/index.js';
 import { parseTreeField, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf, SEGMENTS } from '../ring/index.js';
-import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, EPOCH_LUA, LEASE_LUA, RELEASE_LUA, RECOMPUTE_LEAVES_LUA, REFRESH_TREE_LUA, STORE_HINT_LUA } from './redis-scripts.js';
+import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, EPOCH_LUA, FOLD_DIRTY_LUA, LEASE_LUA, RELEASE_LUA, RECOMPUTE_LEAVES_LUA, REFRESH_TREE_LUA, STORE_HINT_LUA } from './redis-scripts.js';
 import { dataKey, HINT_LIMITS, parseDataKey, SiblingLimitError, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
 
 type ScriptedRedis = Redis & {
   dynamoStoreHint(k1: string, k2: string, k3: string, k4: string, k5: string, versions: string, member: string, owner: string, maxHints: number, maxBytes: number): Promise<number>;
   dynamoDeleteHint(k1: string, k2: string, k3: string, k4: string, k5: string, raw: string, member: string, owner: string): Promise<number>;
-  dynamoApply(key: string, leaves: string, index: string, versions: string, field: string, segment: number): Promise<number>;
+  dynamoApply(key: string, dirty: string, versions: string, field: string, segment: number): Promise<number>;
+  dynamoFoldDirty(leaves: string, dirty: string, count: number): Promise<number>;
   dynamoCoordinate(
     key: string,
     counterKey: string,
     epochKey: string,
-    leaves: string,
-    index: string,
+    dirty: string,
     node: string,
     ts: string,
     context: string,
@@ -42,6 +42,10 @@ const EPOCH_KEY = 'm:epoch';
 const TREE_LEAVES = 't:leaves';
 const treeIndexKey = (segment: number) => `t:s:${segment}`;
 const TREE_BUILT = 't:built';
+/** Keys written since the tree last took them in, as `segment|field` (see FOLD_DIRTY_LUA). */
+const TREE_DIRTY = 't:dirty';
+/** Dirty keys folded per script call: each call holds Redis for well under a millisecond per hundred keys. */
+const FOLD_BATCH = 256;
 /** Number of segment indexes (kept by the scripts). */
 const TREE_SEGMENTS = 't:segs';
 const TREE_VERSION = `xor16-sha1-${SEGMENTS}`;
@@ -73,8 +77,9 @@ export class RedisStorage implements Storage {
       lazyConnect: true,
       ...options,
     });
-    redis.defineCommand('dynamoApply', { numberOfKeys: 3, lua: APPLY_LUA });
-    redis.defineCommand('dynamoCoordinate', { numberOfKeys: 5, lua: COORDINATE_LUA });
+    redis.defineCommand('dynamoApply', { numberOfKeys: 2, lua: APPLY_LUA });
+    redis.defineCommand('dynamoCoordinate', { numberOfKeys: 4, lua: COORDINATE_LUA });
+    redis.defineCommand('dynamoFoldDirty', { numberOfKeys: 2, lua: FOLD_DIRTY_LUA });
     redis.defineCommand('dynamoRefreshTree', { lua: REFRESH_TREE_LUA });
     redis.defineCommand('dynamoEpoch', { numberOfKeys: 1, lua: EPOCH_LUA });
     redis.defineCommand('dynamoLease', { numberOfKeys: 1, lua: LEASE_LUA });
@@ -113,7 +118,7 @@ export class RedisStorage implements Storage {
   async apply(bucket: string, key: string, versions: readonly Version[]): Promise<boolean> {
     try {
       const segment = segmentOf(keyPosition(bucket, key));
-      return (await this.redis.dynamoApply(dataKey(bucket, key), TREE_LEAVES, treeIndexKey(segment), JSON.stringify(versions), treeField(bucket, key), segment)) === 1;
+      return (await this.redis.dynamoApply(dataKey(bucket, key), TREE_DIRTY, JSON.stringify(versions), treeField(bucket, key), segment)) === 1;
     } catch (e) {
       throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
     }
@@ -127,8 +132,7 @@ export class RedisStorage implements Storage {
         dataKey(w.bucket, w.key),
         DOT_COUNTER_KEY,
         EPOCH_KEY,
-        TREE_LEAVES,
-        treeIndexKey(segment),
+        TREE_DIRTY,
         w.node,
         String(w.ts),
         JSON.stringify(w.context),
@@ -167,8 +171,21 @@ export class RedisStorage implements Storage {
     }
   }
 
+  /**
+   * Fold the keys written since the last fold into the tree, a batch per script call,
+   * so that what is read next matches the data. Bounded by the dirty keys there were
+   * when it started: writes that keep coming are left for the next fold.
+   */
+  private async foldTree(): Promise<void> {
+    const pending = await this.redis.scard(TREE_DIRTY);
+    for (let calls = Math.ceil(pending / FOLD_BATCH) + 1; calls > 0; calls--) {
+      if ((await this.redis.dynamoFoldDirty(TREE_LEAVES, TREE_DIRTY, FOLD_BATCH)) < FOLD_BATCH) return;
+    }
+  }
+
   async treeLeaves(): Promise<Uint8Array> {
     try {
+      await this.foldTree();
       return (await this.redis.getBuffer(TREE_LEAVES)) ?? new Uint8Array(0);
     } catch (e) {
       throw new StorageError(`tree read failed: ${(e as Error).message}`, { cause: e });
@@ -177,6 +194,9 @@ export class RedisStorage implements Storage {
 
   async segmentKeys(segments: readonly number[]): Promise<Map<string, string>[]> {
     if (segments.length === 0) return [];
+    await this.foldTree().catch((e: Error) => {
+      throw new StorageError(`tree fold failed: ${e.message}`, { cause: e });
+    });
     const pipeline = this.redis.pipeline();
     for (const s of segments) pipeline.hgetall(treeIndexKey(s));
     const results = (await pipeline.exec()) ?? [];
@@ -315,7 +335,7 @@ export class RedisStorage implements Storage {
     // Everything that is not a data key: bookkeeping, hints and their per-owner indexes.
     const [size, meta, hints, owners] = await Promise.all([
       this.redis.dbsize(),
-      this.redis.exists(DOT_COUNTER_KEY, EPOCH_KEY, META_KEY, HINT_OWNERS, HINT_BYTES, HINT_COUNT, TREE_LEAVES, TREE_BUILT, TREE_SEGMENTS),
+      this.redis.exists(DOT_COUNTER_KEY, EPOCH_KEY, META_KEY, HINT_OWNERS, HINT_BYTES, HINT_COUNT, TREE_LEAVES, TREE_BUILT, TREE_SEGMENTS, TREE_DIRTY),
       this.hintCount(),
       this.redis.scard(HINT_OWNERS),
     ]);

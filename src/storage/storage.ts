@@ -89,8 +89,9 @@ export interface Storage {
   hintCount(): Promise<number>;
   /**
    * Anti-entropy: this replica's tree leaves, SEGMENTS × HASH_BYTES (shorter when
-   * the top segments are empty: read the missing bytes as zeros). Every write
-   * updates them in the same atomic step as the data.
+   * the top segments are empty: read the missing bytes as zeros), covering every
+   * write acknowledged before the call. (The Redis store marks written keys dirty in
+   * the write's atomic step and folds them into the tree here, in batches.)
    */
   treeLeaves(): Promise<Uint8Array>;
   /** Anti-entropy: for each segment asked, the keys stored in it and their hashes (tree field → hex). */

@@ -119,6 +119,35 @@ describe('Redis storage (real redis-server)', function () {
     }
   });
 
+  it('leaves tree upkeep off the write: keys are marked dirty and folded, many batches at once, when the tree is read', async () => {
+    const raw = new Redis(server.url);
+    try {
+      await redis.treeLeaves();
+      const before = await raw.getBuffer('t:leaves');
+      const mirror = new LeafIndex();
+      // More keys than one fold call takes, so the read must fold batch after batch.
+      const keys = Array.from({ length: 700 }, (_, i) => `dirty-${i}`);
+      await Promise.all(keys.map((key) => redis.coordinate({ bucket: 'd', key, context: {}, node: 'n1', ts: 1, value: '1' })));
+      expect(await raw.scard('t:dirty')).to.equal(keys.length);
+      // The write itself did not touch the leaves.
+      expect((await raw.getBuffer('t:leaves'))!.equals(before!)).to.equal(true);
+      for (const key of keys) mirror.update(segmentOf(keyPosition('d', key)), treeField('d', key), await redis.read('d', key));
+      const leaves = fullLeaves(await redis.treeLeaves());
+      expect(await raw.scard('t:dirty')).to.equal(0);
+      for (const key of keys) {
+        const s = segmentOf(keyPosition('d', key));
+        const [index] = await redis.segmentKeys([s]);
+        expect(index!.get(treeField('d', key)), key).to.equal(mirror.keys(s).get(treeField('d', key)));
+        // The new keys' hashes XORed into what the leaf held before.
+        const was = fullLeaves(before!).subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES);
+        const added = mirror.leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES);
+        expect(leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES).toString('hex'), key).to.equal(Buffer.from(was.map((b, i) => b ^ added[i]!)).toString('hex'));
+      }
+    } finally {
+      raw.disconnect();
+    }
+  });
+
   it('rebuilds the tree from the data alone, and counts keys exactly with or without it', async () => {
     const before = fullLeaves(await redis.treeLeaves());
     const count = await redis.keyCount();
