@@ -11,6 +11,11 @@ export function errorReply(code: ErrorCode, message: string, details: Record<str
   return { ok: false, error: { ...details, code, message } };
 }
 
+/** An error reply as the JSON text that goes on the wire. */
+export function errorText(code: ErrorCode, message: string, details: Record<string, unknown> = {}): string {
+  return JSON.stringify(errorReply(code, message, details));
+}
+
 /** Raised by a transport when a request could not be delivered or answered. */
 export class TransportError extends Error {
   override readonly name: string = 'TransportError';

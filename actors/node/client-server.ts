@@ -2,13 +2,15 @@ import { inject, injectable } from 'tsyringe';
 import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Random } from '../../src/di/tokens.js';
-import { errorReply, TransportError } from '../../src/errors.js';
+import { errorText, TransportError, type ErrorReply } from '../../src/errors.js';
 import type { Membership } from '../../src/membership/membership.js';
-import { isErrorReply, parseRequest, type Limits, type Op } from '../../src/protocol/requests.js';
+import { isErrorReply, parseRequest, parseRequestBody, type ClientRequest, type Limits, type Op } from '../../src/protocol/requests.js';
+import { batchBody, batchItemText, batchReplyText, MAX_CLIENT_BATCH, parseBatch } from '../../src/protocol/batch.js';
+import { RequestBatcher, type BatchKind } from '../../src/transport/batcher.js';
 import { subjects, type Subjects } from '../../src/protocol/subjects.js';
 import { pendingReplicas, sloppyPreferenceList } from '../../src/membership/placement.js';
 import { keyPosition } from '../../src/ring/index.js';
-import type { Incoming, Subscription, Transport } from '../../src/transport/transport.js';
+import { decodeJson, tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { missingResolver } from '../../src/resolvers/index.js';
 import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
 import { Buckets } from './buckets.js';
@@ -17,10 +19,24 @@ import { outcomeOf } from '../../src/inspect/trace.js';
 
 type Reply = (data: string | Uint8Array) => void;
 
+const decoder = new TextDecoder();
+
+/** A forwarded batch's answer: each item's reply, as text to pass on to its client. */
+const FORWARDED: BatchKind<string> = {
+  body: batchBody,
+  split: (data) => {
+    const reply = decodeJson<{ ok: boolean; results?: unknown[]; error?: { message: string } }>(data);
+    if (!reply.ok || !Array.isArray(reply.results)) return new Error(`forwarded batch refused: ${reply.error?.message ?? 'unknown error'}`);
+    return reply.results.map((r) => JSON.stringify(r));
+  },
+};
+
 const OPS: readonly Op[] = ['get', 'put', 'delete'];
 const NO_HINTS: ReadonlyMap<string, string> = new Map();
 /** Bytes of a replica message beyond the escaped value: clock, dot, bucket, key. */
 const REPLICA_ENVELOPE_BYTES = 4096;
+/** Bytes of forwarded requests in one batch (one larger request still goes, alone). */
+const FORWARD_BATCH_BYTES = 256 * 1024;
 
 /**
  * The client subjects: validates every request, then coordinates it here when this
@@ -29,6 +45,8 @@ const REPLICA_ENVELOPE_BYTES = 4096;
 @injectable()
 export class ClientServer {
   private readonly subjects: Subjects;
+  /** Requests this node forwards to a replica in one turn go to it as one batch. */
+  private readonly forwards: RequestBatcher;
   /** Client requests taken, by the subject they came on: any node, this node, or forwarded by a node. */
   readonly received = { queue: 0, direct: 0, forwarded: 0 };
 
@@ -43,6 +61,7 @@ export class ClientServer {
     private readonly metrics: NodeMetrics,
   ) {
     this.subjects = subjects(config.prefix);
+    this.forwards = new RequestBatcher(transport, { maxItems: MAX_CLIENT_BATCH, maxBytes: FORWARD_BATCH_BYTES });
   }
 
   get inFlight(): number {
@@ -52,11 +71,16 @@ export class ClientServer {
   listen(): Subscription[] {
     const self = this.config.nodeId;
     const r = this.received;
-    return OPS.flatMap((op) => [
-      this.transport.subscribe(this.subjects.kv(op), (m) => (r.queue++, this.handle(op, m, true)), { queue: this.subjects.queue.kv }),
-      this.transport.subscribe(this.subjects.nodeKv(self, op), (m) => (r.direct++, this.handle(op, m, true))),
-      this.transport.subscribe(this.subjects.coordinate(self, op), (m) => (r.forwarded++, this.handle(op, m, false))),
-    ]);
+    const s = this.subjects;
+    return [
+      ...OPS.flatMap((op) => [
+        this.transport.subscribe(s.kv(op), (m) => (r.queue++, this.handle(op, m)), { queue: s.queue.kv }),
+        this.transport.subscribe(s.nodeKv(self, op), (m) => (r.direct++, this.handle(op, m))),
+      ]),
+      this.transport.subscribe(s.kvBatch, (m) => this.handleBatch(m, true, r, 'queue'), { queue: s.queue.kv }),
+      this.transport.subscribe(s.nodeKvBatch(self), (m) => this.handleBatch(m, true, r, 'direct')),
+      this.transport.subscribe(s.coordinateBatch(self), (m) => this.handleBatch(m, false, r, 'forwarded')),
+    ];
   }
 
   /** A bucket's limits: its n, r, w and resolver, capped by the ring's size. */
@@ -75,31 +99,70 @@ export class ClientServer {
     };
   }
 
-  private handle(op: Op, m: Incoming, fromClient: boolean): void {
-    // Requests from clients are counted and timed here; a forwarded one was counted where it arrived.
-    const started = fromClient ? this.clock.monotonic() : 0;
-    const reply: Reply = fromClient
-      ? (data) => {
-          this.metrics.request(op, outcomeOf(data), this.clock.monotonic() - started);
-          m.respond(data);
-        }
-      : (data) => m.respond(data);
+  /** A reply that counts and times a client's request here (a forwarded one was counted where it arrived). */
+  private clientReply(op: Op, respond: Reply): Reply {
+    const started = this.clock.monotonic();
+    return (data) => {
+      this.metrics.request(op, outcomeOf(data), this.clock.monotonic() - started);
+      respond(data);
+    };
+  }
+
+  private handle(op: Op, m: Incoming): void {
+    const reply = this.clientReply(op, (data) => m.respond(data));
+    this.safely(reply, () => {
+      const limits = this.limitsOf();
+      this.route(op, parseRequest(op, m.data, limits), limits.last, () => decoder.decode(m.data), reply, true);
+    });
+  }
+
+  /**
+   * A batch: every item routed as a request of its own would be (coordinated here, or
+   * forwarded in a batch to a replica), and one reply once every item has its answer.
+   */
+  private handleBatch(m: Incoming, fromClient: boolean, counts: ClientServer['received'], via: 'queue' | 'direct' | 'forwarded'): void {
+    const items = parseBatch(tryDecodeJson(m.data));
+    if (isErrorReply(items)) return m.respond(JSON.stringify(items));
+    counts[via] += items.length;
+    const results: string[] = new Array(items.length);
+    let left = items.length;
+    items.forEach(({ op, body }, i) => {
+      let answered = false;
+      const respond: Reply = (data) => {
+        if (answered) return;
+        answered = true;
+        results[i] = typeof data === 'string' ? data : decoder.decode(data);
+        if (--left === 0) m.respond(batchReplyText(results));
+      };
+      const reply = fromClient ? this.clientReply(op, respond) : respond;
+      this.safely(reply, () => {
+        const limits = this.limitsOf();
+        this.route(op, parseRequestBody(op, body, limits), limits.last, () => JSON.stringify(body), reply, fromClient);
+      });
+    });
+  }
+
+  /** Run `work`; nothing a client sends should throw, but if a bug does, the client still gets an answer. */
+  private safely(reply: Reply, work: () => void): void {
     try {
-      this.route(op, m, reply, fromClient);
+      work();
     } catch (e) {
-      // Nothing a client sends should get here; if a bug does, the client still gets an answer.
-      reply(JSON.stringify(errorReply('INTERNAL', `request failed: ${(e as Error).message}`)));
+      reply(errorText('INTERNAL', `request failed: ${(e as Error).message}`));
     }
   }
 
-  private route(op: Op, m: Incoming, reply: Reply, mayForward: boolean): void {
-    // The bucket's limits, worked out once: parseRequest asks for them when it knows the bucket.
-    let limits: Limits | undefined;
-    const req = parseRequest(op, m.data, (bucket) => (limits = this.limits(bucket)));
-    if (isErrorReply(req) || limits === undefined) return reply(JSON.stringify(req));
+  /** The bucket-limits lookup parseRequest calls once it knows the bucket, keeping what it returned: limits are worked out once a request. */
+  private limitsOf(): ((bucket: string) => Limits) & { last?: Limits } {
+    const f: ((bucket: string) => Limits) & { last?: Limits } = (bucket: string) => (f.last = this.limits(bucket));
+    return f;
+  }
+
+  /** `limits` are those of the request's bucket; `bodyText` gives the request's JSON text, should it be forwarded. */
+  private route(op: Op, req: ClientRequest | ErrorReply, limits: Limits | undefined, bodyText: () => string, reply: Reply, mayForward: boolean): void {
+    if (isErrorReply(req) || limits === undefined) return reply(isErrorReply(req) ? JSON.stringify(req) : errorText('INTERNAL', 'request parsed without its bucket'));
 
     const ring = this.membership.ring();
-    if (ring.size === 0) return reply(JSON.stringify(errorReply('UNAVAILABLE', 'no node has joined the ring yet')));
+    if (ring.size === 0) return reply(errorText('UNAVAILABLE', 'no node has joined the ring yet'));
     const position = keyPosition(req.bucket, req.key);
     const isDown = (id: string) => this.membership.isDown(id);
     const { replicas, hintFor } = sloppyPreferenceList(ring, position, limits.n, isDown);
@@ -107,28 +170,24 @@ export class ClientServer {
     // Sending every conditional write of a key there makes the check a real compare-and-set.
     // CRDT writes read, merge and write back there too: fewer concurrent states to merge later.
     const conditional = req.op !== 'get' && (req.condition !== undefined || req.resolver.kind === 'crdt');
-    if (conditional && replicas[0] !== this.config.nodeId && mayForward) return void this.forward(op, m, reply, replicas, req.timeoutMs, true);
+    if (conditional && replicas[0] !== this.config.nodeId && mayForward) return void this.forward(op, bodyText(), reply, replicas, req.timeoutMs, true);
     // Coordinate on a real replica: a fallback's own write would be data, not the hint it must be.
     const real = replicas.filter((r) => !hintFor.has(r));
     const coordinators = real.length > 0 ? real : replicas;
     if (!coordinators.includes(this.config.nodeId)) {
-      if (mayForward) return void this.forward(op, m, reply, coordinators, req.timeoutMs, false);
-      return reply(JSON.stringify(errorReply('UNAVAILABLE', 'this node is not a replica of the key (ring views disagree); retry')));
+      if (mayForward) return void this.forward(op, bodyText(), reply, coordinators, req.timeoutMs, false);
+      return reply(errorText('UNAVAILABLE', 'this node is not a replica of the key (ring views disagree); retry'));
     }
     if (req.op === 'put' && req.value !== undefined && !this.fitsTransport(req.value)) {
-      return reply(
-        JSON.stringify(errorReply('TOO_LARGE', `value does not fit the transport's ${this.transport.maxPayload}-byte message limit`, { limit: this.transport.maxPayload })),
-      );
+      return reply(errorText('TOO_LARGE', `value does not fit the transport's ${this.transport.maxPayload}-byte message limit`, { limit: this.transport.maxPayload }));
     }
     if (this.runner.inFlight >= this.config.maxInFlight) {
-      return reply(JSON.stringify(errorReply('UNAVAILABLE', `node is at its limit of ${this.config.maxInFlight} requests in flight`)));
+      return reply(errorText('UNAVAILABLE', `node is at its limit of ${this.config.maxInFlight} requests in flight`));
     }
     const needed = req.op === 'get' ? req.r : req.w;
     if (replicas.length < needed) {
       // Too few live replicas: say so now rather than wait on nodes known to be down.
-      return reply(
-        JSON.stringify(errorReply('QUORUM_NOT_MET', `only ${replicas.length} of the key's replicas are up; ${needed} are required`, { acks: 0, needed })),
-      );
+      return reply(errorText('QUORUM_NOT_MET', `only ${replicas.length} of the key's replicas are up; ${needed} are required`, { acks: 0, needed }));
     }
     const extras = req.op === 'get' ? [] : pendingReplicas(this.membership.futureRing(), position, limits.n, replicas, isDown);
     this.runner.run(req, replicas, extras, req.op === 'get' ? NO_HINTS : hintFor, reply);
@@ -142,25 +201,27 @@ export class ClientServer {
   }
 
   /**
-   * Pass the request, unchanged, to a replica; try the next when one has no responder.
-   * `inOrder` starts at the first replica (conditional writes); otherwise a random one spreads the load.
+   * Pass the request to a replica, in a batch with the others this node forwards there
+   * in the same turn; try the next replica when one has no responder. `inOrder` starts
+   * at the first replica (conditional writes); otherwise a random one spreads the load.
    */
-  private async forward(op: Op, m: Incoming, reply: Reply, replicas: readonly string[], timeoutMs: number, inOrder: boolean): Promise<void> {
+  private async forward(op: Op, bodyText: string, reply: Reply, replicas: readonly string[], timeoutMs: number, inOrder: boolean): Promise<void> {
     const start = inOrder ? 0 : Math.floor(this.random() * replicas.length);
     const deadline = this.clock.monotonic() + timeoutMs;
+    const item = batchItemText(op, bodyText);
     for (let i = 0; i < replicas.length; i++) {
       const target = replicas[(start + i) % replicas.length]!;
       const remaining = deadline - this.clock.monotonic();
       if (remaining <= 0) break;
       try {
         // A little longer than the request's own timeout, so the coordinator's TIMEOUT reply wins the race.
-        reply(await this.transport.request(this.subjects.coordinate(target, op), m.data, remaining + 250));
+        reply(await this.forwards.request(this.subjects.coordinateBatch(target), FORWARDED, item, remaining + 250));
         return;
       } catch (e) {
         if (e instanceof TransportError && e.kind === 'no-responders') continue;
-        return reply(JSON.stringify(errorReply('TIMEOUT', `forwarding to replica ${target} timed out after ${timeoutMs} ms`)));
+        return reply(errorText('TIMEOUT', `forwarding to replica ${target} timed out after ${timeoutMs} ms`));
       }
     }
-    reply(JSON.stringify(errorReply('UNAVAILABLE', `none of the key's replicas (${replicas.join(', ')}) is reachable`)));
+    reply(errorText('UNAVAILABLE', `none of the key's replicas (${replicas.join(', ')}) is reachable`));
   }
 }

@@ -5,6 +5,8 @@ import type { Op } from '../protocol/requests.js';
 import { keyPosition, Ring, type RingMember } from '../ring/index.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { decodeJson, type Transport } from '../transport/transport.js';
+import { RequestBatcher, type BatchKind } from '../transport/batcher.js';
+import { batchBody, batchItemText, MAX_CLIENT_BATCH } from '../protocol/batch.js';
 import { AbortedError, ConflictError, DynamoTimeoutError, errorFromReply, UnavailableError } from './errors.js';
 import { Semaphore } from './semaphore.js';
 
@@ -21,6 +23,12 @@ export interface ClientOptions {
   readonly partitionAware?: boolean;
   /** how often a partition-aware client refreshes its copy of the ring, in ms (default 5000) */
   readonly ringRefreshMs?: number;
+  /**
+   * coalesce the requests made in one event-loop turn to the same node into one message on
+   * the batch subject, as ioredis pipelines commands (default true); each call still gets its
+   * own result or error
+   */
+  readonly batch?: boolean;
 }
 
 export interface CallOptions {
@@ -74,8 +82,9 @@ interface RingView {
 type Reply = { ok: true; found?: boolean; values?: unknown[]; context?: string | null } | { ok: false; error: { code: ErrorCode; message: string } };
 
 /**
- * A client for the cluster. Every call is one NATS request with a JSON body (SPEC
- * section 2); errors are typed (`QuorumNotMetError`, `ConflictError`...).
+ * A client for the cluster. Calls made in the same event-loop turn go to a node as one
+ * batch message (`batch: false` sends each call as its own request); errors are typed
+ * (`QuorumNotMetError`, `ConflictError`...).
  *
  *   const client = await DynamoClient.connect('nats://127.0.0.1:4222');
  *   await client.put('cart:alice', ['book']);
@@ -87,6 +96,7 @@ export class DynamoClient {
   private ringView: RingView | null = null;
   private ringFetch: Promise<void> | null = null;
   private refreshTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly batcher: RequestBatcher | null;
 
   constructor(
     private readonly transport: Transport,
@@ -95,6 +105,7 @@ export class DynamoClient {
   ) {
     this.subjects = subjects(options.prefix ?? 'dynamo');
     this.slots = new Semaphore(options.maxInFlight ?? 1024);
+    this.batcher = options.batch === false ? null : new RequestBatcher(transport, { maxItems: MAX_CLIENT_BATCH, maxBytes: CLIENT_BATCH_BYTES });
     if (options.partitionAware) {
       this.refreshTimer = setInterval(() => void this.refreshRing().catch(() => {}), options.ringRefreshMs ?? 5000);
       this.refreshTimer.unref();
@@ -200,8 +211,7 @@ export class DynamoClient {
     try {
       if (signal?.aborted) throw new AbortedError('aborted while waiting for a slot');
       const request = this.send(op, bucket ?? 'default', key, data, transportTimeoutMs);
-      const raw = signal ? await abortable(request, signal) : await request;
-      const reply = decodeJson<Reply>(raw);
+      const reply = signal ? await abortable(request, signal) : await request;
       if (!reply.ok) throw errorFromReply(reply.error);
       return reply;
     } finally {
@@ -209,26 +219,44 @@ export class DynamoClient {
     }
   }
 
-  private async send(op: Op, bucket: string, key: string, data: string, timeoutMs: number): Promise<Uint8Array> {
+  private async send(op: Op, bucket: string, key: string, data: string, timeoutMs: number): Promise<Reply> {
     const node = await this.target(bucket, key);
     try {
       if (node !== null) {
         try {
-          return await this.transport.request(this.subjects.nodeKv(node, op), data, timeoutMs);
+          return await this.ask(op, data, timeoutMs, node);
         } catch (e) {
           // That node is gone: any node will do (it forwards), and our ring copy is stale.
           if (!(e instanceof TransportError && e.kind === 'no-responders')) throw e;
           void this.refreshRing().catch(() => {});
         }
       }
-      return await this.transport.request(this.subjects.kv(op), data, timeoutMs);
+      return await this.ask(op, data, timeoutMs, null);
     } catch (e) {
       if (e instanceof TransportError && e.kind === 'timeout') throw new DynamoTimeoutError('TIMEOUT', `no reply within ${timeoutMs} ms`, {}, { cause: e });
       if (e instanceof TransportError && e.kind === 'no-responders') throw new UnavailableError('UNAVAILABLE', 'no dynamo node is listening', {}, { cause: e });
       throw e;
     }
   }
+
+  /** One request to `node` (null: any node), alone or in this turn's batch for it. */
+  private async ask(op: Op, data: string, timeoutMs: number, node: string | null): Promise<Reply> {
+    if (this.batcher === null) return decodeJson<Reply>(await this.transport.request(node === null ? this.subjects.kv(op) : this.subjects.nodeKv(node, op), data, timeoutMs));
+    return this.batcher.request(node === null ? this.subjects.kvBatch : this.subjects.nodeKvBatch(node), BATCH_REPLY, batchItemText(op, data), timeoutMs);
+  }
 }
+
+/** Bytes of requests in one batch (one larger request still goes, alone). */
+const CLIENT_BATCH_BYTES = 256 * 1024;
+
+/** A batch's answer: each item's reply; a refusal of the whole batch fails each of its calls with that error. */
+const BATCH_REPLY: BatchKind<Reply> = {
+  body: batchBody,
+  split: (data) => {
+    const reply = decodeJson<{ ok: true; results: Reply[] } | Extract<Reply, { ok: false }>>(data);
+    return reply.ok ? reply.results : errorFromReply(reply.error);
+  },
+};
 
 function writeFields(opts: WriteOptions): Record<string, unknown> {
   return { w: opts.w, context: opts.context ?? undefined, ifMatch: opts.ifMatch, ifNoneMatch: opts.ifNoneMatch || undefined };

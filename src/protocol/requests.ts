@@ -116,6 +116,11 @@ export function parseRequest(op: Op, data: Uint8Array, limitsOf: (bucket: string
   } catch {
     return bad('request body is not valid JSON');
   }
+  return parseRequestBody(op, body, limitsOf);
+}
+
+/** Validate a request body already parsed from JSON (a request alone, or an item of a batch). */
+export function parseRequestBody(op: Op, body: unknown, limitsOf: (bucket: string) => Limits): ClientRequest | ErrorReply {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return bad('request body must be a JSON object');
   const b = body as Record<string, unknown>;
   for (const field of Object.keys(b)) {

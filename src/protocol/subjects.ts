@@ -7,8 +7,11 @@ export function subjects(prefix: string) {
     kv: (op: Op) => `${prefix}.kv.${op}`,
     /** client requests for one node (partition-aware clients) */
     nodeKv: (node: string, op: Op) => `${prefix}.node.${node}.kv.${op}`,
-    /** a request forwarded by another node: coordinate it here, never forward again */
-    coordinate: (node: string, op: Op) => `${prefix}.node.${node}.coord.${op}`,
+    /** a batch of client requests (src/protocol/batch.ts): any node (queue group `queue.kv`), or one node */
+    kvBatch: `${prefix}.kv.batch`,
+    nodeKvBatch: (node: string) => `${prefix}.node.${node}.kv.batch`,
+    /** requests forwarded by another node, as a batch: coordinate them here, never forward again */
+    coordinateBatch: (node: string) => `${prefix}.node.${node}.coord.batch`,
     /** replica reads and writes between nodes, batched */
     replicaGet: (node: string) => `${prefix}.node.${node}.replica.get`,
     replicaPut: (node: string) => `${prefix}.node.${node}.replica.put`,

@@ -56,8 +56,9 @@ describe('elastic membership (real nats-server and redis-servers)', function () 
     // n1 no longer coordinates keys whose replicas it has stopped being.
     const ring = c.nodes.get('n1')!.gossiper.ring();
     const moved = Array.from({ length: KEYS }, (_, i) => `k${i}`).find((k) => !ring.walk(keyPosition('default', k), 3).includes('n1'))!;
-    const refused = await c.request<Reply>('dynamo.node.n1.coord.get', { key: moved });
-    expect(refused.error?.code).to.equal('UNAVAILABLE');
+    const refused = await c.request<{ ok: boolean; results: Reply[] }>('dynamo.node.n1.coord.batch', { items: [['get', { key: moved }]] });
+    expect(refused.ok).to.equal(true);
+    expect(refused.results[0]!.error?.code).to.equal('UNAVAILABLE');
   });
 
   it('the fourth node leaves: its ranges go back, every key reads back, and it owns nothing', async () => {

@@ -33,6 +33,35 @@ describe('client (in memory)', () => {
     expect((big as TooLargeError).details).to.include({ limit: 1024 * 1024 });
   });
 
+  it('coalesces the calls of one turn into one batch message, each call getting its own result or error', async () => {
+    const seen: number[] = [];
+    const spy = cluster.network.transport().subscribe('dynamo.kv.batch', (m) => seen.push((JSON.parse(new TextDecoder().decode(m.data)) as { items: unknown[] }).items.length));
+    try {
+      const puts = Array.from({ length: 10 }, (_, i) => client.put(`batch-${i}`, i));
+      const bad = client.get('batch-0', { r: 9 }).catch((e: unknown) => e);
+      const contexts = await Promise.all(puts);
+      expect(contexts.every((c) => typeof c.context === 'string')).to.equal(true);
+      expect(await bad).to.be.instanceOf(BadRequestError);
+      expect(seen).to.deep.equal([11]);
+      const got = await Promise.all(Array.from({ length: 10 }, (_, i) => client.get<number>(`batch-${i}`)));
+      expect(got.map((g) => g.values)).to.deep.equal(Array.from({ length: 10 }, (_, i) => [i]));
+    } finally {
+      spy.unsubscribe();
+    }
+  });
+
+  it('sends each call as its own request with batch: false', async () => {
+    const one = new DynamoClient(cluster.network.transport(), { batch: false });
+    const seen: string[] = [];
+    const spies = ['dynamo.kv.batch', 'dynamo.kv.put'].map((s) => cluster.network.transport().subscribe(s, (m) => seen.push(m.subject)));
+    try {
+      await Promise.all([one.put('single-1', 1), one.put('single-2', 2)]);
+      expect(seen).to.deep.equal(['dynamo.kv.put', 'dynamo.kv.put']);
+    } finally {
+      for (const s of spies) s.unsubscribe();
+    }
+  });
+
   it('refuses to put undefined', async () => {
     expect(await client.put('k', undefined).catch((e: unknown) => e)).to.be.instanceOf(TypeError);
   });
@@ -49,8 +78,8 @@ describe('client (in memory)', () => {
 
 describe('client transport failures (in memory)', () => {
   const network = new MemoryNetwork();
-  // A "node" that takes requests and never answers.
-  network.transport().subscribe('dynamo.kv.get', () => {});
+  // A "node" that takes requests (batched, as the client sends them) and never answers.
+  network.transport().subscribe('dynamo.kv.batch', () => {});
 
   it('raises DynamoTimeoutError with the transport error as cause', async () => {
     const client = new DynamoClient(network.transport(), { timeoutMs: 50 });
@@ -60,7 +89,7 @@ describe('client transport failures (in memory)', () => {
   });
 
   it('raises UnavailableError when no node listens', async () => {
-    const e = await new DynamoClient(network.transport()).put('k', 1).catch((x: unknown) => x);
+    const e = await new DynamoClient(new MemoryNetwork().transport()).put('k', 1).catch((x: unknown) => x);
     expect(e).to.be.instanceOf(UnavailableError);
     expect(((e as Error).cause as TransportError).kind).to.equal('no-responders');
   });

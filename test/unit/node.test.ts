@@ -36,13 +36,18 @@ describe('node (in memory)', () => {
   });
 
   it('answers every request exactly once and stores nothing, whatever the bytes', async () => {
-    const subjects = ['get', 'put', 'delete'].flatMap((op) => [`dynamo.kv.${op}`, `dynamo.node.n2.kv.${op}`, `dynamo.node.n3.coord.${op}`]);
+    const subjects = ['get', 'put', 'delete'].flatMap((op) => [`dynamo.kv.${op}`, `dynamo.node.n2.kv.${op}`]);
+    subjects.push('dynamo.kv.batch', 'dynamo.node.n2.kv.batch', 'dynamo.node.n3.coord.batch');
     subjects.push('dynamo.node.n1.replica.put', 'dynamo.node.n1.replica.get', 'dynamo.node.n1.gossip', 'dynamo.node.n2.handoff.pull', 'dynamo.node.n3.ae');
     const junkJson = fc.oneof(
       fc.record({ op: fc.constantFrom('tree', 'keys', 'fetch', 'end', 'x'), x: fc.oneof(fc.string(), fc.jsonValue()), from: fc.jsonValue(), ring: fc.jsonValue(), level: fc.oneof(fc.integer({ min: -1, max: 5 }), fc.jsonValue()), parents: fc.oneof(fc.array(fc.integer({ min: -1, max: 5000 })), fc.jsonValue()), segments: fc.jsonValue(), keys: fc.jsonValue() }, { requiredKeys: ['op'] }),
       fc.jsonValue(),
       fc.record({ key: fc.oneof(fc.string(), fc.integer(), fc.constant(null)), r: fc.jsonValue(), w: fc.jsonValue(), context: fc.jsonValue(), timeoutMs: fc.jsonValue() }, { requiredKeys: [] }),
       fc.record({ items: fc.array(fc.record({ b: fc.jsonValue(), k: fc.jsonValue(), x: fc.jsonValue() }, { requiredKeys: [] })) }),
+      // Batches of client requests: good and bad operations, junk and near-valid bodies.
+      fc.record({
+        items: fc.array(fc.oneof(fc.tuple(fc.constantFrom('get', 'put', 'delete', 'x'), fc.oneof(fc.jsonValue(), fc.record({ key: fc.oneof(fc.string(), fc.jsonValue()), r: fc.jsonValue(), w: fc.jsonValue() }, { requiredKeys: [] }))), fc.jsonValue()), { maxLength: 300 }),
+      }),
     );
     const payload = fc.oneof(fc.uint8Array({ maxLength: 64 }), junkJson.map((j) => new TextEncoder().encode(JSON.stringify(j) ?? '')));
     const replyCounts: number[] = [];

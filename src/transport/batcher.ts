@@ -1,0 +1,106 @@
+import type { Transport } from './transport.js';
+
+/** How requests to one subject are put together into one message and their answers taken apart. */
+export interface BatchKind<R> {
+  /** the message carrying the items' JSON texts */
+  body(items: readonly string[]): string;
+  /** each item's answer, in order, from the reply; or the Error that fails them all */
+  split(reply: Uint8Array, count: number): R[] | Error;
+}
+
+/** Bounds of one message: items and bytes of items (one larger item still goes, alone). */
+export interface BatchLimits {
+  readonly maxItems: number;
+  readonly maxBytes: number;
+}
+
+interface Pending<R> {
+  readonly item: string;
+  readonly timeoutMs: number;
+  readonly resolve: (result: R) => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface Queue {
+  readonly subject: string;
+  readonly kind: BatchKind<unknown>;
+  readonly items: Pending<unknown>[];
+  bytes: number;
+}
+
+/**
+ * Requests made to one subject within one event-loop turn go out as one message, and
+ * each caller gets its own item's answer, as ioredis's auto-pipelining does for Redis
+ * commands. Under load that is many requests per message instead of one, for every
+ * process on the path. The one place batches are made: replica reads and writes,
+ * forwarded client requests, and the client library's requests.
+ */
+export class RequestBatcher {
+  private readonly queues = new Map<string, Queue>();
+  private scheduled = false;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly limits: BatchLimits,
+  ) {}
+
+  /** Send `item` (JSON text) to `subject` with the other items of this turn; resolves with its answer. */
+  request<R>(subject: string, kind: BatchKind<R>, item: string, timeoutMs: number): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      let q = this.queues.get(subject);
+      if (q !== undefined && (q.items.length >= this.limits.maxItems || q.bytes + item.length > this.limits.maxBytes)) {
+        this.send(q);
+        q = undefined;
+      }
+      if (q === undefined) this.queues.set(subject, (q = { subject, kind: kind as BatchKind<unknown>, items: [], bytes: 0 }));
+      q.items.push({ item, timeoutMs, resolve: resolve as (r: unknown) => void, reject });
+      q.bytes += item.length;
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // Everything asked in this turn of the event loop goes in the same batches.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const queues = [...this.queues.values()];
+    this.queues.clear();
+    for (const q of queues) this.send(q);
+  }
+
+  private send(q: Queue): void {
+    if (this.queues.get(q.subject) === q) this.queues.delete(q.subject);
+    const { items } = q;
+    let timeoutMs = 0;
+    const texts: string[] = [];
+    for (const i of items) {
+      if (i.timeoutMs > timeoutMs) timeoutMs = i.timeoutMs;
+      texts.push(i.item);
+    }
+    this.transport.request(q.subject, q.kind.body(texts), timeoutMs).then(
+      (data) => {
+        let results: unknown[] | Error;
+        try {
+          results = q.kind.split(data, items.length);
+        } catch (e) {
+          results = new Error(`unreadable reply on ${q.subject}: ${(e as Error).message}`);
+        }
+        if (results instanceof Error) {
+          for (const i of items) i.reject(results);
+          return;
+        }
+        if (results.length !== items.length) {
+          const e = new Error(`reply on ${q.subject} answers ${results.length} of ${items.length} items`);
+          for (const i of items) i.reject(e);
+          return;
+        }
+        for (let n = 0; n < items.length; n++) items[n]!.resolve(results[n]);
+      },
+      (e: Error) => {
+        for (const i of items) i.reject(e);
+      },
+    );
+  }
+}
