@@ -194,9 +194,8 @@ export class RedisStorage implements Storage {
 
   async segmentKeys(segments: readonly number[]): Promise<Map<string, string>[]> {
     if (segments.length === 0) return [];
-    await this.foldTree().catch((e: Error) => {
-      throw new StorageError(`tree fold failed: ${e.message}`, { cause: e });
-    });
+    // No fold here: the indexes stay as the exchange's treeLeaves() left them, in step with
+    // the leaves it compared; keys written since are dirty and go into the next exchange.
     const pipeline = this.redis.pipeline();
     for (const s of segments) pipeline.hgetall(treeIndexKey(s));
     const results = (await pipeline.exec()) ?? [];

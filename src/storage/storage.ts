@@ -94,7 +94,7 @@ export interface Storage {
    * the write's atomic step and folds them into the tree here, in batches.)
    */
   treeLeaves(): Promise<Uint8Array>;
-  /** Anti-entropy: for each segment asked, the keys stored in it and their hashes (tree field → hex). */
+  /** Anti-entropy: for each segment asked, the keys stored in it and their hashes (tree field → hex), at least as recent as the last treeLeaves(). */
   segmentKeys(segments: readonly number[]): Promise<Map<string, string>[]>;
   /** True once the tree covers the data (false for data written before trees existed). */
   treeBuilt(): Promise<boolean>;
