@@ -12,7 +12,7 @@ export const STOP_TIMEOUT_MS = 15_000;
 export const JOIN_RETRY_MS = 2000;
 
 /**
- * A node's lifecycle, after SPEC section 1: booting (connect Redis, find the cluster
+ * A node's lifecycle (README, *How it works*): booting (connect Redis, find the cluster
  * by gossip) → joining (pull the ranges it gains) → serving → leaving (hand its
  * ranges over) → stopped. While online (joining, serving, leaving) the `serve` actor
  * holds the node's subscriptions; a joining node forwards client requests, since it

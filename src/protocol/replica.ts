@@ -4,7 +4,7 @@ import { BUCKET_NAME } from './requests.js';
 
 /**
  * Node-to-node replica messages. Each carries a list of items so that messages to
- * the same peer can be batched; the coordinator sends one item per message today.
+ * the same peer go as one (src/transport/batcher.ts): as many items as one event-loop turn made.
  *
  *   replica.put  {"items":[{"b":bucket,"k":key,"x":[<version>...]}]} -> {"ok":true,"stored":[true|false]}
  *   replica.get  {"items":[{"b":bucket,"k":key}]}               -> {"ok":true,"found":[<siblings>|null]}
