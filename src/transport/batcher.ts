@@ -1,5 +1,12 @@
 import type { Transport } from './transport.js';
 
+/**
+ * Items share a batch only with items whose timeout rounds up to the same multiple of
+ * this: a batch is answered when its last item is, so a short request must not wait on a
+ * long one's timeout; it waits at most this much beyond its own.
+ */
+export const TIMEOUT_CLASS_MS = 250;
+
 /** How requests to one subject are put together into one message and their answers taken apart. */
 export interface BatchKind<R> {
   /** the message carrying the items' JSON texts */
@@ -16,13 +23,15 @@ export interface BatchLimits {
 
 interface Pending<R> {
   readonly item: string;
-  readonly timeoutMs: number;
   readonly resolve: (result: R) => void;
   readonly reject: (e: Error) => void;
 }
 
 interface Queue {
+  readonly name: string;
   readonly subject: string;
+  /** the timeout of every item of the batch, rounded up to its class */
+  readonly timeoutMs: number;
   readonly kind: BatchKind<unknown>;
   readonly items: Pending<unknown>[];
   bytes: number;
@@ -36,6 +45,7 @@ interface Queue {
  * forwarded client requests, and the client library's requests.
  */
 export class RequestBatcher {
+  /** Queues by subject and timeout class. */
   private readonly queues = new Map<string, Queue>();
   private scheduled = false;
 
@@ -46,14 +56,16 @@ export class RequestBatcher {
 
   /** Send `item` (JSON text) to `subject` with the other items of this turn; resolves with its answer. */
   request<R>(subject: string, kind: BatchKind<R>, item: string, timeoutMs: number): Promise<R> {
+    const classMs = Math.max(1, Math.ceil(timeoutMs / TIMEOUT_CLASS_MS)) * TIMEOUT_CLASS_MS;
+    const name = `${classMs} ${subject}`;
     return new Promise<R>((resolve, reject) => {
-      let q = this.queues.get(subject);
+      let q = this.queues.get(name);
       if (q !== undefined && (q.items.length >= this.limits.maxItems || q.bytes + item.length > this.limits.maxBytes)) {
         this.send(q);
         q = undefined;
       }
-      if (q === undefined) this.queues.set(subject, (q = { subject, kind: kind as BatchKind<unknown>, items: [], bytes: 0 }));
-      q.items.push({ item, timeoutMs, resolve: resolve as (r: unknown) => void, reject });
+      if (q === undefined) this.queues.set(name, (q = { name, subject, timeoutMs: classMs, kind: kind as BatchKind<unknown>, items: [], bytes: 0 }));
+      q.items.push({ item, resolve: resolve as (r: unknown) => void, reject });
       q.bytes += item.length;
       if (!this.scheduled) {
         this.scheduled = true;
@@ -71,15 +83,9 @@ export class RequestBatcher {
   }
 
   private send(q: Queue): void {
-    if (this.queues.get(q.subject) === q) this.queues.delete(q.subject);
+    if (this.queues.get(q.name) === q) this.queues.delete(q.name);
     const { items } = q;
-    let timeoutMs = 0;
-    const texts: string[] = [];
-    for (const i of items) {
-      if (i.timeoutMs > timeoutMs) timeoutMs = i.timeoutMs;
-      texts.push(i.item);
-    }
-    this.transport.request(q.subject, q.kind.body(texts), timeoutMs).then(
+    this.transport.request(q.subject, q.kind.body(items.map((i) => i.item)), q.timeoutMs).then(
       (data) => {
         let results: unknown[] | Error;
         try {
