@@ -1,3 +1,4 @@
+import assert from 'node:assert';
 import { inject, injectable } from 'tsyringe';
 import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
@@ -159,7 +160,9 @@ export class ClientServer {
 
   /** `limits` are those of the request's bucket; `bodyText` gives the request's JSON text, should it be forwarded. */
   private route(op: Op, req: ClientRequest | ErrorReply, limits: Limits | undefined, bodyText: () => string, reply: Reply, mayForward: boolean): void {
-    if (isErrorReply(req) || limits === undefined) return reply(isErrorReply(req) ? JSON.stringify(req) : errorText('INTERNAL', 'request parsed without its bucket'));
+    if (isErrorReply(req)) return reply(JSON.stringify(req));
+    // A bug if not: a parsed request has asked for its bucket's limits. safely() turns the throw into INTERNAL.
+    assert(limits !== undefined, 'a request was parsed without asking for its bucket limits');
 
     const ring = this.membership.ring();
     if (ring.size === 0) return reply(errorText('UNAVAILABLE', 'no node has joined the ring yet'));
