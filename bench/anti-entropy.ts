@@ -14,7 +14,9 @@ import { decodeJson } from '../src/transport/transport.js';
 import type { MemberStatus } from '../actors/node/admin-server.js';
 import { run, table, withCluster, type Row } from './load.js';
 
-const { values } = parseArgs({ options: { keys: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '16' } } });
+const { values } = parseArgs({
+  options: { keys: { type: 'string', default: '100000' }, seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '16' } },
+});
 const KEYS = Number(values.keys);
 const SECONDS = Number(values.seconds);
 const CONCURRENCY = Number(values.concurrency);
@@ -40,7 +42,7 @@ async function fill(client: DynamoClient): Promise<void> {
     );
   } finally {
     clearInterval(progress);
-    process.stderr.write(`\rloaded ${KEYS} keys`.padEnd(40) + '\n');
+    process.stderr.write(`${`\rloaded ${KEYS} keys`.padEnd(40)}\n`);
   }
 }
 
@@ -59,7 +61,8 @@ async function measure(mode: string, intervalMs: number): Promise<{ row: Row; ex
     const before = await status(nats);
     const row = await run(client, mode, CONCURRENCY, SECONDS);
     const after = await status(nats);
-    const sum = (ms: MemberStatus[], f: (m: NonNullable<MemberStatus['antiEntropy']>) => number) => ms.reduce((a, m) => a + (m.antiEntropy ? f(m.antiEntropy) : 0), 0);
+    const sum = (ms: MemberStatus[], f: (m: NonNullable<MemberStatus['antiEntropy']>) => number) =>
+      ms.reduce((a, m) => a + (m.antiEntropy ? f(m.antiEntropy) : 0), 0);
     return {
       row,
       exchanges: sum(after, (a) => a.exchanges) - sum(before, (a) => a.exchanges),
@@ -74,7 +77,9 @@ async function main(): Promise<void> {
   const on = await measure('anti-entropy on', 1000);
   console.log(`3 nodes, N=3 R=2 W=2, ${KEYS} keys loaded; then 50% puts / 50% gets of 100-byte values, ${SECONDS} s per row`);
   console.log(table([off.row, on.row], 'P99.9 VS OFF', () => 0));
-  console.log(`with anti-entropy on: ${on.exchanges} exchanges during the run (every range each second), ${on.visited} tree nodes compared, ${on.repaired} keys repaired`);
+  console.log(
+    `with anti-entropy on: ${on.exchanges} exchanges during the run (every range each second), ${on.visited} tree nodes compared, ${on.repaired} keys repaired`,
+  );
 }
 
 main().catch((e) => {

@@ -136,7 +136,7 @@ async function measure(sys: System, op: BenchRow['op'], concurrency: number, sec
   const ops = Math.max(1, h.totalCount);
   const ms = (p: number) => h.getValueAtPercentile(p) / 1000;
   const breakdown: Record<string, number> = {};
-  sys.procs.forEach((p, n) => (breakdown[p.name] = (breakdown[p.name] ?? 0) + cpu[n]! / ops));
+  for (const [n, p] of sys.procs.entries()) breakdown[p.name] = (breakdown[p.name] ?? 0) + cpu[n]! / ops;
   const row: BenchRow = {
     system: sys.name,
     op,
@@ -180,21 +180,44 @@ export function benchHeading(seconds: number, rounds: number): string {
     `${KEYS} keys, ${VALUE.length}-byte values, closed loop, ${each}, the systems measured turn about.`,
     'dynamo: 3 nodes N=3 R=2 W=2 on the documented subjects; client: the same cluster through DynamoClient; dynamo6: 6 nodes, N=3;',
     'floor: the same message pattern with no logic, replica traffic batched per peer per event-loop turn; jetstream: JetStream KV, 3 servers, 3 replicas.',
-    'CPU: utime+stime of the system\'s own server processes (/proc) over the window, µs per op; LOADER: this process\'s.',
+    "CPU: utime+stime of the system's own server processes (/proc) over the window, µs per op; LOADER: this process's.",
   ].join('\n');
 }
 
-const find = (rows: readonly BenchRow[], system: SystemName, op: BenchRow['op'], concurrency: number) => rows.find((x) => x.system === system && x.op === op && x.concurrency === concurrency);
+const find = (rows: readonly BenchRow[], system: SystemName, op: BenchRow['op'], concurrency: number) =>
+  rows.find((x) => x.system === system && x.op === op && x.concurrency === concurrency);
 const ratio = (a: number, b: number | undefined) => (b ? a / b : NaN);
 const fmt = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(2));
 
 function aligned(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  return [head, ...body].map((l) => l.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return [head, ...body]
+    .map((l) =>
+      l
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function benchTable(rows: readonly BenchRow[]): string {
-  const head = ['SYSTEM', 'OP', 'CONCURRENCY', 'OPS/S', 'P50 MS', 'P99 MS', 'P99.9 MS', 'ERRORS', 'CPU µS/OP', 'LOADER µS/OP', 'CPU VS FLOOR', 'OPS VS JETSTREAM', 'OPS VS FLOOR', 'P99.9 VS JETSTREAM'];
+  const head = [
+    'SYSTEM',
+    'OP',
+    'CONCURRENCY',
+    'OPS/S',
+    'P50 MS',
+    'P99 MS',
+    'P99.9 MS',
+    'ERRORS',
+    'CPU µS/OP',
+    'LOADER µS/OP',
+    'CPU VS FLOOR',
+    'OPS VS JETSTREAM',
+    'OPS VS FLOOR',
+    'P99.9 VS JETSTREAM',
+  ];
   const body = rows.map((r) => [
     r.system,
     r.op,
@@ -238,7 +261,10 @@ export function targetChecks(rows: readonly BenchRow[], concurrency: number): Ta
     if (value !== undefined && !Number.isNaN(value)) checks.push({ name, value, limit, kind });
   };
   const row = (s: SystemName, op: BenchRow['op'], cc = c) => find(rows, s, op, cc);
-  for (const [op, cpu, ops] of [['put', 2.0, 0.6], ['get', 1.5, 0.7]] as const) {
+  for (const [op, cpu, ops] of [
+    ['put', 2.0, 0.6],
+    ['get', 1.5, 0.7],
+  ] as const) {
     const d = row('dynamo', op);
     const f = row('floor', op);
     const j = row('jetstream', op);
@@ -251,7 +277,12 @@ export function targetChecks(rows: readonly BenchRow[], concurrency: number): Ta
     const six = row('dynamo6', op);
     add(`${op}: CPU/op of 6 nodes vs 3 nodes, c=${c}`, six && d && ratio(six.cpuPerOp, d.cpuPerOp), 1.25, 'max');
   }
-  add('errors, every row', rows.reduce((n, r) => n + r.errors, 0), 0, 'max');
+  add(
+    'errors, every row',
+    rows.reduce((n, r) => n + r.errors, 0),
+    0,
+    'max',
+  );
   return checks;
 }
 
@@ -286,7 +317,9 @@ async function startFloor(file: ClusterFile): Promise<ChildProcess[]> {
   const floor: ChildProcess[] = [];
   const ids = file.nodes.map((n) => n.id);
   for (const n of file.nodes) {
-    const child = spawn(process.execPath, [FLOOR_NODE, n.id, file.natsUrl, n.redisUrl, ids.filter((x) => x !== n.id).join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [FLOOR_NODE, n.id, file.natsUrl, n.redisUrl, ids.filter((x) => x !== n.id).join(',')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     floor.push(child);
     await new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => resolve());
@@ -374,7 +407,8 @@ export async function runBench(seconds: number, concurrency: number, say: (s: st
     }
     // Rows in the table's order: system, then concurrency, then op.
     const rows: BenchRow[] = [];
-    for (const s of systems) for (const c of s.concurrencies) for (const op of ['put', 'get'] as const) rows.push(medianRow(measured.get(`${s.name} ${op} ${c}`)!));
+    for (const s of systems)
+      for (const c of s.concurrencies) for (const op of ['put', 'get'] as const) rows.push(medianRow(measured.get(`${s.name} ${op} ${c}`)!));
     return rows;
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
@@ -400,7 +434,13 @@ export function progressPrinter(): { say: (s: string) => void; done: () => void 
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '64' }, rounds: { type: 'string', default: '1' }, json: { type: 'boolean' }, breakdown: { type: 'boolean' } },
+    options: {
+      seconds: { type: 'string', default: '10' },
+      concurrency: { type: 'string', default: '64' },
+      rounds: { type: 'string', default: '1' },
+      json: { type: 'boolean' },
+      breakdown: { type: 'boolean' },
+    },
   });
   const seconds = Number(values.seconds);
   const concurrency = Number(values.concurrency);

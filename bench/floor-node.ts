@@ -36,7 +36,10 @@ let scheduled = false;
 function enqueue(kind: Kind, peer: string, item: Item): void {
   const name = `${kind} ${peer}`;
   let q = queues.get(name);
-  if (q === undefined) queues.set(name, (q = []));
+  if (q === undefined) {
+    q = [];
+    queues.set(name, q);
+  }
   q.push(item);
   if (!scheduled) {
     scheduled = true;
@@ -48,13 +51,18 @@ function flush(): void {
   scheduled = false;
   for (const [name, items] of queues) {
     const [kind, peer] = name.split(' ') as [Kind, string];
-    const body = kind === 'put' ? `{"items":[${items.map((i) => `{"k":${JSON.stringify(i.key)},"v":${i.value}}`).join(',')}]}` : JSON.stringify({ keys: items.map((i) => i.key) });
+    const body =
+      kind === 'put'
+        ? `{"items":[${items.map((i) => `{"k":${JSON.stringify(i.key)},"v":${i.value}}`).join(',')}]}`
+        : JSON.stringify({ keys: items.map((i) => i.key) });
     nc.request(`floor.node.${peer}.${kind}`, body, { timeout: 1000 }).then(
       (m) => {
         const found = kind === 'get' ? m.json<{ values: (string | null)[] }>().values : null;
-        items.forEach((it, n) => it.done(found ? found[n]! : null));
+        for (const [n, it] of items.entries()) it.done(found ? found[n]! : null);
       },
-      () => items.forEach((it) => it.fail()),
+      () => {
+        for (const it of items) it.fail();
+      },
     );
   }
   queues.clear();

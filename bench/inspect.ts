@@ -60,8 +60,19 @@ async function main(): Promise<void> {
     (row.p999 / baseP999).toFixed(2),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-  console.log(`3 nodes, N=3 R=2 W=2; 50% puts / 50% gets of 100-byte values, ${CONCURRENCY} callers, ${SECONDS} s per row; ratios against the mean of the two off rows`);
-  console.log([head, ...body].map((line) => line.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n'));
+  console.log(
+    `3 nodes, N=3 R=2 W=2; 50% puts / 50% gets of 100-byte values, ${CONCURRENCY} callers, ${SECONDS} s per row; ratios against the mean of the two off rows`,
+  );
+  console.log(
+    [head, ...body]
+      .map((line) =>
+        line
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n'),
+  );
 }
 
 main().catch((e) => {

@@ -27,9 +27,16 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** `dynamo up` in a temporary folder; resolves with its cluster file once every node serves. */
-export async function startCluster(nodes: number, extra: string[] = [], env: Record<string, string> = {}): Promise<{ file: ClusterFile; stop: () => Promise<void> }> {
+export async function startCluster(
+  nodes: number,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ file: ClusterFile; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'dynamo-bench-'));
-  const up: ChildProcess = spawn(process.execPath, [CLI, 'up', '--nodes', String(nodes), '--dir', join(dir, 'state'), ...extra], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const up: ChildProcess = spawn(process.execPath, [CLI, 'up', '--nodes', String(nodes), '--dir', join(dir, 'state'), ...extra], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   let out = '';
   up.stdout!.on('data', (d) => (out += d));
   const stop = async () => {
@@ -49,7 +56,12 @@ export async function startCluster(nodes: number, extra: string[] = [], env: Rec
 }
 
 /** Start a cluster, hand a client and a plain NATS connection to `body`, and stop everything after, whatever happens. */
-export async function withCluster<T>(nodes: number, args: string[], env: Record<string, string>, body: (client: DynamoClient, nats: NatsTransport) => Promise<T>): Promise<T> {
+export async function withCluster<T>(
+  nodes: number,
+  args: string[],
+  env: Record<string, string>,
+  body: (client: DynamoClient, nats: NatsTransport) => Promise<T>,
+): Promise<T> {
   const cluster = await startCluster(nodes, args, env);
   try {
     const client = await DynamoClient.connect(cluster.file.natsUrl);
@@ -95,15 +107,39 @@ export async function run(client: DynamoClient, mode: string, concurrency: numbe
     }),
   );
   clearInterval(progress);
-  if (tty) process.stderr.write('\r'.padEnd(60) + '\r');
+  if (tty) process.stderr.write(`${'\r'.padEnd(60)}\r`);
   latencies.sort((a, b) => a - b);
-  return { mode, concurrency, ops: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), p999: percentile(latencies, 99.9), errors };
+  return {
+    mode,
+    concurrency,
+    ops: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    p999: percentile(latencies, 99.9),
+    errors,
+  };
 }
 
 /** Rows as an aligned table; `ratioOf(i)` names the row each row's p99.9 is compared with. */
 export function table(rows: Row[], ratioHeader: string, ratioOf: (i: number) => number): string {
   const head = ['MODE', 'CONCURRENCY', 'OPS/S', 'P50 MS', 'P99 MS', 'P99.9 MS', 'ERRORS', ratioHeader];
-  const body = rows.map((r, i) => [r.mode, String(r.concurrency), r.ops.toFixed(0), r.p50.toFixed(2), r.p99.toFixed(2), r.p999.toFixed(2), String(r.errors), (r.p999 / rows[ratioOf(i)]!.p999).toFixed(2)]);
+  const body = rows.map((r, i) => [
+    r.mode,
+    String(r.concurrency),
+    r.ops.toFixed(0),
+    r.p50.toFixed(2),
+    r.p99.toFixed(2),
+    r.p999.toFixed(2),
+    String(r.errors),
+    (r.p999 / rows[ratioOf(i)]!.p999).toFixed(2),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((t) => t[i]!.length)));
-  return [head, ...body].map((line) => line.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return [head, ...body]
+    .map((line) =>
+      line
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

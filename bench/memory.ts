@@ -18,7 +18,9 @@ const BASE = 10_000;
 const VALUE = 'x'.repeat(100);
 
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Number(line.split(/\s+/)[1]) / 1024;
 }
 
@@ -49,9 +51,21 @@ async function main(): Promise<void> {
     const atTotal = new Map(nodes.map((n) => [n.name, rssMiB(n.pid)]));
     await nc.close();
     console.log(`3 nodes, 100-byte values; node process RSS at ${BASE} and at ${TOTAL} keys`);
-    const rows = [['NODE', `RSS @${BASE} MIB`, `RSS @${TOTAL} MIB`, 'RATIO'], ...nodes.map((n) => [n.name, at10k.get(n.name)!.toFixed(1), atTotal.get(n.name)!.toFixed(1), (atTotal.get(n.name)! / at10k.get(n.name)!).toFixed(2)])];
+    const rows = [
+      ['NODE', `RSS @${BASE} MIB`, `RSS @${TOTAL} MIB`, 'RATIO'],
+      ...nodes.map((n) => [n.name, at10k.get(n.name)!.toFixed(1), atTotal.get(n.name)!.toFixed(1), (atTotal.get(n.name)! / at10k.get(n.name)!).toFixed(2)]),
+    ];
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    console.log(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n'));
+    console.log(
+      rows
+        .map((r) =>
+          r
+            .map((c, i) => c.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd(),
+        )
+        .join('\n'),
+    );
   } finally {
     await cluster.stop();
   }

@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 import { DynamoClient } from '../src/client/client.js';
 import { KEYS, run, startCluster, table, type Row } from './load.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, concurrency: { type: 'string', default: '32' }, nodes: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '5' }, concurrency: { type: 'string', default: '32' }, nodes: { type: 'string', default: '5' } },
+});
 const SECONDS = Number(values.seconds);
 const CONCURRENCY = Number(values.concurrency);
 

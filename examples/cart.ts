@@ -27,7 +27,8 @@ const RESOLVERS = ['lww', 'union', 'orset'] as const;
 /** Run the story on a cluster of n1, n2, n3 whose nodes allow faults; resolves to each resolver's outcome. */
 export async function cartStory(t: Transport, prefix = 'dynamo', say: (line: string) => void = () => {}): Promise<CartOutcome[]> {
   const s = subjects(prefix);
-  const ask = async (subject: string, body: unknown, timeoutMs = 5000): Promise<Reply> => decodeJson<Reply>(await t.request(subject, JSON.stringify(body), timeoutMs));
+  const ask = async (subject: string, body: unknown, timeoutMs = 5000): Promise<Reply> =>
+    decodeJson<Reply>(await t.request(subject, JSON.stringify(body), timeoutMs));
   const must = async (subject: string, body: unknown): Promise<Reply> => {
     const r = await ask(subject, body);
     if (!r.ok) throw new Error(`${subject} ${JSON.stringify(body)} failed: ${r.error?.code} ${r.error?.message}`);
@@ -58,7 +59,10 @@ export async function cartStory(t: Transport, prefix = 'dynamo', say: (line: str
 
   say('2. the network splits: n1,n2 | n3');
   await faults({ partition: [['n1', 'n2'], ['n3']] });
-  await until('both sides to see the split', async () => (await sees('n1', 'n3', 'down')) && (await sees('n3', 'n1', 'down')) && (await sees('n3', 'n2', 'down')));
+  await until(
+    'both sides to see the split',
+    async () => (await sees('n1', 'n3', 'down')) && (await sees('n3', 'n1', 'down')) && (await sees('n3', 'n2', 'down')),
+  );
 
   say('3. on n1,n2 Alice removes the milk and adds jam; then on n3 she adds bread');
   const sides: Record<string, { majority: unknown; minority: unknown }> = {};
@@ -68,7 +72,13 @@ export async function cartStory(t: Transport, prefix = 'dynamo', say: (line: str
       await must(s.nodeKv('n1', 'put'), { bucket: b, key: 'alice', op: { remove: ['milk'], add: ['jam'] }, w: 2 });
     } else {
       const seen = await must(s.nodeKv('n1', 'get'), { bucket: b, key: 'alice', r: 2 });
-      await must(s.nodeKv('n1', 'put'), { bucket: b, key: 'alice', value: [...(seen.values![0] as string[]).filter((x) => x !== 'milk'), 'jam'], context: seen.context, w: 2 });
+      await must(s.nodeKv('n1', 'put'), {
+        bucket: b,
+        key: 'alice',
+        value: [...(seen.values![0] as string[]).filter((x) => x !== 'milk'), 'jam'],
+        context: seen.context,
+        w: 2,
+      });
     }
   }
   for (const r of RESOLVERS) {
@@ -101,13 +111,23 @@ export async function cartStory(t: Transport, prefix = 'dynamo', say: (line: str
 
 const NOTES: Record<CartOutcome['resolver'], string> = {
   lww: 'the later write wins whole: the jam and the removal of the milk are lost',
-  union: 'both additions kept, and the milk removed on n1,n2 is back (Dynamo\'s flaw)',
+  union: "both additions kept, and the milk removed on n1,n2 is back (Dynamo's flaw)",
   orset: 'both sides kept: the milk stays removed, the jam and the bread are added',
 };
 
 export function outcomeTable(rows: readonly CartOutcome[]): string {
   const show = (x: unknown) => JSON.stringify(x);
-  const lines = [['RESOLVER', 'N1,N2 SIDE', 'N3 SIDE', 'AFTER HEAL', ''], ...rows.map((r) => [r.resolver, show(r.majoritySide), show(r.minoritySide), show(r.afterHeal), NOTES[r.resolver]])];
+  const lines = [
+    ['RESOLVER', 'N1,N2 SIDE', 'N3 SIDE', 'AFTER HEAL', ''],
+    ...rows.map((r) => [r.resolver, show(r.majoritySide), show(r.minoritySide), show(r.afterHeal), NOTES[r.resolver]]),
+  ];
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  return lines.map((l) => l.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return lines
+    .map((l) =>
+      l
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

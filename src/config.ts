@@ -104,18 +104,28 @@ export function validateConfig(c: NodeConfig): void {
   if (!PREFIX.test(c.prefix)) throw new Error(`prefix "${c.prefix}" is not a valid NATS subject prefix`);
   for (const s of c.seeds) if (!NODE_ID.test(s)) throw new Error(`seed "${s}" is not a node id`);
   if (!(c.weight > 0 && c.weight <= MAX_WEIGHT)) throw new Error(`weight must be a number in (0, ${MAX_WEIGHT}]`);
-  for (const [name, v] of [['n', c.n], ['r', c.r], ['w', c.w], ['gossip fanout', c.gossipFanout], ['transfer batch', c.transferBatchKeys]] as const) {
+  for (const [name, v] of [
+    ['n', c.n],
+    ['r', c.r],
+    ['w', c.w],
+    ['gossip fanout', c.gossipFanout],
+    ['transfer batch', c.transferBatchKeys],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   }
   if (c.r > c.n || c.w > c.n) throw new Error('r and w cannot exceed n');
-  if (!Number.isInteger(c.antiEntropyIntervalMs) || c.antiEntropyIntervalMs < 0) throw new Error('anti-entropy interval must be a whole number of ms (0 turns it off)');
-  if (!Number.isInteger(c.antiEntropyKeysPerSecond) || c.antiEntropyKeysPerSecond < 1) throw new Error('anti-entropy keys per second must be a positive integer');
-  if (!Number.isInteger(c.antiEntropyMaxMessageBytes) || c.antiEntropyMaxMessageBytes < 4096) throw new Error('anti-entropy message bytes must be an integer of at least 4096');
+  if (!Number.isInteger(c.antiEntropyIntervalMs) || c.antiEntropyIntervalMs < 0)
+    throw new Error('anti-entropy interval must be a whole number of ms (0 turns it off)');
+  if (!Number.isInteger(c.antiEntropyKeysPerSecond) || c.antiEntropyKeysPerSecond < 1)
+    throw new Error('anti-entropy keys per second must be a positive integer');
+  if (!Number.isInteger(c.antiEntropyMaxMessageBytes) || c.antiEntropyMaxMessageBytes < 4096)
+    throw new Error('anti-entropy message bytes must be an integer of at least 4096');
   if (!Number.isInteger(c.antiEntropyMaxExchanges) || c.antiEntropyMaxExchanges < 1) throw new Error('anti-entropy exchanges must be a positive integer');
   if (c.actors.length === 0 || c.actors.some((a) => !ACTORS.includes(a)) || new Set(c.actors).size !== c.actors.length) {
     throw new Error(`actors must be some of ${ACTORS.join(', ')}, each at most once`);
   }
-  if (!Number.isInteger(c.inspectRunsPerSecond) || c.inspectRunsPerSecond < 0 || c.inspectRunsPerSecond > 10_000) throw new Error('inspect runs per second must be an integer from 0 to 10000');
+  if (!Number.isInteger(c.inspectRunsPerSecond) || c.inspectRunsPerSecond < 0 || c.inspectRunsPerSecond > 10_000)
+    throw new Error('inspect runs per second must be an integer from 0 to 10000');
   if (c.inspectUrl !== null && !/^wss?:\/\/\S+$/.test(c.inspectUrl)) throw new Error(`inspect url "${c.inspectUrl}" must be a ws:// or wss:// URL`);
   validateTiming(c.gossipIntervalMs, c);
 }

@@ -1,5 +1,14 @@
 /** The package entry point: the client library. */
-export { DynamoClient, type ClientOptions, type CallOptions, type GetOptions, type WriteOptions, type UpdateOptions, type GetResult, type PutResult } from './client/client.js';
+export {
+  DynamoClient,
+  type ClientOptions,
+  type CallOptions,
+  type GetOptions,
+  type WriteOptions,
+  type UpdateOptions,
+  type GetResult,
+  type PutResult,
+} from './client/client.js';
 export {
   DynamoError,
   BadRequestError,

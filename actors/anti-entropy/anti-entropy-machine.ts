@@ -1,4 +1,5 @@
 import { assign, fromPromise, setup } from 'xstate';
+import { present } from '../../src/invariant.js';
 
 /** Longest a tree compare may take (five round trips, each with its own request timeout). */
 export const COMPARE_TIMEOUT_MS = 15_000;
@@ -52,7 +53,10 @@ export const antiEntropyMachine = setup({
         src: 'choose',
         onDone: [
           { guard: ({ event }) => event.output === null, target: 'idle' },
-          { target: 'comparing', actions: assign({ plan: ({ event }) => event.output, tickMs: ({ event }) => event.output!.nextInMs }) },
+          {
+            target: 'comparing',
+            actions: assign({ plan: ({ event }) => event.output, tickMs: ({ event }) => present(event.output, 'a chosen exchange').nextInMs }),
+          },
         ],
         onError: 'idle',
       },
@@ -61,7 +65,7 @@ export const antiEntropyMachine = setup({
     comparing: {
       invoke: {
         src: 'compare',
-        input: ({ context }) => context.plan!,
+        input: ({ context }) => present(context.plan, 'comparing has a plan'),
         onDone: [
           { guard: ({ event }) => event.output.length === 0, target: 'idle' },
           { target: 'repairing', actions: assign({ leaves: ({ event }) => event.output }) },
@@ -73,7 +77,7 @@ export const antiEntropyMachine = setup({
     repairing: {
       invoke: {
         src: 'repair',
-        input: ({ context }) => ({ plan: context.plan!, leaves: context.leaves }),
+        input: ({ context }) => ({ plan: present(context.plan, 'repairing has a plan'), leaves: context.leaves }),
         onDone: 'idle',
         onError: 'idle',
       },

@@ -164,7 +164,14 @@ export class AntiEntropy {
     range.share = pick.share;
     const tree = MerkleTree.fromLeaves(await this.storage.treeLeaves(), pick.mask);
     const x = `${this.config.nodeId}-${++this.exchangeCounter}-${Math.floor(this.random() * 2 ** 32).toString(36)}`;
-    return { peer: pick.peer, nextInMs: Math.max(1, Math.round(this.config.antiEntropyIntervalMs / peers.length)), x, ring: ringFingerprint(ring, Math.min(this.config.n, ring.size)), share: pick.share, tree };
+    return {
+      peer: pick.peer,
+      nextInMs: Math.max(1, Math.round(this.config.antiEntropyIntervalMs / peers.length)),
+      x,
+      ring: ringFingerprint(ring, Math.min(this.config.n, ring.size)),
+      share: pick.share,
+      tree,
+    };
   }
 
   private ringHas(peer: string): boolean {
@@ -174,7 +181,17 @@ export class AntiEntropy {
   private range(peer: string): RangeStatus {
     let r = this.ranges.get(peer);
     if (r === undefined) {
-      r = { peer, share: 0, lastExchangeAt: null, lastExchangeAgeMs: null, inSync: null, outcome: 'not yet exchanged', differingLeaves: 0, keysRepaired: 0, bytes: 0 };
+      r = {
+        peer,
+        share: 0,
+        lastExchangeAt: null,
+        lastExchangeAgeMs: null,
+        inSync: null,
+        outcome: 'not yet exchanged',
+        differingLeaves: 0,
+        keysRepaired: 0,
+        bytes: 0,
+      };
       this.ranges.set(peer, r);
     }
     return r;
@@ -190,7 +207,10 @@ export class AntiEntropy {
     const reply = await this.transport.request(this.subjects.antiEntropy(plan.peer), text, AE_REQUEST_TIMEOUT_MS);
     this.exchangeBytes += bytesOut + reply.length;
     const parsed = decodeJson<{ ok: boolean; error?: { message: string; reason?: string } } & T>(reply);
-    if (!parsed.ok) throw new ExchangeRefused(parsed.error?.reason ? `${plan.peer} refused (${parsed.error.reason}): ${parsed.error.message}` : `${plan.peer}: ${parsed.error?.message}`);
+    if (!parsed.ok)
+      throw new ExchangeRefused(
+        parsed.error?.reason ? `${plan.peer} refused (${parsed.error.reason}): ${parsed.error.message}` : `${plan.peer}: ${parsed.error?.message}`,
+      );
     return parsed;
   }
 
@@ -254,7 +274,7 @@ export class AntiEntropy {
         const pull: string[] = [];
         const push: string[] = [];
         answered.forEach((_, j) => {
-          const d = diffKeys(mine[j]!, new Map(theirs[j]));
+          const d = diffKeys(mine[j], new Map(theirs[j]));
           pull.push(...d.pull);
           push.push(...d.push);
         });
@@ -278,7 +298,7 @@ export class AntiEntropy {
       if (!(await this.limiter.take(found.length, signal))) return;
       await Promise.all(
         found.map(async (versions, j) => {
-          const field = fields[i + j]!;
+          const field = fields[i + j];
           const { bucket, key } = parseTreeField(field);
           if (versions !== null && (await this.storage.apply(bucket, key, versions))) repaired.add(field);
         }),
@@ -301,17 +321,19 @@ export class AntiEntropy {
       this.exchangeBytes += bytesOut + reply.length;
       const parsed = decodeJson<{ ok: boolean; stored?: boolean[]; error?: { message: string } }>(reply);
       if (!parsed.ok) throw new Error(`${plan.peer} refused the repair: ${parsed.error?.message}`);
-      parsed.stored?.forEach((stored, j) => stored && repaired.add(batch[j]!.field));
+      parsed.stored?.forEach((stored, j) => {
+        if (stored) repaired.add(batch[j].field);
+      });
       batch = [];
       bytes = 0;
     };
     for (const [j, raw] of raws.entries()) {
       if (raw === null || signal.aborted) continue;
-      const { bucket, key } = parseTreeField(fields[j]!);
+      const { bucket, key } = parseTreeField(fields[j]);
       const item = `{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)},"x":${raw}}`;
       const size = Buffer.byteLength(item);
       if (batch.length > 0 && (batch.length >= MAX_REPLICA_BATCH || bytes + size > this.config.antiEntropyMaxMessageBytes)) await send();
-      batch.push({ field: fields[j]!, item });
+      batch.push({ field: fields[j], item });
       bytes += size;
     }
     await send();

@@ -107,7 +107,7 @@ export class ExchangeServer {
         const out: string[] = [];
         let bytes = 0;
         const inRange = req.segments.filter((s) => session.mask[s]);
-        const found = new Map((await this.storage.segmentKeys(inRange)).map((keys, i) => [inRange[i]!, keys]));
+        const found = new Map((await this.storage.segmentKeys(inRange)).map((keys, i) => [inRange[i], keys]));
         for (const segment of req.segments) {
           const text = JSON.stringify([...(found.get(segment) ?? [])]);
           const size = Buffer.byteLength(text);

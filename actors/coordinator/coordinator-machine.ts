@@ -7,6 +7,7 @@ import type { CrdtOp, Resolver } from '../../src/resolvers/index.js';
 import { addAck, addFailure, allAnswered, createTally, status, type Tally } from '../../src/quorum/tally.js';
 import type { CoordinatedResult, CoordinatedWrite } from '../../src/storage/storage.js';
 import { encodeContext, fullClock, prune, type Version } from '../../src/versioning/index.js';
+import { present } from '../../src/invariant.js';
 
 /** What the replicas answer (sent back to the coordinator by its I/O actions). */
 export type ReplicaEvent =
@@ -125,14 +126,18 @@ const coordinator = setup({
     replyWrite: ({ context }) => {
       const r = context.input.request;
       if (r.op === 'delete') context.input.reply('{"ok":true}');
-      else context.input.reply(`{"ok":true,"context":${JSON.stringify(encodeContext(fullClock(context.version!)))}}`);
+      else
+        context.input.reply(
+          `{"ok":true,"context":${JSON.stringify(encodeContext(fullClock(present(context.version, 'a write is acknowledged after its local write'))))}}`,
+        );
     },
     replyQuorumNotMet: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'QUORUM_NOT_MET'))),
     replyTimeout: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'TIMEOUT'))),
     replyLocalFailure: ({ context, event }) => {
       const error = (event as Extract<CoordinatorEvent, { type: 'LOCAL.FAIL' }>).error;
       const message = error instanceof Error ? error.message : 'unknown error';
-      if (error instanceof ConflictError) context.input.reply(JSON.stringify(errorReply('CONFLICT', `conditional ${context.input.request.op} refused: ${message}`)));
+      if (error instanceof ConflictError)
+        context.input.reply(JSON.stringify(errorReply('CONFLICT', `conditional ${context.input.request.op} refused: ${message}`)));
       else context.input.reply(JSON.stringify(errorReply('UNAVAILABLE', `the coordinating node could not write locally: ${message}`)));
     },
   },
@@ -140,7 +145,7 @@ const coordinator = setup({
     quorumMet: ({ context }) => status(context.tally) === 'met',
     quorumLost: ({ context }) => status(context.tally) === 'failed',
     allAnswered: ({ context }) => allAnswered(context.tally),
-    nothingToRepair: ({ context }) => context.repairPlan!.size === 0,
+    nothingToRepair: ({ context }) => present(context.repairPlan, 'a repair plan is made on entry').size === 0,
   },
 });
 
@@ -201,7 +206,7 @@ export const putCoordinatorMachine = coordinator.createMachine({
           hints: context.input.hints,
           bucket: context.input.request.bucket,
           key: context.input.request.key,
-          siblingsText: context.siblingsText!,
+          siblingsText: present(context.siblingsText, 'replicating follows the local write'),
           timeoutMs: Math.max(1, context.input.remainingMs()),
         }),
       },
@@ -262,7 +267,11 @@ export const getCoordinatorMachine = coordinator.createMachine({
     repairing: {
       entry: {
         type: 'repair',
-        params: ({ context }) => ({ bucket: context.input.request.bucket, key: context.input.request.key, plan: context.repairPlan! }),
+        params: ({ context }) => ({
+          bucket: context.input.request.bucket,
+          key: context.input.request.key,
+          plan: present(context.repairPlan, 'repairing follows planning'),
+        }),
       },
       on: { 'REPAIR.DONE': 'done' },
       // Repairs are best effort; a stuck replica must not keep the machine alive.

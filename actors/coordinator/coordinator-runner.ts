@@ -14,9 +14,9 @@ import { ConflictError } from '../../src/errors.js';
 import { counterOf, isTombstone, merge as mergeClocks, fullClock, prune, type VClock } from '../../src/versioning/index.js';
 import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
-import type { Version } from '../../src/versioning/index.js';
 import { ReplicaBatcher } from './replica-batcher.js';
 import { getCoordinatorMachine, putCoordinatorMachine, REPAIR_TIMEOUT_MS, startRun, tell, type CoordinatorIo, type LocalWrite } from './coordinator-machine.js';
+import { present } from '../../src/invariant.js';
 
 interface PutReply {
   ok: boolean;
@@ -63,9 +63,11 @@ export class CoordinatorRunner {
           const sent =
             hintFor === undefined
               ? this.batcher.put(node, item, input.timeoutMs)
-              : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, input.siblingsText, hintFor), input.timeoutMs).then((data) => {
-                  if (!decodeJson<PutReply>(data).ok) throw new Error('replica refused the write');
-                });
+              : this.transport
+                  .request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, input.siblingsText, hintFor), input.timeoutMs)
+                  .then((data) => {
+                    if (!decodeJson<PutReply>(data).ok) throw new Error('replica refused the write');
+                  });
           sent.then(
             () => tell(self, { type: 'REPLICA.ACK', node }),
             (e: Error) => tell(self, { type: 'REPLICA.FAIL', node, reason: e.message }),
@@ -174,7 +176,8 @@ export class CoordinatorRunner {
       return await this.storage.coordinate({ ...write, maxSiblings: MAX_SIBLINGS });
     } catch (e) {
       if (!(e instanceof SiblingLimitError)) throw e;
-      if (resolver.fold === undefined) throw new ConflictError(`${e.message}, over the limit of ${MAX_SIBLINGS}: read the key and write with its context to resolve them`);
+      if (resolver.fold === undefined)
+        throw new ConflictError(`${e.message}, over the limit of ${MAX_SIBLINGS}: read the key and write with its context to resolve them`);
       this.siblingsFolded++;
       return this.rewrite(w);
     }
@@ -212,18 +215,19 @@ export class CoordinatorRunner {
     const { resolver, crdt, ...write } = w;
     for (let attempt = 0; ; attempt++) {
       const stored = await this.storage.read(w.bucket, w.key);
-      if (w.condition === 'match' && stored.some((s) => counterOf(w.context, s.d[0]) < s.d[1])) throw new ConflictError('a version was written since the context was read');
+      if (w.condition === 'match' && stored.some((s) => counterOf(w.context, s.d[0]) < s.d[1]))
+        throw new ConflictError('a version was written since the context was read');
       if (w.condition === 'none-match' && stored.some((s) => !isTombstone(s))) throw new ConflictError('the key exists');
       let context: VClock = w.context;
       for (const s of stored) context = mergeClocks(context, fullClock(s));
-      const values = stored.filter((s) => !isTombstone(s)).map((s) => s.v!);
+      const values = stored.filter((s) => !isTombstone(s)).flatMap((s) => (s.v === undefined ? [] : [s.v]));
       let value: string | undefined;
       if (resolver.kind === 'crdt') {
-        const state = values.length === 0 ? null : resolver.fold!(values);
+        const state = values.length === 0 ? null : present(resolver.fold, 'a CRDT resolver folds')(values);
         const writer = await this.storage.writerId(this.config.nodeId);
-        value = resolver.apply!(state, crdt ?? null, { writer, newTag: () => randomBytes(9).toString('base64url') });
+        value = present(resolver.apply, 'a CRDT resolver applies ops')(state, crdt ?? null, { writer, newTag: () => randomBytes(9).toString('base64url') });
       } else {
-        value = write.value === undefined ? undefined : resolver.fold!([...values, write.value]);
+        value = write.value === undefined ? undefined : present(resolver.fold, 'a rewrite happens only for a resolver that folds')([...values, write.value]);
       }
       try {
         return await this.storage.coordinate({ ...write, value, context: prune(context), condition: 'match' });

@@ -41,14 +41,20 @@ export class ReplicaBatcher {
   /** Merge versions on `node`; resolves once it stored (or already held) them. */
   put(node: string, item: string, timeoutMs: number): Promise<void> {
     let kind = this.putKinds.get(node);
-    if (kind === undefined) this.putKinds.set(node, (kind = replicaKind(node, () => undefined)));
+    if (kind === undefined) {
+      kind = replicaKind(node, () => undefined);
+      this.putKinds.set(node, kind);
+    }
     return this.batcher.request(this.subjects.replicaPut(node), kind, item, timeoutMs);
   }
 
   /** `node`'s versions of a key ([] when it holds none). */
   get(node: string, item: string, timeoutMs: number): Promise<Version[]> {
     let kind = this.getKinds.get(node);
-    if (kind === undefined) this.getKinds.set(node, (kind = replicaKind(node, (reply, n) => reply.found?.[n] ?? [])));
+    if (kind === undefined) {
+      kind = replicaKind(node, (reply, n) => reply.found?.[n] ?? []);
+      this.getKinds.set(node, kind);
+    }
     return this.batcher.request(this.subjects.replicaGet(node), kind, item, timeoutMs);
   }
 }

@@ -102,7 +102,7 @@ export function ringsFor(table: MemberTable): { ring: Ring; futureRing: Ring | n
 function merge(context: GossiperContext, { members, ages = {} }: TableMessage): Partial<GossiperContext> {
   const { table, advanced } = reconcile(context.table, members, context.self);
   if (advanced.length === 0) {
-    const stale = members.filter((m) => m.id !== context.self && context.table[m.id] !== undefined && m.generation < context.table[m.id]!.generation).length;
+    const stale = members.filter((m) => m.id !== context.self && context.table[m.id] !== undefined && m.generation < context.table[m.id].generation).length;
     return stale ? { metrics: { ...context.metrics, staleEntries: context.metrics.staleEntries + stale } } : {};
   }
   const now = context.input.monotonic();
@@ -113,7 +113,7 @@ function merge(context: GossiperContext, { members, ages = {} }: TableMessage): 
 }
 
 function bumpSelf(context: GossiperContext, change: Partial<Member> = {}): Partial<GossiperContext> {
-  const me = context.table[context.self]!;
+  const me = context.table[context.self];
   const table = { ...context.table, [context.self]: { ...me, ...change, heartbeat: me.heartbeat + 1 } };
   const next = ringsOf(table);
   return next.ringKey === context.ringKey ? { table } : { table, ...next };

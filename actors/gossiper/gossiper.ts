@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 export const CONTROL_TOKEN = 'control-token';
 import { Buckets } from '../node/buckets.js';
 import { gossiperMachine, ringsFor, tableMessage, type ExchangeOutput, type GossipMetrics, type TableMessage } from './gossiper-machine.js';
+import { present } from '../../src/invariant.js';
 
 /** What a node's gossiper tells the node's other processes: its members, table, counters and bucket table. */
 export interface MembershipView {
@@ -165,7 +166,7 @@ export class Gossiper implements NodeMembership {
   }
 
   async setWeights(weight: number, ringWeight: number): Promise<void> {
-    this.actor!.send({ type: 'SET_WEIGHTS', weight, ringWeight });
+    present(this.actor, 'the gossiper is started before weights are set').send({ type: 'SET_WEIGHTS', weight, ringWeight });
   }
 
   stop(): void {
@@ -216,7 +217,15 @@ export class Gossiper implements NodeMembership {
     }
     if (body.op === 'announce') {
       m.respond(JSON.stringify({ ok: true, failed: await this.announceToAll() }));
-    } else if (body.op === 'setWeights' && typeof body.weight === 'number' && typeof body.ringWeight === 'number' && body.weight >= 0 && body.ringWeight >= 0 && body.weight <= MAX_WEIGHT && body.ringWeight <= MAX_WEIGHT) {
+    } else if (
+      body.op === 'setWeights' &&
+      typeof body.weight === 'number' &&
+      typeof body.ringWeight === 'number' &&
+      body.weight >= 0 &&
+      body.ringWeight >= 0 &&
+      body.weight <= MAX_WEIGHT &&
+      body.ringWeight <= MAX_WEIGHT
+    ) {
       await this.setWeights(body.weight, body.ringWeight);
       m.respond(JSON.stringify({ ok: true, view: this.view() }));
     } else m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'expected {"op":"announce"} or {"op":"setWeights","weight":W,"ringWeight":R}')));

@@ -140,7 +140,9 @@ export class AdminServer {
       this.transport.subscribe(this.subjects.nodeStatus(this.config.nodeId), (m) => reply(m, () => this.status())),
       this.transport.subscribe(this.subjects.ring, (m) => reply(m, async () => this.ring()), { queue: this.subjects.queue.admin }),
       this.transport.subscribe(this.subjects.bucketSet, (m) => reply(m, () => this.bucketSet(tryDecodeJson(m.data))), { queue: this.subjects.queue.admin }),
-      this.transport.subscribe(this.subjects.bucketGet, (m) => reply(m, async () => this.bucketGet(tryDecodeJson(m.data))), { queue: this.subjects.queue.admin }),
+      this.transport.subscribe(this.subjects.bucketGet, (m) => reply(m, async () => this.bucketGet(tryDecodeJson(m.data))), {
+        queue: this.subjects.queue.admin,
+      }),
       this.transport.subscribe(this.subjects.bucketList, (m) => reply(m, async () => this.bucketList()), { queue: this.subjects.queue.admin }),
     ];
   }
@@ -148,12 +150,28 @@ export class AdminServer {
   async ping(): Promise<PingReply> {
     const { state, inFlight, transfer, requests, hints, siblingsFolded, antiEntropy, actors, trace } = this.probe();
     const [keys, pending, latency] = await Promise.all([this.storage.keyCount(), this.storage.hintCount(), this.metrics.latency()]);
-    return { ok: true, node: this.config.nodeId, state, keys, inFlight, transfer, requests: { ...requests }, hints: { pending, ...hints }, siblingsFolded, antiEntropy, actors, trace, latency, version: VERSION };
+    return {
+      ok: true,
+      node: this.config.nodeId,
+      state,
+      keys,
+      inFlight,
+      transfer,
+      requests: { ...requests },
+      hints: { pending, ...hints },
+      siblingsFolded,
+      antiEntropy,
+      actors,
+      trace,
+      latency,
+      version: VERSION,
+    };
   }
 
   private async leave() {
     const { state } = this.probe();
-    if (state !== 'serving') return { ok: false, error: { code: 'UNAVAILABLE', message: `node ${this.config.nodeId} is ${state}; only a serving node can leave` } };
+    if (state !== 'serving')
+      return { ok: false, error: { code: 'UNAVAILABLE', message: `node ${this.config.nodeId} is ${state}; only a serving node can leave` } };
     const refusal = this.leaveRefusal();
     if (refusal) return { ok: false, error: { code: 'UNAVAILABLE', message: refusal } };
     this.onLeave();
@@ -175,10 +193,24 @@ export class AdminServer {
           tokens: tokens.get(m.id) ?? 0,
           ownership: ownership.get(m.id) ?? 0,
         };
-        const unknown = { ...base, keys: null, inFlight: null, hints: null, transfer: null, antiEntropy: null, actors: null, trace: null, requests: null, latency: null };
+        const unknown = {
+          ...base,
+          keys: null,
+          inFlight: null,
+          hints: null,
+          transfer: null,
+          antiEntropy: null,
+          actors: null,
+          trace: null,
+          requests: null,
+          latency: null,
+        };
         if (m.status === 'left' || m.liveness === 'down') return unknown;
         try {
-          const p = m.id === this.config.nodeId ? await this.ping() : decodeJson<PingReply>(await this.transport.request(this.subjects.ping(m.id), '', PING_TIMEOUT_MS));
+          const p =
+            m.id === this.config.nodeId
+              ? await this.ping()
+              : decodeJson<PingReply>(await this.transport.request(this.subjects.ping(m.id), '', PING_TIMEOUT_MS));
           return {
             ...base,
             keys: p.keys,
@@ -197,7 +229,16 @@ export class AdminServer {
       }),
     );
     const n = Math.min(this.config.n, ring.size);
-    return { ok: true, node: this.config.nodeId, version: VERSION, n, r: Math.min(this.config.r, n), w: Math.min(this.config.w, n), gossip: this.membership.metrics, members };
+    return {
+      ok: true,
+      node: this.config.nodeId,
+      version: VERSION,
+      n,
+      r: Math.min(this.config.r, n),
+      w: Math.min(this.config.w, n),
+      gossip: this.membership.metrics,
+      members,
+    };
   }
 
   private n(): number {
@@ -212,7 +253,12 @@ export class AdminServer {
     if (typeof checked === 'string') return errorReply('BAD_REQUEST', checked);
     this.buckets.set(checked.bucket, checked.props);
     const unreached = await this.membership.announceToAll();
-    return { ok: true, bucket: checked.bucket, props: checked.props, ...(unreached > 0 ? { note: `${unreached} member(s) did not answer; gossip will reach them` } : {}) };
+    return {
+      ok: true,
+      bucket: checked.bucket,
+      props: checked.props,
+      ...(unreached > 0 ? { note: `${unreached} member(s) did not answer; gossip will reach them` } : {}),
+    };
   }
 
   private bucketGet(body: unknown) {
@@ -222,7 +268,12 @@ export class AdminServer {
   }
 
   private bucketList() {
-    return { ok: true, buckets: Object.entries(this.buckets.table).map(([bucket, e]) => ({ bucket, props: e.props })).sort((a, b) => (a.bucket < b.bucket ? -1 : 1)) };
+    return {
+      ok: true,
+      buckets: Object.entries(this.buckets.table)
+        .map(([bucket, e]) => ({ bucket, props: e.props }))
+        .sort((a, b) => (a.bucket < b.bucket ? -1 : 1)),
+    };
   }
 
   private ring() {

@@ -80,7 +80,10 @@ export class Buckets {
   }
 
   private warnIfUnknown(bucket: string, resolver: string): void {
-    if (!this.resolvers.has(resolver)) this.logger.warn(`bucket "${bucket}" uses resolver "${resolver}", which this node was not started with (--resolver ${resolver}=FILE); its requests here fail`);
+    if (!this.resolvers.has(resolver))
+      this.logger.warn(
+        `bucket "${bucket}" uses resolver "${resolver}", which this node was not started with (--resolver ${resolver}=FILE); its requests here fail`,
+      );
   }
 
   private save(): void {

@@ -75,8 +75,18 @@ export class ClientServer {
     const s = this.subjects;
     return [
       ...OPS.flatMap((op) => [
-        this.transport.subscribe(s.kv(op), (m) => (r.queue++, this.handle(op, m)), { queue: s.queue.kv }),
-        this.transport.subscribe(s.nodeKv(self, op), (m) => (r.direct++, this.handle(op, m))),
+        this.transport.subscribe(
+          s.kv(op),
+          (m) => {
+            r.queue++;
+            this.handle(op, m);
+          },
+          { queue: s.queue.kv },
+        ),
+        this.transport.subscribe(s.nodeKv(self, op), (m) => {
+          r.direct++;
+          this.handle(op, m);
+        }),
       ]),
       this.transport.subscribe(s.kvBatch, (m) => this.handleBatch(m, true, r, 'queue'), { queue: s.queue.kv }),
       this.transport.subscribe(s.nodeKvBatch(self), (m) => this.handleBatch(m, true, r, 'direct')),
@@ -123,7 +133,7 @@ export class ClientServer {
    */
   private handleBatch(m: Incoming, fromClient: boolean, counts: ClientServer['received'], via: 'queue' | 'direct' | 'forwarded'): void {
     const items = parseBatch(tryDecodeJson(m.data));
-    if (isErrorReply(items)) return m.respond(JSON.stringify(items));
+    if (isErrorReply(items)) return void m.respond(JSON.stringify(items));
     counts[via] += items.length;
     const results: string[] = new Array(items.length);
     let left = items.length;
@@ -160,12 +170,12 @@ export class ClientServer {
 
   /** `limits` are those of the request's bucket; `bodyText` gives the request's JSON text, should it be forwarded. */
   private route(op: Op, req: ClientRequest | ErrorReply, limits: Limits | undefined, bodyText: () => string, reply: Reply, mayForward: boolean): void {
-    if (isErrorReply(req)) return reply(JSON.stringify(req));
+    if (isErrorReply(req)) return void reply(JSON.stringify(req));
     // A bug if not: a parsed request has asked for its bucket's limits. safely() turns the throw into INTERNAL.
     assert(limits !== undefined, 'a request was parsed without asking for its bucket limits');
 
     const ring = this.membership.ring();
-    if (ring.size === 0) return reply(errorText('UNAVAILABLE', 'no node has joined the ring yet'));
+    if (ring.size === 0) return void reply(errorText('UNAVAILABLE', 'no node has joined the ring yet'));
     const position = keyPosition(req.bucket, req.key);
     const isDown = (id: string) => this.membership.isDown(id);
     const { replicas, hintFor } = sloppyPreferenceList(ring, position, limits.n, isDown);
@@ -179,18 +189,20 @@ export class ClientServer {
     const coordinators = real.length > 0 ? real : replicas;
     if (!coordinators.includes(this.config.nodeId)) {
       if (mayForward) return void this.forward(op, bodyText(), reply, coordinators, req.timeoutMs, false);
-      return reply(errorText('UNAVAILABLE', 'this node is not a replica of the key (ring views disagree); retry'));
+      return void reply(errorText('UNAVAILABLE', 'this node is not a replica of the key (ring views disagree); retry'));
     }
     if (req.op === 'put' && req.value !== undefined && !this.fitsTransport(req.value)) {
-      return reply(errorText('TOO_LARGE', `value does not fit the transport's ${this.transport.maxPayload}-byte message limit`, { limit: this.transport.maxPayload }));
+      return void reply(
+        errorText('TOO_LARGE', `value does not fit the transport's ${this.transport.maxPayload}-byte message limit`, { limit: this.transport.maxPayload }),
+      );
     }
     if (this.runner.inFlight >= this.config.maxInFlight) {
-      return reply(errorText('UNAVAILABLE', `node is at its limit of ${this.config.maxInFlight} requests in flight`));
+      return void reply(errorText('UNAVAILABLE', `node is at its limit of ${this.config.maxInFlight} requests in flight`));
     }
     const needed = req.op === 'get' ? req.r : req.w;
     if (replicas.length < needed) {
       // Too few live replicas: say so now rather than wait on nodes known to be down.
-      return reply(errorText('QUORUM_NOT_MET', `only ${replicas.length} of the key's replicas are up; ${needed} are required`, { acks: 0, needed }));
+      return void reply(errorText('QUORUM_NOT_MET', `only ${replicas.length} of the key's replicas are up; ${needed} are required`, { acks: 0, needed }));
     }
     const extras = req.op === 'get' ? [] : pendingReplicas(this.membership.futureRing(), position, limits.n, replicas, isDown);
     this.runner.run(req, replicas, extras, req.op === 'get' ? NO_HINTS : hintFor, reply);
@@ -213,7 +225,7 @@ export class ClientServer {
     const deadline = this.clock.monotonic() + timeoutMs;
     const item = batchItemText(op, bodyText);
     for (let i = 0; i < replicas.length; i++) {
-      const target = replicas[(start + i) % replicas.length]!;
+      const target = replicas[(start + i) % replicas.length];
       const remaining = deadline - this.clock.monotonic();
       if (remaining <= 0) break;
       try {
@@ -222,7 +234,7 @@ export class ClientServer {
         return;
       } catch (e) {
         if (e instanceof TransportError && e.kind === 'no-responders') continue;
-        return reply(errorText('TIMEOUT', `forwarding to replica ${target} timed out after ${timeoutMs} ms`));
+        return void reply(errorText('TIMEOUT', `forwarding to replica ${target} timed out after ${timeoutMs} ms`));
       }
     }
     reply(errorText('UNAVAILABLE', `none of the key's replicas (${replicas.join(', ')}) is reachable`));

@@ -75,7 +75,12 @@ export class DynamoNode {
       requests: this.client.received,
       hints: { stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered },
       siblingsFolded: this.coordinator.siblingsFolded,
-      antiEntropy: { enabled: this.hosts('anti-entropy') && this.antiEntropy.enabled, state: this.antiEntropy.state, ...this.antiEntropy.metrics, ranges: this.antiEntropy.rangeStatus() },
+      antiEntropy: {
+        enabled: this.hosts('anti-entropy') && this.antiEntropy.enabled,
+        state: this.antiEntropy.state,
+        ...this.antiEntropy.metrics,
+        ranges: this.antiEntropy.rangeStatus(),
+      },
       actors: this.actorStates(),
       trace: { enabled: this.inspection.enabled, published: this.inspection.published, ...this.inspection.dropped },
     });
@@ -114,7 +119,7 @@ export class DynamoNode {
             watch();
             this.antiEntropy.stop();
             this.hints.stop();
-            subs.forEach((s) => s.unsubscribe());
+            for (const s of subs) s.unsubscribe();
           };
         }),
         // Joins and leaves move data: the work of the process hosting the node actor.
@@ -187,7 +192,9 @@ export class DynamoNode {
       // A lease left by a process that died runs out within LEASE_TTL_MS; a live holder keeps renewing it.
       while (!(await this.storage.acquireLease(actor, this.leaseOwner, LEASE_TTL_MS))) {
         if (this.clock.monotonic() > deadline) {
-          throw new DuplicateNodeError(`the ${actor} actor of node "${this.id}" is already running in another process (it holds the lease in this node's Redis)`);
+          throw new DuplicateNodeError(
+            `the ${actor} actor of node "${this.id}" is already running in another process (it holds the lease in this node's Redis)`,
+          );
         }
         await sleep(this.clock, LEASE_RENEW_MS / 4);
       }

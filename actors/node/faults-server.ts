@@ -43,9 +43,12 @@ export class FaultsServer {
 
   private setFaults(m: Incoming, broadcast: boolean): void {
     // On the every-node subject only nodes that allow faults answer.
-    if (this.faults === null) return broadcast ? undefined : m.respond(JSON.stringify(OFF));
+    if (this.faults === null) {
+      if (!broadcast) m.respond(JSON.stringify(OFF));
+      return;
+    }
     const next = parseFaults(tryDecodeJson(m.data), this.faults.rules);
-    if (typeof next === 'string') return m.respond(JSON.stringify(errorReply('BAD_REQUEST', next)));
+    if (typeof next === 'string') return void m.respond(JSON.stringify(errorReply('BAD_REQUEST', next)));
     this.faults.rules = next;
     this.logger.warn(`faults now ${JSON.stringify(next)}`);
     m.respond(JSON.stringify({ ok: true, node: this.config.nodeId, faults: next }));

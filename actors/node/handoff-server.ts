@@ -137,10 +137,10 @@ export class HandoffServer {
     for (; i < selected.length; i++) {
       const raw = raws[i];
       if (raw === null || raw === undefined) continue;
-      const size = raw.length + selected[i]!.key.length + 64;
+      const size = raw.length + selected[i].key.length + 64;
       if (items.length > 0 && bytes + size > budget) break;
       bytes += size;
-      items.push({ b: selected[i]!.bucket, k: selected[i]!.key, x: JSON.parse(raw) });
+      items.push({ b: selected[i].bucket, k: selected[i].key, x: JSON.parse(raw) });
     }
     const rest = selected.slice(i).map((k) => [k.bucket, k.key] as const);
     const scanned = req.cursor.pending.length > 0 ? 0 : candidates.length;

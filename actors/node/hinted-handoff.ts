@@ -92,7 +92,9 @@ export class HintedHandoff {
     if (hints.length === 0) return 0;
     const items = hints.map((h) => `{"b":${JSON.stringify(h.bucket)},"k":${JSON.stringify(h.key)},"x":${h.raw}}`);
     try {
-      const reply = decodeJson<{ ok: boolean }>(await this.transport.request(this.subjects.replicaPut(owner), `{"items":[${items.join(',')}]}`, DELIVERY_TIMEOUT_MS));
+      const reply = decodeJson<{ ok: boolean }>(
+        await this.transport.request(this.subjects.replicaPut(owner), `{"items":[${items.join(',')}]}`, DELIVERY_TIMEOUT_MS),
+      );
       if (!reply.ok) return 0;
     } catch (e) {
       this.logger.warn(`handing ${hints.length} hints to ${owner} failed: ${(e as Error).message}`);

@@ -11,6 +11,7 @@ import { SCAN_START, type Storage, type StoredKey } from '../../src/storage/stor
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { NodeMembership } from '../../src/membership/membership.js';
 import { PULL_START, type PullCursor, type PullReply, type PullRequest } from './handoff-server.js';
+import { present } from '../../src/invariant.js';
 
 export interface TransferProgress {
   readonly phase: 'pulling' | 'pushing' | 'done';
@@ -27,7 +28,6 @@ export const TRANSFER_RETRIES = 8;
 const PULL_TIMEOUT_MS = 10_000;
 const META_PULL = 'pull';
 const META_RING_WEIGHT = 'ringWeight';
-
 
 interface SavedPull {
   readonly plan: string;
@@ -79,7 +79,7 @@ export class Transfers {
       const refusal = this.leaveRefusal();
       if (refusal) throw new Error(refusal);
     }
-    const me = this.membership.entry(this.config.nodeId)!;
+    const me = present(this.membership.entry(this.config.nodeId), 'a node is in its own membership table');
     if (me.weight !== weight) await this.membership.setWeights(weight, me.ringWeight);
     if (me.ringWeight === weight) return;
     // Make sure everyone routes writes for the moving ranges to both old and new owners before data moves.
@@ -168,7 +168,8 @@ export class Transfers {
       bytes = 0;
       try {
         await this.request(this.subjects.replicaPut(target), body, `handing keys to ${target}`);
-        this.progress = { ...this.progress!, moved: this.progress!.moved + count };
+        const progress = present(this.progress, 'a transfer reports progress');
+        this.progress = { ...progress, moved: progress.moved + count };
       } catch (e) {
         // The key's other replicas stay replicas in the future ring and keep it; read repair
         // and anti-entropy complete this copy. Say so rather than block the leave forever.

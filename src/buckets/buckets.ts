@@ -37,7 +37,7 @@ export function mergeBucketTables(a: BucketTable, b: BucketTable): BucketTable {
 export function sameTable(a: BucketTable, b: BucketTable): boolean {
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
-  return ka.every((k) => b[k] !== undefined && b[k]!.at === a[k]!.at && b[k]!.by === a[k]!.by);
+  return ka.every((k) => b[k] !== undefined && b[k].at === a[k].at && b[k].by === a[k].by);
 }
 
 const isInt = (x: unknown, lo: number, hi: number): x is number => Number.isInteger(x) && (x as number) >= lo && (x as number) <= hi;
@@ -65,7 +65,12 @@ export function parseBucketTable(x: unknown): BucketTable | null {
  * trees cover the ranges of the cluster's n, and changing the n of a bucket that
  * holds data would leave keys on the wrong replicas.
  */
-export function checkBucketSet(body: unknown, current: BucketProps, clusterN: number, knownResolver: (name: string) => boolean): { bucket: string; props: BucketProps } | string {
+export function checkBucketSet(
+  body: unknown,
+  current: BucketProps,
+  clusterN: number,
+  knownResolver: (name: string) => boolean,
+): { bucket: string; props: BucketProps } | string {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'expected {"bucket": NAME, "resolver"?, "n"?, "r"?, "w"?}';
   const b = body as Record<string, unknown>;
   for (const k of Object.keys(b)) if (!['bucket', 'resolver', 'n', 'r', 'w'].includes(k)) return `unknown field "${k}"`;
@@ -75,7 +80,8 @@ export function checkBucketSet(body: unknown, current: BucketProps, clusterN: nu
     return `"n" of a bucket is the cluster's n (${clusterN}) in this version; per-bucket n is not supported, so an n that would move keys is refused`;
   }
   const resolver = b['resolver'] ?? current.resolver;
-  if (typeof resolver !== 'string' || !knownResolver(resolver)) return `unknown resolver "${String(resolver)}": lww, siblings, union, orset, counter, or one loaded with --resolver NAME=FILE on this node`;
+  if (typeof resolver !== 'string' || !knownResolver(resolver))
+    return `unknown resolver "${String(resolver)}": lww, siblings, union, orset, counter, or one loaded with --resolver NAME=FILE on this node`;
   const r = b['r'] ?? current.r;
   const w = b['w'] ?? current.w;
   if (!isInt(r, 1, clusterN)) return `"r" must be an integer from 1 to ${clusterN}`;

@@ -4,7 +4,7 @@ import { simulatePlacement } from '../ring/simulate.js';
 import { TransportError } from '../errors.js';
 import { decodeJson } from '../transport/transport.js';
 import type { PingReply } from '../../actors/node/admin-server.js';
-import { intFlag, type OptionSpecs } from './args.js';
+import { requiredIntFlag, type OptionSpecs } from './args.js';
 import { withCluster, type Outcome } from './client-commands.js';
 
 export const LEAVE_OPTIONS: OptionSpecs = {
@@ -33,7 +33,7 @@ function bar(done: number, total: number): string {
 /** `dynamo leave NODE`: ask the node to hand its ranges over and leave, showing the transfer as it runs. */
 export async function leaveCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
   if (positionals.length !== 1) throw new UsageError('usage: dynamo leave NODE');
-  const node = positionals[0]!;
+  const node = positionals[0];
   return withCluster(values, async (t, prefix) => {
     const s = subjects(prefix);
     const reply = decodeJson<{ ok: boolean; keys?: number; error?: { message: string } }>(await t.request(s.leave(node), '', 5000));
@@ -68,10 +68,11 @@ export async function leaveCommand(positionals: string[], values: Record<string,
 
 /** `dynamo ring simulate`: the lecture's comparison of placement strategies, computed. */
 export async function ringCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
-  if (positionals[0] !== 'simulate' || positionals.length !== 1) throw new UsageError('usage: dynamo ring simulate [--nodes 10] [--keys 100000] [--vnodes 128] [--json]');
-  const nodes = intFlag(values, 'nodes', 2, 1000)!;
-  const keys = intFlag(values, 'keys', 1, 10_000_000)!;
-  const vnodes = intFlag(values, 'vnodes', 1, 4096)!;
+  if (positionals[0] !== 'simulate' || positionals.length !== 1)
+    throw new UsageError('usage: dynamo ring simulate [--nodes 10] [--keys 100000] [--vnodes 128] [--json]');
+  const nodes = requiredIntFlag(values, 'nodes', 2, 1000);
+  const keys = requiredIntFlag(values, 'keys', 1, 10_000_000);
+  const vnodes = requiredIntFlag(values, 'vnodes', 1, 4096);
   const stats = simulatePlacement(nodes, keys, vnodes);
   if (values['json']) return { out: JSON.stringify({ nodes, keys, vnodes, strategies: stats }), code: 0 };
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -79,8 +80,15 @@ export async function ringCommand(positionals: string[], values: Record<string, 
     ['STRATEGY', 'MAX/MEAN', 'STDDEV/MEAN', 'MOVED ON ADD', 'MOVED ON REMOVE'],
     ...stats.map((s) => [s.strategy, s.maxOverMean.toFixed(2), s.stddevOverMean.toFixed(3), pct(s.movedOnAdd), pct(s.movedOnRemove)]),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const table = rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
   const theory = `theory: mod N moves about ${pct(nodes / (nodes + 1))} on add and ${pct((nodes - 1) / nodes)} on remove; a ring about ${pct(1 / (nodes + 1))} and ${pct(1 / nodes)}`;
   return { out: `${keys} keys over ${nodes} nodes\n${table}\n${theory}`, code: 0 };
 }

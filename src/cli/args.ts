@@ -21,7 +21,7 @@ export function envName(flag: string): string {
  * its environment variable, then to its default.
  */
 export function parseFlags(argv: string[], specs: OptionSpecs, env: NodeJS.ProcessEnv = process.env) {
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
       args: argv,
@@ -35,8 +35,9 @@ export function parseFlags(argv: string[], specs: OptionSpecs, env: NodeJS.Proce
   const values: Record<string, string | boolean | undefined> = {};
   for (const [k, s] of Object.entries(specs)) {
     const given = parsed.values[k];
+    const fromEnv = env[envName(k)];
     if (given !== undefined) values[k] = given as string | boolean;
-    else if (env[envName(k)] !== undefined) values[k] = s.type === 'boolean' ? /^(1|true|yes)$/i.test(env[envName(k)]!) : env[envName(k)];
+    else if (fromEnv !== undefined) values[k] = s.type === 'boolean' ? /^(1|true|yes)$/i.test(fromEnv) : fromEnv;
     else values[k] = s.default;
   }
   return { values, positionals: parsed.positionals };
@@ -58,8 +59,21 @@ export function numberFlag(values: Record<string, unknown>, name: string, min: n
   return n;
 }
 
+/** A flag that has a default: missing only if its spec lost it, which is a usage error all the same. */
+export function requiredIntFlag(values: Record<string, unknown>, name: string, min: number, max: number): number {
+  const n = intFlag(values, name, min, max);
+  if (n === undefined) throw new UsageError(`--${name} is required`);
+  return n;
+}
+
+export function requiredNumberFlag(values: Record<string, unknown>, name: string, min: number, max: number): number {
+  const n = numberFlag(values, name, min, max);
+  if (n === undefined) throw new UsageError(`--${name} is required`);
+  return n;
+}
+
 export function optionsHelp(specs: OptionSpecs): string {
   return Object.entries(specs)
-    .map(([k, s]) => `  --${k}${s.type === 'string' ? ' VALUE' : ''}`.padEnd(26) + `${s.help} [${envName(k)}]`)
+    .map(([k, s]) => `${`  --${k}${s.type === 'string' ? ' VALUE' : ''}`.padEnd(26)}${s.help} [${envName(k)}]`)
     .join('\n');
 }

@@ -43,7 +43,10 @@ export async function withCluster<T>(values: Record<string, unknown>, work: (t: 
   try {
     transport = await NatsTransport.connect(found.url, 'dynamo-cli');
   } catch (e) {
-    throw new Error(`cannot connect to NATS at ${found.url} (from ${found.source}): ${(e as Error).message}. Is a cluster running? Start one with: npx dynamo up`, { cause: e });
+    throw new Error(
+      `cannot connect to NATS at ${found.url} (from ${found.source}): ${(e as Error).message}. Is a cluster running? Start one with: npx dynamo up`,
+      { cause: e },
+    );
   }
   try {
     return await work(transport, prefix);
@@ -62,7 +65,7 @@ export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: strin
   if (crdtOp !== undefined && op !== 'put') throw new UsageError('--op goes with put');
   const want = op === 'put' && crdtOp === undefined ? 2 : 1;
   if (positionals.length !== want) throw new UsageError(op === 'put' ? 'usage: dynamo put KEY VALUE, or dynamo put KEY --op OP' : `usage: dynamo ${op} KEY`);
-  const key = positionals[0]!;
+  const key = positionals[0];
   const timeoutMs = intFlag(values, 'timeout', 1, 60_000) ?? 1000;
   const body: Record<string, unknown> = {
     key,
@@ -75,7 +78,7 @@ export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: strin
     timeoutMs: values['timeout'] === undefined ? undefined : timeoutMs,
   };
   if (op === 'put') {
-    if (crdtOp === undefined) body['value'] = valueArgument(positionals[1]!);
+    if (crdtOp === undefined) body['value'] = valueArgument(positionals[1]);
     else {
       try {
         body['op'] = JSON.parse(crdtOp);
@@ -93,18 +96,20 @@ export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: strin
       const text = new TextDecoder().decode(reply);
       return { out: text, code: (decodeJson<{ ok: boolean }>(reply).ok ? 0 : 1) as 0 | 1 };
     } catch (e) {
-      if (e instanceof TransportError && e.kind === 'timeout') return { out: JSON.stringify({ ok: false, error: { code: 'TIMEOUT', message: `no reply within ${timeoutMs} ms` } }), code: 1 };
-      if (e instanceof TransportError && e.kind === 'no-responders' && node) throw new Error(`node "${node}" does not answer on prefix "${prefix}"`, { cause: e });
+      if (e instanceof TransportError && e.kind === 'timeout')
+        return { out: JSON.stringify({ ok: false, error: { code: 'TIMEOUT', message: `no reply within ${timeoutMs} ms` } }), code: 1 };
+      if (e instanceof TransportError && e.kind === 'no-responders' && node)
+        throw new Error(`node "${node}" does not answer on prefix "${prefix}"`, { cause: e });
       throw e;
     }
   });
 }
 
 export const BUCKET_OPTIONS: OptionSpecs = {
-  nats: CLIENT_OPTIONS['nats']!,
-  prefix: CLIENT_OPTIONS['prefix']!,
-  resolver: { type: 'string', help: 'bucket set: lww, siblings, union, orset, counter, or an application resolver\'s name' },
-  n: { type: 'string', help: 'bucket set: replicas (the cluster\'s n in this version)' },
+  nats: CLIENT_OPTIONS['nats'],
+  prefix: CLIENT_OPTIONS['prefix'],
+  resolver: { type: 'string', help: "bucket set: lww, siblings, union, orset, counter, or an application resolver's name" },
+  n: { type: 'string', help: "bucket set: replicas (the cluster's n in this version)" },
   r: { type: 'string', help: 'bucket set: default read quorum' },
   w: { type: 'string', help: 'bucket set: default write quorum' },
 };
@@ -149,8 +154,15 @@ export function syncText(ae: MemberStatus['antiEntropy']): string {
 }
 
 function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function ageText(ms: number | null): string {

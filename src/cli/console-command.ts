@@ -2,7 +2,7 @@ import { startConsole, type ConsoleServer } from '../console/server.js';
 import { UsageError } from '../errors.js';
 import { PREFIX } from '../config.js';
 import { NatsTransport } from '../transport/nats-transport.js';
-import { intFlag, type OptionSpecs } from './args.js';
+import { requiredIntFlag, type OptionSpecs } from './args.js';
 import { resolveNatsUrl } from './resolve-nats.js';
 
 export const CONSOLE_OPTIONS: OptionSpecs = {
@@ -20,7 +20,7 @@ export function consoleUrl(server: ConsoleServer): string {
 /** `dynamo console`: the web console for any cluster, until Ctrl-C. */
 export async function consoleCommand(positionals: string[], values: Record<string, unknown>): Promise<number> {
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const port = intFlag(values, 'port', 0, 65_535)!;
+  const port = requiredIntFlag(values, 'port', 0, 65_535);
   const nats = resolveNatsUrl(values['nats'] as string | undefined);
   const prefix = (values['prefix'] as string | undefined) ?? nats.prefix ?? 'dynamo';
   if (!PREFIX.test(prefix)) throw new UsageError(`--prefix "${prefix}" is not a valid NATS subject prefix`);

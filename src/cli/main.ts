@@ -20,23 +20,57 @@ const print = (o: { out: string; code: number }) => {
 };
 
 const COMMANDS: Record<string, Command> = {
-  up: { summary: 'up [--nodes 3] [--nats URL]   start a local cluster (nats-server, a redis-server per node, node processes)', options: UP_OPTIONS, run: upCommand },
-  console: { summary: 'console [--nats URL] [--port 8080]          the web console of a running cluster (ring, members, actors, runs, charts)', options: CONSOLE_OPTIONS, run: consoleCommand },
-  node: { summary: 'node --id n1 --nats URL --redis URL [--seeds n2,n3] [--weight 1]   run one node in the foreground', options: NODE_OPTIONS, run: nodeCommand },
+  up: {
+    summary: 'up [--nodes 3] [--nats URL]   start a local cluster (nats-server, a redis-server per node, node processes)',
+    options: UP_OPTIONS,
+    run: upCommand,
+  },
+  console: {
+    summary: 'console [--nats URL] [--port 8080]          the web console of a running cluster (ring, members, actors, runs, charts)',
+    options: CONSOLE_OPTIONS,
+    run: consoleCommand,
+  },
+  node: {
+    summary: 'node --id n1 --nats URL --redis URL [--seeds n2,n3] [--weight 1]   run one node in the foreground',
+    options: NODE_OPTIONS,
+    run: nodeCommand,
+  },
   get: { summary: 'get KEY [--r 2]                       read a key', options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('get', p, v)) },
   put: {
-    summary: "put KEY VALUE [--context C] [--w 2]   write a key (VALUE is JSON; other text is stored as a string); put KEY --op OP for orset and counter buckets",
+    summary:
+      'put KEY VALUE [--context C] [--w 2]   write a key (VALUE is JSON; other text is stored as a string); put KEY --op OP for orset and counter buckets',
     options: CLIENT_OPTIONS,
     run: async (p, v) => print(await kvCommand('put', p, v)),
   },
-  delete: { summary: 'delete KEY [--context C] [--w 2]      delete a key (a tombstone)', options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('delete', p, v)) },
-  bucket: { summary: 'bucket set NAME [--resolver R] [--r 2] [--w 2] | get NAME | list   bucket properties', options: BUCKET_OPTIONS, run: async (p, v) => print(await bucketCommand(p, v)) },
+  delete: {
+    summary: 'delete KEY [--context C] [--w 2]      delete a key (a tombstone)',
+    options: CLIENT_OPTIONS,
+    run: async (p, v) => print(await kvCommand('delete', p, v)),
+  },
+  bucket: {
+    summary: 'bucket set NAME [--resolver R] [--r 2] [--w 2] | get NAME | list   bucket properties',
+    options: BUCKET_OPTIONS,
+    run: async (p, v) => print(await bucketCommand(p, v)),
+  },
   status: { summary: 'status [--json]                       members table', options: CLIENT_OPTIONS, run: async (p, v) => print(await statusCommand(p, v)) },
-  ping: { summary: 'ping [NODE]                           exit 0 when the node serves (NODE defaults to DYNAMO_NODE_ID; for health checks)', options: LEAVE_OPTIONS, run: async (p, v) => print(await pingCommand(p, v)) },
-  leave: { summary: 'leave NODE                            hand a node\'s ranges to the others, then stop it', options: LEAVE_OPTIONS, run: async (p, v) => print(await leaveCommand(p, v)) },
-  faults: { summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)', options: FAULTS_OPTIONS, run: async (p, v) => print(await faultsCommand(p, v)) },
+  ping: {
+    summary: 'ping [NODE]                           exit 0 when the node serves (NODE defaults to DYNAMO_NODE_ID; for health checks)',
+    options: LEAVE_OPTIONS,
+    run: async (p, v) => print(await pingCommand(p, v)),
+  },
+  leave: {
+    summary: "leave NODE                            hand a node's ranges to the others, then stop it",
+    options: LEAVE_OPTIONS,
+    run: async (p, v) => print(await leaveCommand(p, v)),
+  },
+  faults: {
+    summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)',
+    options: FAULTS_OPTIONS,
+    run: async (p, v) => print(await faultsCommand(p, v)),
+  },
   bench: {
-    summary: 'bench [--seconds 10] [--concurrency 64] [--rounds 1] [--breakdown] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
+    summary:
+      'bench [--seconds 10] [--concurrency 64] [--rounds 1] [--breakdown] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
     options: {
       seconds: { type: 'string', help: 'seconds per row', default: '10' },
       concurrency: { type: 'string', help: 'callers in the closed loop (a second run uses 1)', default: '64' },
@@ -61,10 +95,19 @@ const COMMANDS: Record<string, Command> = {
       const progress = bench.progressPrinter();
       const rows = await bench.runBench(seconds, concurrency, progress.say, rounds);
       progress.done();
-      return print({ out: v['json'] ? JSON.stringify({ seconds, concurrency, rounds, rows }) : bench.benchReport(rows, seconds, rounds, concurrency, v['breakdown'] === true), code: 0 });
+      return print({
+        out: v['json']
+          ? JSON.stringify({ seconds, concurrency, rounds, rows })
+          : bench.benchReport(rows, seconds, rounds, concurrency, v['breakdown'] === true),
+        code: 0,
+      });
     },
   },
-  ring: { summary: 'ring simulate [--nodes 10] [--keys 100000] [--vnodes 128]   compare key placement strategies', options: RING_OPTIONS, run: async (p, v) => print(await ringCommand(p, v)) },
+  ring: {
+    summary: 'ring simulate [--nodes 10] [--keys 100000] [--vnodes 128]   compare key placement strategies',
+    options: RING_OPTIONS,
+    run: async (p, v) => print(await ringCommand(p, v)),
+  },
 };
 
 function usage(command?: string): string {

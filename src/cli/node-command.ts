@@ -1,6 +1,7 @@
 import 'reflect-metadata';
-import { ACTORS, DEFAULTS, NODE_ID, nodeConfig, type ActorName } from '../config.js';
+import { ACTORS, DEFAULTS, NODE_ID, nodeConfig, type ActorName, type NodeConfig } from '../config.js';
 import { createNode } from '../di/container.js';
+import type { DynamoNode } from '../../actors/node/dynamo-node.js';
 import { UsageError } from '../errors.js';
 import { MAX_WEIGHT } from '../ring/index.js';
 import { pathToFileURL } from 'node:url';
@@ -8,13 +9,13 @@ import { resolve as resolvePath } from 'node:path';
 import { appResolver, BUILTIN_RESOLVERS, RESOLVER_NAME, type Resolver } from '../resolvers/index.js';
 import { RedisStorage } from '../storage/redis-storage.js';
 import { NatsTransport } from '../transport/nats-transport.js';
-import { intFlag, numberFlag, type OptionSpecs } from './args.js';
+import { intFlag, requiredIntFlag, requiredNumberFlag, type OptionSpecs } from './args.js';
 import { serveMetrics, type MetricsEndpoint } from '../metrics/serve.js';
 
 export const NODE_OPTIONS: OptionSpecs = {
   id: { type: 'string', help: 'this node\'s id (letters, digits, "_", "-")' },
   nats: { type: 'string', help: 'NATS URL', default: 'nats://127.0.0.1:4222' },
-  redis: { type: 'string', help: 'this node\'s own Redis URL', default: 'redis://127.0.0.1:6379' },
+  redis: { type: 'string', help: "this node's own Redis URL", default: 'redis://127.0.0.1:6379' },
   seeds: { type: 'string', help: 'members to contact to join: n1,n2 (none: start a new cluster)' },
   weight: { type: 'string', help: 'share of the ring (256 tokens per unit)', default: '1' },
   prefix: { type: 'string', help: 'subject prefix', default: DEFAULTS.prefix },
@@ -28,16 +29,24 @@ export const NODE_OPTIONS: OptionSpecs = {
   'anti-entropy-interval': { type: 'string', help: 'ms between anti-entropy exchanges of one range (0: off)', default: String(DEFAULTS.antiEntropyIntervalMs) },
   'anti-entropy-keys-per-second': { type: 'string', help: 'keys anti-entropy repairs per second, at most', default: String(DEFAULTS.antiEntropyKeysPerSecond) },
   'anti-entropy-max-message-bytes': { type: 'string', help: 'bytes per anti-entropy message, at most', default: String(DEFAULTS.antiEntropyMaxMessageBytes) },
-  'anti-entropy-max-exchanges': { type: 'string', help: 'exchanges other nodes may run against this one at once', default: String(DEFAULTS.antiEntropyMaxExchanges) },
+  'anti-entropy-max-exchanges': {
+    type: 'string',
+    help: 'exchanges other nodes may run against this one at once',
+    default: String(DEFAULTS.antiEntropyMaxExchanges),
+  },
   actors: { type: 'string', help: `the actors of this node this process hosts: some of ${ACTORS.join(',')}`, default: ACTORS.join(',') },
   'check-config': { type: 'boolean', help: 'check the flags and that NATS and Redis answer, then exit (0 fine, 2 not)' },
   resolver: { type: 'string', help: 'application resolvers: NAME=FILE[,NAME=FILE] (a module exporting merge(values))' },
   'rebuild-tree': { type: 'boolean', help: 'rebuild the anti-entropy tree from the data before serving' },
-  'leave-on-exit': { type: 'boolean', help: 'on SIGTERM, hand this node\'s ranges over and leave the cluster' },
+  'leave-on-exit': { type: 'boolean', help: "on SIGTERM, hand this node's ranges over and leave the cluster" },
   'allow-faults': { type: 'boolean', help: 'answer the fault-injection subjects (tests and demos only)' },
   inspect: { type: 'boolean', help: 'trace actor transitions and sampled coordinator runs on <prefix>.trace.<node>.<actor>, and to --inspect-url' },
   'inspect-url': { type: 'string', help: "with --inspect: the Stately inspector's WebSocket relay (dynamo up --inspect starts one), e.g. ws://127.0.0.1:8081" },
-  'inspect-runs-per-second': { type: 'string', help: 'with --inspect: coordinator runs traced per second, at most', default: String(DEFAULTS.inspectRunsPerSecond) },
+  'inspect-runs-per-second': {
+    type: 'string',
+    help: 'with --inspect: coordinator runs traced per second, at most',
+    default: String(DEFAULTS.inspectRunsPerSecond),
+  },
   'metrics-port': { type: 'string', help: 'serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port)' },
   'metrics-host': { type: 'string', help: 'address the metrics endpoint listens on', default: '127.0.0.1' },
 };
@@ -49,7 +58,10 @@ export const NODE_OPTIONS: OptionSpecs = {
 export async function loadResolvers(text: string | undefined): Promise<Map<string, Resolver>> {
   const out = new Map<string, Resolver>();
   if (!text) return out;
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     const name = eq < 0 ? '' : part.slice(0, eq);
     const file = part.slice(eq + 1);
@@ -112,11 +124,21 @@ export function parseSeeds(text: string | undefined): string[] {
     });
 }
 
-export async function nodeCommand(positionals: string[], values: Record<string, unknown>): Promise<number> {
+interface NodeOptions {
+  readonly config: NodeConfig;
+  readonly metricsPort: number | undefined;
+  readonly metricsHost: string;
+  readonly resolverFiles: string | undefined;
+  readonly checkConfig: boolean;
+  readonly leaveOnExit: boolean;
+}
+
+/** The flags as a node's config; every bad flag is a UsageError (exit code 2). */
+function parseNodeOptions(positionals: string[], values: Record<string, unknown>): NodeOptions {
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const id = values['id'] as string | undefined;
   if (!id) throw new UsageError('--id is required');
-  let config;
+  let config: NodeConfig;
   try {
     config = nodeConfig({
       nodeId: id,
@@ -125,66 +147,74 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
       prefix: values['prefix'] as string,
       cluster: values['cluster'] as string,
       seeds: parseSeeds(values['seeds'] as string | undefined).filter((s) => s !== id),
-      weight: numberFlag(values, 'weight', Number.MIN_VALUE, MAX_WEIGHT)!,
-      n: intFlag(values, 'n', 1, 16)!,
-      r: intFlag(values, 'r', 1, 16)!,
-      w: intFlag(values, 'w', 1, 16)!,
-      gossipIntervalMs: intFlag(values, 'gossip-interval', 10, 60_000)!,
-      suspectAfterMs: intFlag(values, 'suspect-after', 10, 600_000)!,
-      downAfterMs: intFlag(values, 'down-after', 10, 600_000)!,
+      weight: requiredNumberFlag(values, 'weight', Number.MIN_VALUE, MAX_WEIGHT),
+      n: requiredIntFlag(values, 'n', 1, 16),
+      r: requiredIntFlag(values, 'r', 1, 16),
+      w: requiredIntFlag(values, 'w', 1, 16),
+      gossipIntervalMs: requiredIntFlag(values, 'gossip-interval', 10, 60_000),
+      suspectAfterMs: requiredIntFlag(values, 'suspect-after', 10, 600_000),
+      downAfterMs: requiredIntFlag(values, 'down-after', 10, 600_000),
       allowFaults: values['allow-faults'] === true,
-      antiEntropyIntervalMs: intFlag(values, 'anti-entropy-interval', 0, 86_400_000)!,
-      antiEntropyKeysPerSecond: intFlag(values, 'anti-entropy-keys-per-second', 1, 1_000_000)!,
-      antiEntropyMaxMessageBytes: intFlag(values, 'anti-entropy-max-message-bytes', 4096, 64 * 1024 * 1024)!,
-      antiEntropyMaxExchanges: intFlag(values, 'anti-entropy-max-exchanges', 1, 64)!,
+      antiEntropyIntervalMs: requiredIntFlag(values, 'anti-entropy-interval', 0, 86_400_000),
+      antiEntropyKeysPerSecond: requiredIntFlag(values, 'anti-entropy-keys-per-second', 1, 1_000_000),
+      antiEntropyMaxMessageBytes: requiredIntFlag(values, 'anti-entropy-max-message-bytes', 4096, 64 * 1024 * 1024),
+      antiEntropyMaxExchanges: requiredIntFlag(values, 'anti-entropy-max-exchanges', 1, 64),
       rebuildTree: values['rebuild-tree'] === true,
       actors: parseActors(values['actors'] as string),
       inspect: values['inspect'] === true,
       inspectUrl: (values['inspect-url'] as string | undefined) || null,
-      inspectRunsPerSecond: intFlag(values, 'inspect-runs-per-second', 0, 10_000)!,
+      inspectRunsPerSecond: requiredIntFlag(values, 'inspect-runs-per-second', 0, 10_000),
     });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-
   if (config.inspectUrl !== null && !config.inspect) throw new UsageError('--inspect-url needs --inspect');
-  const metricsPort = intFlag(values, 'metrics-port', 0, 65_535);
-  const resolvers = await loadResolvers(values['resolver'] as string | undefined);
-  if (values['check-config'] === true) {
-    const problem = await checkConnectivity(config.natsUrl, config.redisUrl);
-    if (problem) throw new UsageError(`--check-config: ${problem}`);
-    process.stdout.write(`config ok: node ${config.nodeId} (actors: ${config.actors.join(', ')}), NATS ${config.natsUrl} and Redis ${config.redisUrl} answer\n`);
-    return 0;
-  }
+  return {
+    config,
+    metricsPort: intFlag(values, 'metrics-port', 0, 65_535),
+    metricsHost: values['metrics-host'] as string,
+    resolverFiles: values['resolver'] as string | undefined,
+    checkConfig: values['check-config'] === true,
+    leaveOnExit: values['leave-on-exit'] === true,
+  };
+}
+
+interface RunningNode {
+  readonly node: DynamoNode;
+  readonly endpoint: MetricsEndpoint | null;
+}
+
+/** Connect, assemble and start the node, and serve its metrics; a sentence on failure (exit code 1). */
+async function startNode(o: NodeOptions, resolvers: Map<string, Resolver>): Promise<RunningNode | string> {
+  const { config } = o;
+  const id = config.nodeId;
   let transport: NatsTransport;
   try {
     transport = await NatsTransport.connect(config.natsUrl, `dynamo-node-${id}`);
   } catch (e) {
-    process.stderr.write(`node ${id}: cannot connect to NATS at ${config.natsUrl}: ${(e as Error).message}\n`);
-    return 1;
+    return `node ${id}: cannot connect to NATS at ${config.natsUrl}: ${(e as Error).message}`;
   }
   const node = createNode(config, { transport, storage: new RedisStorage(config.redisUrl), resolvers });
   let endpoint: MetricsEndpoint | null = null;
-  if (metricsPort !== undefined) {
+  if (o.metricsPort !== undefined) {
     try {
-      endpoint = await serveMetrics(node.metrics, metricsPort, values['metrics-host'] as string);
+      endpoint = await serveMetrics(node.metrics, o.metricsPort, o.metricsHost);
     } catch (e) {
       await transport.close();
-      process.stderr.write(`node ${id}: cannot serve metrics on ${values['metrics-host'] as string}:${metricsPort}: ${(e as Error).message}\n`);
-      return 1;
+      return `node ${id}: cannot serve metrics on ${o.metricsHost}:${o.metricsPort}: ${(e as Error).message}`;
     }
   }
   try {
     await node.start();
   } catch (e) {
     await endpoint?.close();
-    process.stderr.write(`${(e as Error).message} (Redis at ${config.redisUrl})\n`);
-    return 1;
+    return `${(e as Error).message} (Redis at ${config.redisUrl})`;
   }
-  // One line a supervisor (dynamo up) or a person reads to find the endpoint.
-  if (endpoint !== null) process.stdout.write(`metrics ${endpoint.url}\n`);
+  return { node, endpoint };
+}
 
-  const leaveOnExit = values['leave-on-exit'] === true;
+/** Serve until SIGTERM or SIGINT (or, under `dynamo up`, until the parent goes), then leave or stop. */
+async function runUntilStopped({ node, endpoint }: RunningNode, leaveOnExit: boolean): Promise<void> {
   const stopped = new Promise<void>((resolve) => node.actor.subscribe({ complete: () => resolve() }));
   await new Promise<void>((resolve) => {
     void stopped.then(resolve);
@@ -209,5 +239,27 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
   } else await node.stop();
   await endpoint?.close();
   process.stdin.pause();
+}
+
+export async function nodeCommand(positionals: string[], values: Record<string, unknown>): Promise<number> {
+  const o = parseNodeOptions(positionals, values);
+  const { config } = o;
+  const resolvers = await loadResolvers(o.resolverFiles);
+  if (o.checkConfig) {
+    const problem = await checkConnectivity(config.natsUrl, config.redisUrl);
+    if (problem) throw new UsageError(`--check-config: ${problem}`);
+    process.stdout.write(
+      `config ok: node ${config.nodeId} (actors: ${config.actors.join(', ')}), NATS ${config.natsUrl} and Redis ${config.redisUrl} answer\n`,
+    );
+    return 0;
+  }
+  const running = await startNode(o, resolvers);
+  if (typeof running === 'string') {
+    process.stderr.write(`${running}\n`);
+    return 1;
+  }
+  // One line a supervisor (dynamo up) or a person reads to find the endpoint.
+  if (running.endpoint !== null) process.stdout.write(`metrics ${running.endpoint.url}\n`);
+  await runUntilStopped(running, o.leaveOnExit);
   return 0;
 }

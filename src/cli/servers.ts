@@ -3,6 +3,7 @@ import { accessSync, constants, createWriteStream, mkdirSync, writeFileSync } fr
 import { createConnection, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { present } from '../invariant.js';
 
 /** Largest NATS message of a cluster we start: a 1 MiB value escaped inside a replica message, with room to spare. */
 export const NATS_MAX_PAYLOAD = 8 * 1024 * 1024;
@@ -36,7 +37,8 @@ export function requireBinary(name: 'nats-server' | 'redis-server'): string {
       p = null;
     }
   }
-  if (p === null) throw new UsageError(`${name} not found${override !== undefined ? ` at ${override}` : ' on PATH'}. Install it: sudo apt-get install -y ${name}`);
+  if (p === null)
+    throw new UsageError(`${name} not found${override !== undefined ? ` at ${override}` : ' on PATH'}. Install it: sudo apt-get install -y ${name}`);
   return p;
 }
 
@@ -109,8 +111,8 @@ function spawnServer(name: string, bin: string, args: string[], port: number, lo
   const setpriv = process.platform === 'linux' ? findBinary('setpriv') : null;
   const options = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], detached: true };
   const child = setpriv ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', bin, ...args], options) : spawn(bin, args, options);
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  present(child.stdout, 'stdout is piped').pipe(log);
+  present(child.stderr, 'stderr is piped').pipe(log);
   const url = name.startsWith('nats') ? `nats://127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
   return {
     name,

@@ -6,12 +6,13 @@ import { UsageError } from '../errors.js';
 import { subjects } from '../protocol/subjects.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { decodeJson } from '../transport/transport.js';
-import { intFlag, type OptionSpecs } from './args.js';
+import { requiredIntFlag, type OptionSpecs } from './args.js';
 import { clusterFilePath, commandLine, DEFAULT_STATE_DIR, isAlive, readClusterFile, writeClusterFile } from './cluster-file.js';
 import { freePort, requireBinary, startNatsServer, startRedisServer, stopProcess, type ServerProcess } from './servers.js';
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { startConsole, type ConsoleServer } from '../console/server.js';
 import { consoleUrl } from './console-command.js';
+import { present } from '../invariant.js';
 
 export const UP_OPTIONS: OptionSpecs = {
   nodes: { type: 'string', help: 'number of nodes', default: '3' },
@@ -19,7 +20,10 @@ export const UP_OPTIONS: OptionSpecs = {
   prefix: { type: 'string', help: 'subject prefix', default: 'dynamo' },
   dir: { type: 'string', help: 'where data, logs and cluster.json live', default: DEFAULT_STATE_DIR },
   'allow-faults': { type: 'boolean', help: 'let `dynamo faults` partition, slow or drop node-to-node traffic' },
-  inspect: { type: 'boolean', help: "nodes trace their actors (<prefix>.trace.*, the console's live views) and report to a Stately inspector relay started here" },
+  inspect: {
+    type: 'boolean',
+    help: "nodes trace their actors (<prefix>.trace.*, the console's live views) and report to a Stately inspector relay started here",
+  },
   'console-port': { type: 'string', help: 'port of the web console (taken: any free one)', default: '8080' },
   'no-console': { type: 'boolean', help: 'do not serve the web console' },
 };
@@ -64,131 +68,201 @@ async function waitUntilServing(t: NatsTransport, prefix: string, id: string, ch
   throw new Error(`node ${id} did not start serving within ${NODE_READY_TIMEOUT_MS} ms; see ${logPath}`);
 }
 
+interface UpOptions {
+  readonly count: number;
+  readonly prefix: string;
+  readonly dir: string;
+  /** null: no console */
+  readonly consolePort: number | null;
+  readonly inspect: boolean;
+  /** use this NATS instead of starting one */
+  readonly natsUrl: string | undefined;
+  readonly allowFaults: boolean;
+}
+
+function parseUpOptions(positionals: string[], values: Record<string, unknown>): UpOptions {
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  return {
+    count: requiredIntFlag(values, 'nodes', 1, 16),
+    prefix: values['prefix'] as string,
+    dir: values['dir'] as string,
+    consolePort: values['no-console'] === true ? null : requiredIntFlag(values, 'console-port', 0, 65_535),
+    inspect: values['inspect'] === true,
+    natsUrl: (values['nats'] as string | undefined) || undefined,
+    allowFaults: values['allow-faults'] === true,
+  };
+}
+
+const say = (s: string) => process.stdout.write(`${s}\n`);
+
+/**
+ * The processes of one `dynamo up`: nats-server (unless one was given), a redis-server
+ * per node, the nodes, and optionally the console and the inspector relay. Each is
+ * recorded in cluster.json as soon as it runs, so that the next `up` can clean up
+ * after this one if it is killed.
+ */
+class LocalCluster {
+  private readonly servers: ServerProcess[] = [];
+  private readonly nodes: Supervised[] = [];
+  private readonly redis: { id: string; redisUrl: string }[] = [];
+  private console_: ConsoleServer | null = null;
+  private relay: { stop(): void } | null = null;
+  private transport: NatsTransport | undefined;
+  private natsUrl = '';
+  private stopping = false;
+
+  constructor(private readonly o: UpOptions) {}
+
+  private record(): void {
+    writeClusterFile(this.o.dir, {
+      pid: process.pid,
+      natsUrl: this.natsUrl,
+      prefix: this.o.prefix,
+      nodes: this.redis,
+      children: [
+        ...this.servers.map((s) => ({ name: s.name, pid: present(s.child.pid, 'a started server has a pid') })),
+        ...this.nodes.map((n) => ({ name: n.name, pid: present(n.child.pid, 'a started node has a pid') })),
+      ],
+    });
+  }
+
+  /** Start everything and wait until every node serves; returns what to print. */
+  async start(): Promise<string> {
+    const { dir, prefix } = this.o;
+    if (this.o.natsUrl === undefined) {
+      const nats = await startNatsServer(dir);
+      this.servers.push(nats);
+      this.natsUrl = nats.url;
+      say(`nats-server     ${this.natsUrl}`);
+    } else {
+      this.natsUrl = this.o.natsUrl;
+    }
+    const ids = Array.from({ length: this.o.count }, (_, i) => `n${i + 1}`);
+    for (const id of ids) {
+      const r = await startRedisServer(join(dir, id));
+      this.servers.push(r);
+      this.redis.push({ id, redisUrl: r.url });
+      say(`redis-server    ${r.url}  (${id}, append-only file in ${join(dir, id)})`);
+      this.record();
+    }
+    const transport = await NatsTransport.connect(this.natsUrl, 'dynamo-up');
+    this.transport = transport;
+    const relayPort = this.o.inspect ? await this.startRelay() : null;
+    const metricsUrls: string[] = [];
+    for (const { id, redisUrl } of this.redis) {
+      // n1 starts the cluster; the others join it (and learn each other by gossip).
+      const seeds = ids.slice(0, ids.indexOf(id)).join(',');
+      const metricsPort = await freePort();
+      metricsUrls.push(`${id} http://127.0.0.1:${metricsPort}/metrics`);
+      this.startNode(id, redisUrl, seeds, metricsPort, relayPort);
+    }
+    await Promise.all(this.nodes.map((n) => waitUntilServing(transport, prefix, n.name, n.child, join(dir, 'logs', `${n.name}.log`))));
+    if (this.o.consolePort !== null) {
+      this.console_ = await startConsole({ transport, prefix, port: this.o.consolePort, host: '127.0.0.1', anyPortIfTaken: true });
+    }
+    return this.banner(metricsUrls, relayPort);
+  }
+
+  /** The Stately inspector's relay: nodes send it their actors' inspection events; its page embeds the Stately UI. */
+  private async startRelay(): Promise<number> {
+    const port = await freePort();
+    this.relay = createInspectorServer({ port, autoOpen: false });
+    return port;
+  }
+
+  private startNode(id: string, redisUrl: string, seeds: string, metricsPort: number, relayPort: number | null): void {
+    const logPath = join(this.o.dir, 'logs', `${id}.log`);
+    const log = createWriteStream(logPath, { flags: 'a' });
+    const args = [
+      CLI_PATH,
+      'node',
+      '--id',
+      id,
+      '--nats',
+      this.natsUrl,
+      '--redis',
+      redisUrl,
+      '--prefix',
+      this.o.prefix,
+      '--metrics-port',
+      String(metricsPort),
+      ...(seeds ? ['--seeds', seeds] : []),
+      ...(this.o.allowFaults ? ['--allow-faults'] : []),
+      ...(relayPort !== null ? ['--inspect', '--inspect-url', `ws://127.0.0.1:${relayPort}`] : []),
+    ];
+    // Own process group (Ctrl-C reaches only `up`, which stops nodes before servers); stdin ties the node's life to ours.
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, DYNAMO_SUPERVISED: '1' } });
+    child.stdout.pipe(log);
+    child.stderr.pipe(log);
+    child.once('exit', (code, signal) => {
+      if (!this.stopping) say(`node ${id} exited unexpectedly (${signal ?? `code ${code}`}); see ${logPath}`);
+    });
+    this.nodes.push({ name: id, child });
+    this.record();
+  }
+
+  private banner(metricsUrls: string[], relayPort: number | null): string {
+    const { prefix, inspect } = this.o;
+    const extras = [
+      ...(this.console_
+        ? [`Web console: ${consoleUrl(this.console_)}${inspect ? '' : '  (with --inspect it also shows actor transitions and coordinator runs)'}`]
+        : []),
+      ...(relayPort !== null ? [`Stately inspector (its UI needs the internet): http://localhost:${relayPort}`] : []),
+      `Prometheus metrics: ${metricsUrls.join(', ')}`,
+    ];
+    return `
+${this.o.count} node(s) serving. Try:
+  npx dynamo put cart:alice '["book"]'
+  npx dynamo get cart:alice
+  npx dynamo status
+or publish requests on NATS at ${this.natsUrl}:
+  ${prefix}.kv.put  {"key":"cart:alice","value":["book"]}
+  ${prefix}.kv.get  {"key":"cart:alice"}
+For programs using the client library, in another terminal:
+  export DYNAMO_NATS_URL=${this.natsUrl}
+${extras.join('\n')}
+Logs in ${join(this.o.dir, 'logs')}. Ctrl-C stops the cluster.`;
+  }
+
+  /** Stop in order: console and client connection, nodes, relay, Redis (flushing its AOF), NATS. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    say('\nstopping the cluster...');
+    await this.console_?.close().catch(() => {});
+    await this.transport?.close().catch(() => {});
+    await Promise.all(this.nodes.map((n) => stopProcess(n.child, 20_000)));
+    this.relay?.stop();
+    await Promise.all(this.servers.filter((s) => s.name !== 'nats-server').map((s) => s.stop()));
+    await Promise.all(this.servers.filter((s) => s.name === 'nats-server').map((s) => s.stop()));
+    rmSync(clusterFilePath(this.o.dir), { force: true });
+    say(`stopped; data kept in ${this.o.dir}`);
+  }
+}
+
 /**
  * `dynamo up`: a local cluster of real processes. Everything it starts is recorded
  * and stopped on Ctrl-C or SIGTERM, or by the next `up` if this one is killed.
  */
 export async function upCommand(positionals: string[], values: Record<string, unknown>): Promise<number> {
-  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const count = intFlag(values, 'nodes', 1, 16)!;
-  const prefix = values['prefix'] as string;
-  const dir = values['dir'] as string;
-  const consolePort = values['no-console'] === true ? null : intFlag(values, 'console-port', 0, 65_535)!;
-  const inspect = values['inspect'] === true;
-  const say = (s: string) => process.stdout.write(`${s}\n`);
-  if (!values['nats']) requireBinary('nats-server');
+  const o = parseUpOptions(positionals, values);
+  if (o.natsUrl === undefined) requireBinary('nats-server');
   requireBinary('redis-server');
-  mkdirSync(join(dir, 'logs'), { recursive: true });
-  cleanUpAfterCrashedRun(dir, say);
+  mkdirSync(join(o.dir, 'logs'), { recursive: true });
+  cleanUpAfterCrashedRun(o.dir, say);
 
-  const servers: ServerProcess[] = [];
-  const nodes: Supervised[] = [];
-  let console_: ConsoleServer | null = null;
-  let relay: { stop(): void } | null = null;
-  let transport: NatsTransport | undefined;
-  let stopping = false;
-  const record = (natsUrl: string, redis: { id: string; redisUrl: string }[]) =>
-    writeClusterFile(dir, {
-      pid: process.pid,
-      natsUrl,
-      prefix,
-      nodes: redis,
-      children: [...servers.map((s) => ({ name: s.name, pid: s.child.pid! })), ...nodes.map((n) => ({ name: n.name, pid: n.child.pid! }))],
-    });
-
-  const shutdown = async () => {
-    if (stopping) return;
-    stopping = true;
-    say('\nstopping the cluster...');
-    await console_?.close().catch(() => {});
-    await transport?.close().catch(() => {});
-    await Promise.all(nodes.map((n) => stopProcess(n.child, 20_000)));
-    relay?.stop();
-    // Redis last among the data holders: SIGTERM lets it flush its append-only file.
-    await Promise.all(servers.filter((s) => s.name !== 'nats-server').map((s) => s.stop()));
-    await Promise.all(servers.filter((s) => s.name === 'nats-server').map((s) => s.stop()));
-    rmSync(clusterFilePath(dir), { force: true });
-    say('stopped; data kept in ' + dir);
-  };
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  const onSignal = () => void shutdown().then(resolveDone);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
+  const cluster = new LocalCluster(o);
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = () => void cluster.stop().then(resolve);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
   try {
-    let natsUrl = values['nats'] as string | undefined;
-    if (!natsUrl) {
-      const nats = await startNatsServer(dir);
-      servers.push(nats);
-      natsUrl = nats.url;
-      say(`nats-server     ${natsUrl}`);
-    }
-    const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
-    const redis: { id: string; redisUrl: string }[] = [];
-    for (const id of ids) {
-      const r = await startRedisServer(join(dir, id));
-      servers.push(r);
-      redis.push({ id, redisUrl: r.url });
-      say(`redis-server    ${r.url}  (${id}, append-only file in ${join(dir, id)})`);
-      record(natsUrl, redis);
-    }
-    transport = await NatsTransport.connect(natsUrl, 'dynamo-up');
-    let inspectArgs: string[] = [];
-    let relayUrl = '';
-    if (inspect) {
-      // The Stately inspector's relay: nodes send it their actors' inspection events; its page embeds the Stately UI.
-      const port = await freePort();
-      relay = createInspectorServer({ port, autoOpen: false });
-      relayUrl = `http://localhost:${port}`;
-      inspectArgs = ['--inspect', '--inspect-url', `ws://127.0.0.1:${port}`];
-    }
-    const metricsUrls: string[] = [];
-    for (const { id, redisUrl } of redis) {
-      const logPath = join(dir, 'logs', `${id}.log`);
-      const log = createWriteStream(logPath, { flags: 'a' });
-      // n1 starts the cluster; the others join it (and learn each other by gossip).
-      const seeds = id === ids[0] ? '' : ids.slice(0, ids.indexOf(id)).join(',');
-      const metricsPort = await freePort();
-      metricsUrls.push(`${id} http://127.0.0.1:${metricsPort}/metrics`);
-      const args = [
-        CLI_PATH, 'node', '--id', id, '--nats', natsUrl, '--redis', redisUrl, '--prefix', prefix, '--metrics-port', String(metricsPort),
-        ...(seeds ? ['--seeds', seeds] : []), ...(values['allow-faults'] ? ['--allow-faults'] : []), ...inspectArgs,
-      ];
-      // Own process group (Ctrl-C reaches only `up`, which stops nodes before servers); stdin ties the node's life to ours.
-      const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, DYNAMO_SUPERVISED: '1' } });
-      child.stdout!.pipe(log);
-      child.stderr!.pipe(log);
-      child.once('exit', (code, signal) => {
-        if (!stopping) say(`node ${id} exited unexpectedly (${signal ?? `code ${code}`}); see ${logPath}`);
-      });
-      nodes.push({ name: id, child });
-      record(natsUrl, redis);
-    }
-    await Promise.all(nodes.map((n) => waitUntilServing(transport!, prefix, n.name, n.child, join(dir, 'logs', `${n.name}.log`))));
-    if (consolePort !== null) console_ = await startConsole({ transport, prefix, port: consolePort, host: '127.0.0.1', anyPortIfTaken: true });
-    const extras = [
-      ...(console_ ? [`Web console: ${consoleUrl(console_)}${inspect ? '' : '  (with --inspect it also shows actor transitions and coordinator runs)'}`] : []),
-      ...(inspect ? [`Stately inspector (its UI needs the internet): ${relayUrl}`] : []),
-      `Prometheus metrics: ${metricsUrls.join(', ')}`,
-    ];
-    say(`
-${count} node(s) serving. Try:
-  npx dynamo put cart:alice '["book"]'
-  npx dynamo get cart:alice
-  npx dynamo status
-or publish requests on NATS at ${natsUrl}:
-  ${prefix}.kv.put  {"key":"cart:alice","value":["book"]}
-  ${prefix}.kv.get  {"key":"cart:alice"}
-For programs using the client library, in another terminal:
-  export DYNAMO_NATS_URL=${natsUrl}
-${extras.join('\n')}
-Logs in ${join(dir, 'logs')}. Ctrl-C stops the cluster.`);
+    say(await cluster.start());
   } catch (e) {
-    await transport?.close().catch(() => {});
-    await shutdown();
+    await cluster.stop();
     throw e;
   }
-  await done;
+  await stopped;
   return 0;
 }

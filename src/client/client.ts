@@ -241,7 +241,8 @@ export class DynamoClient {
 
   /** One request to `node` (null: any node), alone or in this turn's batch for it. */
   private async ask(op: Op, data: string, timeoutMs: number, node: string | null): Promise<Reply> {
-    if (this.batcher === null) return decodeJson<Reply>(await this.transport.request(node === null ? this.subjects.kv(op) : this.subjects.nodeKv(node, op), data, timeoutMs));
+    if (this.batcher === null)
+      return decodeJson<Reply>(await this.transport.request(node === null ? this.subjects.kv(op) : this.subjects.nodeKv(node, op), data, timeoutMs));
     return this.batcher.request(node === null ? this.subjects.kvBatch : this.subjects.nodeKvBatch(node), BATCH_REPLY, batchItemText(op, data), timeoutMs);
   }
 }

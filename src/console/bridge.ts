@@ -59,7 +59,6 @@ function pushBounded<T>(list: T[], item: T, max: number): void {
   if (list.length > max) list.splice(0, list.length - max);
 }
 
-
 /**
  * The console's view of a cluster over NATS: the status (members, their actors and
  * latency) once a pollMs, the ring when it changes, and every trace the nodes publish.
@@ -67,7 +66,16 @@ function pushBounded<T>(list: T[], item: T, max: number): void {
  */
 export class ConsoleBridge {
   private readonly subjects: Subjects;
-  private readonly state: ConsoleState = { status: null, statusAt: null, statusError: null, ring: null, runs: [], transitions: [], rates: [], tracesDropped: 0 };
+  private readonly state: ConsoleState = {
+    status: null,
+    statusAt: null,
+    statusError: null,
+    ring: null,
+    runs: [],
+    transitions: [],
+    rates: [],
+    tracesDropped: 0,
+  };
   private readonly listeners = new Set<(m: ConsoleMessage) => void>();
   private readonly rates = new RateTracker();
   private readonly forwarded = new Budget(MAX_FORWARDED_TRACES_PER_SECOND);

@@ -29,7 +29,7 @@ export class RateTracker {
       const before = this.last.get(node);
       for (const op of CHARTED_OPS) {
         const h = histograms[op];
-        if (h !== undefined && before !== undefined) deltas[op]!.push(histogramDelta(before[op], h));
+        if (h !== undefined && before !== undefined) deltas[op].push(histogramDelta(before[op], h));
       }
       this.last.set(node, histograms);
     }
@@ -38,7 +38,7 @@ export class RateTracker {
     if (seconds <= 0) return null;
     const ops: RatePoint['ops'] = {};
     for (const op of CHARTED_OPS) {
-      const sum = histogramSum(deltas[op]!);
+      const sum = histogramSum(deltas[op]);
       ops[op] = { perSecond: sum.total / seconds, p999Ms: quantileMs(sum, 0.999), p50Ms: quantileMs(sum, 0.5) };
     }
     return { t: atMs, ops };

@@ -26,7 +26,10 @@ const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 /** Each actor of a node, and the machine that runs it: what the page draws. */
 const MACHINES = {
-  node: nodeMachine, gossiper: gossiperMachine, 'anti-entropy': antiEntropyMachine, 'hinted-handoff': hintedHandoffMachine,
+  node: nodeMachine,
+  gossiper: gossiperMachine,
+  'anti-entropy': antiEntropyMachine,
+  'hinted-handoff': hintedHandoffMachine,
   'get-coordinator': getCoordinatorMachine,
   'put-coordinator': putCoordinatorMachine,
 };
@@ -64,7 +67,12 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
   const app = Fastify({ logger: false });
   await app.register(fastifyWebsocket, { options: { maxPayload: 1024 } });
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/' });
-  await app.register(fastifyStatic, { root: UPLOT_DIR, prefix: '/vendor/uplot/', decorateReply: false, allowedPath: (p) => /^\/?uPlot\.(iife\.min\.js|min\.css)$/.test(p) });
+  await app.register(fastifyStatic, {
+    root: UPLOT_DIR,
+    prefix: '/vendor/uplot/',
+    decorateReply: false,
+    allowedPath: (p) => /^\/?uPlot\.(iife\.min\.js|min\.css)$/.test(p),
+  });
   app.get('/api/charts', async () => machineCharts());
   app.get('/api/state', async () => ({ version: VERSION, prefix: options.prefix, ...bridge.snapshot() }));
   app.register(async (scoped) => {

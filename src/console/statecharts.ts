@@ -61,8 +61,12 @@ export function chartOf(machine: AnyStateMachine): Chart {
   const labels = new Map<string, Set<string>>();
   const between = (from: string, to: string) => {
     const key = `${from}\n${to}`;
-    if (!labels.has(key)) labels.set(key, new Set());
-    return labels.get(key)!;
+    let set = labels.get(key);
+    if (set === undefined) {
+      set = new Set();
+      labels.set(key, set);
+    }
+    return set;
   };
   const visit = (sn: StateNodeLike, parent: StateNodeLike | null) => {
     if (parent !== null) {
@@ -126,8 +130,10 @@ export async function layOut(chart: Chart): Promise<Chart> {
     nodes.set(s.id, node);
     const parentId = s.id.slice(0, s.id.lastIndexOf('.'));
     const parent = nodes.get(parentId);
-    if (parent) (parent.children ??= []).push(node);
-    else top.push(node);
+    if (parent) {
+      parent.children ??= [];
+      parent.children.push(node);
+    } else top.push(node);
   }
   const graph: ElkNode = {
     id: chart.machine,

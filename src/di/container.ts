@@ -51,7 +51,23 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
   c.register(TOKENS.Logger, { useValue: parts.logger ?? jsonLogger(config.nodeId) });
   c.register(NodeMetrics, { useValue: new NodeMetrics(config.nodeId) });
   c.register(TOKENS.Resolvers, { useValue: parts.resolvers ?? new Map() });
-  for (const cls of [Inspection, Buckets, Gossiper, ExchangeServer, AntiEntropy, Transfers, HintedHandoff, FaultsServer, CoordinatorRunner, ClientServer, ReplicaServer, HandoffServer, AdminServer, DynamoNode]) c.registerSingleton(cls as never);
+  for (const cls of [
+    Inspection,
+    Buckets,
+    Gossiper,
+    ExchangeServer,
+    AntiEntropy,
+    Transfers,
+    HintedHandoff,
+    FaultsServer,
+    CoordinatorRunner,
+    ClientServer,
+    ReplicaServer,
+    HandoffServer,
+    AdminServer,
+    DynamoNode,
+  ])
+    c.registerSingleton(cls as never);
   // Membership comes from the gossiper in this process, or, when another process hosts it, from following that one.
   c.registerSingleton(GossipMirror);
   c.register(TOKENS.Membership, { useFactory: (dc) => (config.actors.includes('gossiper') ? dc.resolve(Gossiper) : dc.resolve(GossipMirror)) });

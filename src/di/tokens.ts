@@ -26,7 +26,10 @@ export interface Logger {
 
 /** Structured JSON lines (pino) on stderr, each with the node's id; written synchronously so a crash loses none. */
 export const jsonLogger = (nodeId: string): Logger => {
-  const log = pino({ base: { node: nodeId }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } }, pino.destination({ fd: 2, sync: true }));
+  const log = pino(
+    { base: { node: nodeId }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
+    pino.destination({ fd: 2, sync: true }),
+  );
   return {
     info: (m, f) => log.info(f ?? {}, m),
     warn: (m, f) => log.warn(f ?? {}, m),

@@ -37,7 +37,8 @@ export function parseFaults(body: unknown, current: FaultRules): FaultRules | st
   let next = current;
   if (b['partition'] !== undefined) {
     const p = b['partition'];
-    if (!Array.isArray(p) || !p.every((g) => Array.isArray(g) && g.every((id) => typeof id === 'string' && NODE_ID.test(id)))) return '"partition" must be a list of groups of node ids';
+    if (!Array.isArray(p) || !p.every((g) => Array.isArray(g) && g.every((id) => typeof id === 'string' && NODE_ID.test(id))))
+      return '"partition" must be a list of groups of node ids';
     const all = p.flat() as string[];
     if (new Set(all).size !== all.length) return 'a node may be in only one partition group';
     next = { ...next, partition: p as string[][] };
@@ -47,7 +48,8 @@ export function parseFaults(body: unknown, current: FaultRules): FaultRules | st
     next = { ...next, drop: b['drop'] };
   }
   if (b['delayMs'] !== undefined) {
-    if (!Number.isInteger(b['delayMs']) || (b['delayMs'] as number) < 0 || (b['delayMs'] as number) > MAX_FAULT_DELAY_MS) return `"delayMs" must be an integer from 0 to ${MAX_FAULT_DELAY_MS}`;
+    if (!Number.isInteger(b['delayMs']) || (b['delayMs'] as number) < 0 || (b['delayMs'] as number) > MAX_FAULT_DELAY_MS)
+      return `"delayMs" must be an integer from 0 to ${MAX_FAULT_DELAY_MS}`;
     next = { ...next, delayMs: b['delayMs'] as number };
   }
   return next;

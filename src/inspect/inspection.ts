@@ -6,7 +6,17 @@ import { TOKENS } from '../di/tokens.js';
 import { subjects } from '../protocol/subjects.js';
 import type { Transport } from '../transport/transport.js';
 import { StatelyRelay } from './stately-relay.js';
-import { Budget, MAX_STATELY_EVENTS_PER_SECOND, MAX_TRACE_MESSAGES_PER_SECOND, outcomeOf, STATELY_RUNS_PER_SECOND, RunRecorder, TransitionTracker, type Trace, type TransitionTrace } from './trace.js';
+import {
+  Budget,
+  MAX_STATELY_EVENTS_PER_SECOND,
+  MAX_TRACE_MESSAGES_PER_SECOND,
+  outcomeOf,
+  STATELY_RUNS_PER_SECOND,
+  RunRecorder,
+  TransitionTracker,
+  type Trace,
+  type TransitionTrace,
+} from './trace.js';
 
 /** What a sampled coordinator run is given: the observer for its actor, and the calls that mark its reply and its end. */
 export interface RunInspection {
@@ -65,7 +75,7 @@ export class Inspection {
    * registration and snapshots add little), within the per-second bound.
    */
   private toRelay(ev: InspectionEvent): void {
-    if (FORWARDED.has(ev.type) && ev.actorRef.sessionId === ev.rootId && this.relayEvents.take(this.clock.monotonic())) this.relay!.send(ev);
+    if (FORWARDED.has(ev.type) && ev.actorRef.sessionId === ev.rootId && this.relayEvents.take(this.clock.monotonic())) this.relay?.send(ev);
   }
 
   /** The `inspect` option for a long-lived actor of this node; undefined when inspection is off. */
@@ -102,7 +112,10 @@ export class Inspection {
     if (!this.enabled || !this.runs.take(this.clock.monotonic())) return null;
     const started = this.clock.monotonic();
     const requestId = `${this.config.nodeId}-${seq}`;
-    const recorder = new RunRecorder({ node: this.config.nodeId, requestId, at: this.clock.now(), op: request.op, bucket: request.bucket, key: request.key, replicas }, started);
+    const recorder = new RunRecorder(
+      { node: this.config.nodeId, requestId, at: this.clock.now(), op: request.op, bucket: request.bucket, key: request.key, replicas },
+      started,
+    );
     const relayed = this.relay !== null && this.relayRuns.take(started);
     let published = false;
     const finish = () => {

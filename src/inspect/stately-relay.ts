@@ -64,20 +64,38 @@ function definitionOf(logic: AnyActorLogic): string | undefined {
 
 /** XState's inspection event as the Stately inspector takes it, or null for the kinds it does not show. */
 export function toStatelyEvent(ev: InspectionEvent): StatelyInspectionEvent | null {
-  const base = { sessionId: ev.actorRef.sessionId, rootId: ev.rootId, createdAt: Date.now().toString(), id: null as unknown as string, _version: STATELY_INSPECT_VERSION };
+  const base = {
+    sessionId: ev.actorRef.sessionId,
+    rootId: ev.rootId,
+    createdAt: Date.now().toString(),
+    id: null as unknown as string,
+    _version: STATELY_INSPECT_VERSION,
+  };
   switch (ev.type) {
     case '@xstate.actor': {
       const ref = ev.actorRef as typeof ev.actorRef & { logic: AnyActorLogic; _parent?: { sessionId: string }; id: string };
       // Registered before its first snapshot exists.
       const snap = (ref.getSnapshot() ?? { status: 'active' }) as { status?: string; value?: unknown; context?: unknown };
       const definition = definitionOf(ref.logic);
-      return { ...base, type: '@xstate.actor', name: ref.id, definition, parentId: ref._parent?.sessionId, snapshot: { status: snap.status as never, value: snap.value, context: contextOf(snap) } };
+      return {
+        ...base,
+        type: '@xstate.actor',
+        name: ref.id,
+        definition,
+        parentId: ref._parent?.sessionId,
+        snapshot: { status: snap.status as never, value: snap.value, context: contextOf(snap) },
+      };
     }
     case '@xstate.event':
       return { ...base, type: '@xstate.event', event: plain(ev.event) as never, sourceId: ev.sourceRef?.sessionId };
     case '@xstate.snapshot': {
       const snap = ev.snapshot as { status?: string; value?: unknown; context?: unknown };
-      return { ...base, type: '@xstate.snapshot', event: plain(ev.event) as never, snapshot: { status: snap.status as never, value: snap.value, context: contextOf(snap) } as never };
+      return {
+        ...base,
+        type: '@xstate.snapshot',
+        event: plain(ev.event) as never,
+        snapshot: { status: snap.status as never, value: snap.value, context: contextOf(snap) } as never,
+      };
     }
     default:
       return null;
@@ -129,7 +147,7 @@ export class StatelyRelay {
     const event = toStatelyEvent(ev);
     if (event === null) return;
     const text = JSON.stringify(event);
-    if (this.open) return void this.ws!.send(text);
+    if (this.open && this.ws !== null) return void this.ws.send(text);
     this.queue.push(text);
     if (this.queue.length > MAX_QUEUED_INSPECTION_EVENTS) {
       this.queue.shift();

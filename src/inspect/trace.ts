@@ -82,17 +82,35 @@ export function isTrace(x: unknown): x is Trace {
   const t = x as Record<string, unknown>;
   if (!isString(t['node'], 64) || !isNumber(t['at'])) return false;
   if (t['type'] === 'transition') {
-    return (TRACED_ACTORS as readonly unknown[]).includes(t['actor']) && t['actor'] !== 'coordinator' && (t['from'] === null || isString(t['from'])) && isString(t['to']) && isString(t['event']);
+    return (
+      (TRACED_ACTORS as readonly unknown[]).includes(t['actor']) &&
+      t['actor'] !== 'coordinator' &&
+      (t['from'] === null || isString(t['from'])) &&
+      isString(t['to']) &&
+      isString(t['event'])
+    );
   }
   if (t['type'] !== 'run' || t['actor'] !== 'coordinator') return false;
   const steps = t['steps'];
   const replicas = t['replicas'];
   return (
-    isString(t['requestId'], 128) && isString(t['op'], 16) && isString(t['bucket'], 256) && isString(t['key'], MAX_TRACED_KEY_CHARS + 1) && isString(t['outcome'], 64) &&
-    isNumber(t['totalMs']) && (t['replyMs'] === null || isNumber(t['replyMs'])) && isNumber(t['truncated']) &&
-    Array.isArray(replicas) && replicas.length <= 64 && replicas.every((r) => isString(r, 64)) &&
-    Array.isArray(steps) && steps.length <= MAX_RUN_STEPS &&
-    steps.every((s) => typeof s === 'object' && s !== null && isNumber((s as RunStep).atMs) && STEP_KINDS.includes((s as RunStep).kind) && isString((s as RunStep).name, 256))
+    isString(t['requestId'], 128) &&
+    isString(t['op'], 16) &&
+    isString(t['bucket'], 256) &&
+    isString(t['key'], MAX_TRACED_KEY_CHARS + 1) &&
+    isString(t['outcome'], 64) &&
+    isNumber(t['totalMs']) &&
+    (t['replyMs'] === null || isNumber(t['replyMs'])) &&
+    isNumber(t['truncated']) &&
+    Array.isArray(replicas) &&
+    replicas.length <= 64 &&
+    replicas.every((r) => isString(r, 64)) &&
+    Array.isArray(steps) &&
+    steps.length <= MAX_RUN_STEPS &&
+    steps.every(
+      (s) =>
+        typeof s === 'object' && s !== null && isNumber((s as RunStep).atMs) && STEP_KINDS.includes((s as RunStep).kind) && isString((s as RunStep).name, 256),
+    )
   );
 }
 
@@ -138,7 +156,7 @@ export function eventText(type: string): string {
   if (type.startsWith('xstate.error.actor.')) return 'error';
   // xstate.after.<delay>.<state id>: a number of ms, or a named delay (`tick`, `remaining`)
   const after = /^xstate\.after\.([^.]+)\./.exec(type);
-  if (after) return /^\d+$/.test(after[1]!) ? `after ${after[1]} ms` : `after ${after[1]}`;
+  if (after) return /^\d+$/.test(after[1]) ? `after ${after[1]} ms` : `after ${after[1]}`;
   if (type === 'xstate.init') return 'init';
   return type;
 }
@@ -211,7 +229,17 @@ export class RunRecorder {
   /** The run's trace, once its machine has stopped; a run that never replied is INTERNAL (a bug). */
   finish(nowMs: number): RunTrace {
     const key = this.head.key.length > MAX_TRACED_KEY_CHARS ? `${this.head.key.slice(0, MAX_TRACED_KEY_CHARS)}…` : this.head.key;
-    return { type: 'run', actor: 'coordinator', ...this.head, key, steps: this.steps, outcome: this.outcome ?? 'INTERNAL', replyMs: this.replyMs, totalMs: this.since(nowMs), truncated: this.truncated };
+    return {
+      type: 'run',
+      actor: 'coordinator',
+      ...this.head,
+      key,
+      steps: this.steps,
+      outcome: this.outcome ?? 'INTERNAL',
+      replyMs: this.replyMs,
+      totalMs: this.since(nowMs),
+      truncated: this.truncated,
+    };
   }
 }
 

@@ -2,7 +2,7 @@ function pick(pool: string[], count: number, random: () => number): string[] {
   const out: string[] = [];
   while (out.length < count && pool.length > 0) {
     const i = Math.floor(random() * pool.length);
-    out.push(pool[i]!);
+    out.push(pool[i]);
     pool.splice(i, 1);
   }
   return out;
@@ -14,7 +14,11 @@ function pick(pool: string[], count: number, random: () => number): string[] {
  * down, so it is found again as soon as it is back without slowing every round.
  */
 export function choosePeers(live: readonly string[], down: readonly string[], self: string, fanout: number, random: () => number): string[] {
-  const peers = pick(live.filter((c) => c !== self), fanout, random);
+  const peers = pick(
+    live.filter((c) => c !== self),
+    fanout,
+    random,
+  );
   const others = down.filter((c) => c !== self);
   if (others.length > 0 && random() < others.length / (peers.length + 1)) peers.push(...pick([...others], 1, random));
   return peers;

@@ -1,4 +1,5 @@
 import type { Ring } from '../ring/index.js';
+import { present } from '../invariant.js';
 
 const NO_HINTS: ReadonlyMap<string, string> = new Map();
 
@@ -15,7 +16,12 @@ export function preferenceList(ring: Ring, position: number, n: number, isDown: 
  * fallback standing in for a down node of the natural top `n`, the node it stands in
  * for. The fallback keeps that write as a hint and hands it over when the node is back.
  */
-export function sloppyPreferenceList(ring: Ring, position: number, n: number, isDown: (id: string) => boolean): { replicas: string[]; hintFor: ReadonlyMap<string, string> } {
+export function sloppyPreferenceList(
+  ring: Ring,
+  position: number,
+  n: number,
+  isDown: (id: string) => boolean,
+): { replicas: string[]; hintFor: ReadonlyMap<string, string> } {
   const natural: string[] = [];
   const missing: string[] = [];
   const replicas: string[] = [];
@@ -31,7 +37,7 @@ export function sloppyPreferenceList(ring: Ring, position: number, n: number, is
   }
   if (missing.length === 0) return { replicas, hintFor: NO_HINTS };
   const fallbacks = replicas.filter((r) => !natural.includes(r));
-  return { replicas, hintFor: new Map(fallbacks.map((f, i) => [f, missing[i]!])) };
+  return { replicas, hintFor: new Map(fallbacks.map((f, i) => [f, present(missing[i], 'a fallback stands in for a missing replica')])) };
 }
 
 /**

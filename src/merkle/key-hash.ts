@@ -28,12 +28,12 @@ export function keyHash(field: string, siblings: readonly Version[]): Buffer {
   const out = Buffer.alloc(HASH_BYTES);
   for (const s of siblings) {
     const h = hash('sha1', `${field}\n${s.d[0]}:${s.d[1]}`, 'buffer');
-    for (let i = 0; i < HASH_BYTES; i++) out[i]! ^= h[i]!;
+    for (let i = 0; i < HASH_BYTES; i++) out[i] ^= h[i];
   }
   return out;
 }
 
 /** XOR `hash` into `target` at byte `offset`. */
 export function xorInto(target: Uint8Array, offset: number, hash: Uint8Array): void {
-  for (let i = 0; i < HASH_BYTES; i++) target[offset + i]! ^= hash[i]!;
+  for (let i = 0; i < HASH_BYTES; i++) target[offset + i] ^= hash[i];
 }

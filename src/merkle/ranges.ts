@@ -11,15 +11,15 @@ export function sharedSegments(ring: Ring, a: string, b: string, n: number): Uin
   const mask = new Uint8Array(SEGMENTS);
   const ends = [...new Set(ring.tokens.map((t) => segmentOf(t.position)))];
   for (let i = 0; i < ends.length; i++) {
-    const replicas = ring.walk(segmentEnd(ends[i]!), n);
+    const replicas = ring.walk(segmentEnd(ends[i]), n);
     if (!replicas.includes(a) || !replicas.includes(b)) continue;
-    const from = (i === 0 ? ends[ends.length - 1]! : ends[i - 1]!) + 1;
+    const from = (i === 0 ? ends[ends.length - 1] : ends[i - 1]) + 1;
     if (i === 0) {
       // The arc before the first token wraps around the top of the ring.
       mask.fill(1, from, SEGMENTS);
-      mask.fill(1, 0, ends[0]! + 1);
+      mask.fill(1, 0, ends[0] + 1);
     } else {
-      mask.fill(1, from, ends[i]! + 1);
+      mask.fill(1, from, ends[i] + 1);
     }
   }
   return mask;
@@ -31,9 +31,15 @@ const masks = new WeakMap<Ring, Map<string, Uint8Array>>();
 export function sharedSegmentsOf(ring: Ring, a: string, b: string, n: number): Uint8Array {
   const key = `${a < b ? a : b}|${a < b ? b : a}|${n}`;
   let forRing = masks.get(ring);
-  if (forRing === undefined) masks.set(ring, (forRing = new Map()));
+  if (forRing === undefined) {
+    forRing = new Map();
+    masks.set(ring, forRing);
+  }
   let mask = forRing.get(key);
-  if (mask === undefined) forRing.set(key, (mask = sharedSegments(ring, a, b, n)));
+  if (mask === undefined) {
+    mask = sharedSegments(ring, a, b, n);
+    forRing.set(key, mask);
+  }
   return mask;
 }
 

@@ -40,14 +40,16 @@ export class MerkleTree {
     const bytes = new Uint8Array(bottom.buffer);
     const usable = Math.min(leaves.length, count * HASH_BYTES);
     if (mask === null) bytes.set(leaves.subarray(0, usable));
-    else for (let leaf = 0; leaf < count && leaf * HASH_BYTES < usable; leaf++) if (mask[leaf]) bytes.set(leaves.subarray(leaf * HASH_BYTES, (leaf + 1) * HASH_BYTES), leaf * HASH_BYTES);
+    else
+      for (let leaf = 0; leaf < count && leaf * HASH_BYTES < usable; leaf++)
+        if (mask[leaf]) bytes.set(leaves.subarray(leaf * HASH_BYTES, (leaf + 1) * HASH_BYTES), leaf * HASH_BYTES);
     const levels: Uint32Array[] = [bottom];
     for (let d = shape.depth - 1; d >= 0; d--) {
-      const below = levels[0]!;
+      const below = levels[0];
       const level = new Uint32Array(shape.fanout ** d * WORDS);
       for (let child = 0; child < below.length / WORDS; child++) {
         const parent = Math.floor(child / shape.fanout) * WORDS;
-        for (let w = 0; w < WORDS; w++) level[parent + w]! ^= below[child * WORDS + w]!;
+        for (let w = 0; w < WORDS; w++) level[parent + w] ^= below[child * WORDS + w];
       }
       levels.unshift(level);
     }
@@ -65,7 +67,8 @@ export class MerkleTree {
   childBytes(level: number, parent: number): Uint8Array {
     const words = this.levels[level];
     const { fanout } = this.shape;
-    if (words === undefined || level === 0 || parent < 0 || (parent + 1) * fanout * WORDS > words.length) throw new RangeError(`no children of ${parent} at level ${level}`);
+    if (words === undefined || level === 0 || parent < 0 || (parent + 1) * fanout * WORDS > words.length)
+      throw new RangeError(`no children of ${parent} at level ${level}`);
     return new Uint8Array(words.buffer, parent * fanout * HASH_BYTES, fanout * HASH_BYTES);
   }
 

@@ -66,7 +66,12 @@ export class NodeMetrics {
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'dynamo_client_requests_total', help: 'client requests answered, by op and outcome (ok or the error code)', labelNames: ['op', 'outcome'], registers });
+    this.requests = new Counter({
+      name: 'dynamo_client_requests_total',
+      help: 'client requests answered, by op and outcome (ok or the error code)',
+      labelNames: ['op', 'outcome'],
+      registers,
+    });
     this.duration = new Histogram({
       name: 'dynamo_client_request_duration_seconds',
       help: 'time from a client request reaching this node to its reply, by op and outcome',
@@ -74,10 +79,19 @@ export class NodeMetrics {
       buckets: LATENCY_BOUNDS_MS.map((ms) => ms / 1000),
       registers,
     });
-    this.quorumFailures = new Counter({ name: 'dynamo_quorum_failures_total', help: 'client requests answered QUORUM_NOT_MET or TIMEOUT, by op', labelNames: ['op'], registers });
+    this.quorumFailures = new Counter({
+      name: 'dynamo_quorum_failures_total',
+      help: 'client requests answered QUORUM_NOT_MET or TIMEOUT, by op',
+      labelNames: ['op'],
+      registers,
+    });
     for (const op of OPS) {
       this.children[op] = {};
-      for (const outcome of OUTCOMES) this.children[op][outcome] = { count: this.requests.labels(op, outcome) as unknown as Counter, time: this.duration.labels(op, outcome) as unknown as Histogram };
+      for (const outcome of OUTCOMES)
+        this.children[op][outcome] = {
+          count: this.requests.labels(op, outcome) as unknown as Counter,
+          time: this.duration.labels(op, outcome) as unknown as Histogram,
+        };
     }
     const src = () => this.sources;
     const gauge = (name: string, help: string, read: (s: MetricSources) => number | Promise<number>) =>
@@ -104,7 +118,11 @@ export class NodeMetrics {
       ['dynamo_gossip_exchanges_total', 'gossip exchanges with a peer that answered', (s) => s.gossip().exchanges],
       ['dynamo_gossip_failed_exchanges_total', 'gossip exchanges that got no answer', (s) => s.gossip().failedExchanges],
     ];
-    for (const [name, help, read] of mirrored) mirroredCounter(this.registry, name, help, () => (src() ? read(src()!) : 0));
+    for (const [name, help, read] of mirrored)
+      mirroredCounter(this.registry, name, help, () => {
+        const s = src();
+        return s ? read(s) : 0;
+      });
     new Gauge({
       name: 'dynamo_members',
       help: 'members by state, as this node sees them',
@@ -126,7 +144,7 @@ export class NodeMetrics {
 
   /** A client request answered: the only metric work on the request path. */
   request(op: Op, outcome: Outcome, ms: number): void {
-    const c = this.children[op]![outcome]!;
+    const c = this.children[op][outcome];
     c.count.inc();
     c.time.observe(ms / 1000);
     if (outcome === 'QUORUM_NOT_MET' || outcome === 'TIMEOUT') this.quorumFailures.labels(op).inc();
@@ -143,7 +161,7 @@ export class NodeMetrics {
       if (v.metricName === 'dynamo_client_request_duration_seconds_count') h.total += v.value;
       else if (v.metricName === 'dynamo_client_request_duration_seconds_bucket') {
         const i = bound.get(Number((v.labels as Record<string, unknown>)['le']));
-        if (i !== undefined) h.counts[i]! += v.value;
+        if (i !== undefined) h.counts[i] += v.value;
       }
     }
     return out;

@@ -26,12 +26,12 @@ export function quantileMs(h: LatencyHistogram, q: number): number | null {
     const count = h.counts[i] ?? 0;
     if (count >= rank) {
       const below = i === 0 ? 0 : (h.counts[i - 1] ?? 0);
-      const lower = i === 0 ? 0 : LATENCY_BOUNDS_MS[i - 1]!;
+      const lower = i === 0 ? 0 : LATENCY_BOUNDS_MS[i - 1];
       const inBucket = count - below;
-      return inBucket <= 0 ? lower : lower + ((LATENCY_BOUNDS_MS[i]! - lower) * (rank - below)) / inBucket;
+      return inBucket <= 0 ? lower : lower + ((LATENCY_BOUNDS_MS[i] - lower) * (rank - below)) / inBucket;
     }
   }
-  return LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1]!;
+  return LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1];
 }
 
 /** What happened between two readings of the same counters: b − a, bucket by bucket. */

@@ -51,7 +51,8 @@ export function parseAeRequest(body: unknown, maxKeyBytes: number): AeRequest | 
         if (typeof ring !== 'string' || ring.length > 64) return '"ring" must be a ring fingerprint';
         return { op: 'tree', x, from, ring, level: 0 };
       }
-      if (!intList(parents, TREE_SHAPE.fanout ** ((level as number) - 1), MAX_AE_PARENTS)) return `"parents" must list 1 to ${MAX_AE_PARENTS} node indexes of the level above`;
+      if (!intList(parents, TREE_SHAPE.fanout ** ((level as number) - 1), MAX_AE_PARENTS))
+        return `"parents" must list 1 to ${MAX_AE_PARENTS} node indexes of the level above`;
       return { op: 'tree', x, level: level as number, parents };
     }
     case 'keys':
@@ -59,7 +60,11 @@ export function parseAeRequest(body: unknown, maxKeyBytes: number): AeRequest | 
       return { op: 'keys', x, segments: body['segments'] };
     case 'fetch': {
       const keys = body['keys'];
-      const ok = Array.isArray(keys) && keys.length > 0 && keys.length <= MAX_AE_KEYS && keys.every((k) => typeof k === 'string' && /^[A-Za-z0-9_.-]{1,64}:./s.test(k) && Buffer.byteLength(k) <= maxKeyBytes + 65);
+      const ok =
+        Array.isArray(keys) &&
+        keys.length > 0 &&
+        keys.length <= MAX_AE_KEYS &&
+        keys.every((k) => typeof k === 'string' && /^[A-Za-z0-9_.-]{1,64}:./s.test(k) && Buffer.byteLength(k) <= maxKeyBytes + 65);
       if (!ok) return `"keys" must list 1 to ${MAX_AE_KEYS} "bucket:key" names`;
       return { op: 'fetch', x, keys: keys as string[] };
     }

@@ -30,7 +30,8 @@ export function parseBatch(body: unknown): BatchItem[] | ErrorReply {
   }
   if (Object.keys(body).length !== 1) return errorReply('BAD_REQUEST', 'a batch has one field, "items"');
   const items = (body as { items: unknown[] }).items;
-  if (items.length === 0 || items.length > MAX_CLIENT_BATCH) return errorReply('BAD_REQUEST', `a batch holds 1 to ${MAX_CLIENT_BATCH} items`, { limit: MAX_CLIENT_BATCH });
+  if (items.length === 0 || items.length > MAX_CLIENT_BATCH)
+    return errorReply('BAD_REQUEST', `a batch holds 1 to ${MAX_CLIENT_BATCH} items`, { limit: MAX_CLIENT_BATCH });
   const out: BatchItem[] = [];
   for (let i = 0; i < items.length; i++) {
     const it = items[i];

@@ -1,6 +1,7 @@
 import { errorReply, type ErrorReply } from '../errors.js';
 import type { CrdtOp, Resolver } from '../resolvers/index.js';
 import { ContextError, decodeContext, type VClock } from '../versioning/index.js';
+import { present } from '../invariant.js';
 
 export type Op = 'get' | 'put' | 'delete';
 
@@ -165,8 +166,20 @@ export function parseRequestBody(op: Op, body: unknown, limitsOf: (bucket: strin
   if (problem !== null) return bad(`bucket "${bucket}" (${resolver.name}): ${problem}`, { field: resolver.kind === 'crdt' ? 'op' : 'value' });
   if (resolver.kind === 'crdt') {
     const size = Buffer.byteLength(JSON.stringify(b['op']), 'utf8');
-    if (size > limits.maxValueBytes) return errorReply('TOO_LARGE', `op is ${size} bytes; the limit is ${limits.maxValueBytes}`, { size, limit: limits.maxValueBytes });
-    return { op, bucket, key, value: undefined, crdt: resolver.parseOp!(b['op']), context, w, timeoutMs, condition, resolver };
+    if (size > limits.maxValueBytes)
+      return errorReply('TOO_LARGE', `op is ${size} bytes; the limit is ${limits.maxValueBytes}`, { size, limit: limits.maxValueBytes });
+    return {
+      op,
+      bucket,
+      key,
+      value: undefined,
+      crdt: present(resolver.parseOp, 'a CRDT resolver parses ops')(b['op']),
+      context,
+      w,
+      timeoutMs,
+      condition,
+      resolver,
+    };
   }
   if (!('value' in b) || b['value'] === undefined) return bad('a put needs a "value" (any JSON; null is a value)', { field: 'value' });
   const value = JSON.stringify(b['value']);

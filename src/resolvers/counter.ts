@@ -20,7 +20,9 @@ const isTotals = (x: unknown): x is Record<string, number> =>
   typeof x === 'object' && x !== null && !Array.isArray(x) && Object.values(x).every((v) => Number.isSafeInteger(v) && (v as number) >= 0);
 
 export function isCounterState(x: unknown): x is CounterState {
-  return typeof x === 'object' && x !== null && !Array.isArray(x) && isTotals((x as Record<string, unknown>)['p']) && isTotals((x as Record<string, unknown>)['n']);
+  return (
+    typeof x === 'object' && x !== null && !Array.isArray(x) && isTotals((x as Record<string, unknown>)['p']) && isTotals((x as Record<string, unknown>)['n'])
+  );
 }
 
 function maxEntries(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): Record<string, number> {

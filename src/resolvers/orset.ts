@@ -45,7 +45,7 @@ export function mergeOrSet(a: OrSetState, b: OrSetState): OrSetState {
     }
   }
   const sorted: Record<string, string[]> = {};
-  for (const k of Object.keys(e).sort()) sorted[k] = e[k]!;
+  for (const k of Object.keys(e).sort()) sorted[k] = e[k];
   return { e: sorted, x: [...retired].sort() };
 }
 

@@ -1,7 +1,17 @@
-import { isTombstone, lwwWinner, type Version } from '../versioning/index.js';
+import { lwwWinner, type Version } from '../versioning/index.js';
 import { canonicalJson } from './canonical.js';
 import { counterValue, EMPTY_COUNTER, incrementCounter, isCounterState, MAX_COUNTER_STEP, mergeCounter, type CounterState } from './counter.js';
-import { applyOrSetOp, clearOrSet, EMPTY_ORSET, isOrSetState, MAX_ORSET_OP_ELEMENTS, mergeOrSet, orSetElements, type OrSetOp, type OrSetState } from './orset.js';
+import {
+  applyOrSetOp,
+  clearOrSet,
+  EMPTY_ORSET,
+  isOrSetState,
+  MAX_ORSET_OP_ELEMENTS,
+  mergeOrSet,
+  orSetElements,
+  type OrSetOp,
+  type OrSetState,
+} from './orset.js';
 
 /** What a get answers: found or not, and the values as JSON texts. */
 export interface ReadResult {
@@ -39,7 +49,12 @@ export interface Resolver {
   readonly parseOp?: (op: unknown) => CrdtOp;
 }
 
-const live = (siblings: readonly Version[]) => siblings.filter((s) => !isTombstone(s)).map((s) => s.v!);
+/** The values of the siblings that are not tombstones. */
+function live(siblings: readonly Version[]): string[] {
+  const out: string[] = [];
+  for (const s of siblings) if (s.v !== undefined) out.push(s.v);
+  return out;
+}
 const notFound: ReadResult = { found: false, values: [] };
 
 export const lww: Resolver = {
@@ -47,7 +62,7 @@ export const lww: Resolver = {
   kind: 'value',
   read(siblings) {
     const w = lwwWinner(siblings);
-    return w === undefined || isTombstone(w) ? notFound : { found: true, values: [w.v!] };
+    return w === undefined || w.v === undefined ? notFound : { found: true, values: [w.v] };
   },
   check: (_value, op) => (op === undefined ? null : 'lww buckets take a "value", not an "op"'),
 };
@@ -80,10 +95,11 @@ export const union: Resolver = {
   read(siblings) {
     const values = live(siblings);
     if (values.length === 0) return notFound;
-    return { found: true, values: [values.length === 1 ? values[0]! : JSON.stringify(unionOf(values.map(asArray)))] };
+    return { found: true, values: [values.length === 1 ? values[0] : JSON.stringify(unionOf(values.map(asArray)))] };
   },
   fold: (values) => JSON.stringify(unionOf(values.map(asArray))),
-  check: (value, op) => (op !== undefined ? 'union buckets take a "value", not an "op"' : Array.isArray(value) ? null : 'union buckets hold JSON arrays: "value" must be an array'),
+  check: (value, op) =>
+    op !== undefined ? 'union buckets take a "value", not an "op"' : Array.isArray(value) ? null : 'union buckets hold JSON arrays: "value" must be an array',
 };
 
 /** The join of the CRDT states stored as JSON texts (text that is not such a state is skipped). */
@@ -143,7 +159,8 @@ export const counter: Resolver = {
     if (value !== undefined) return 'counter buckets take an "op": {"incr": n}, not a "value"';
     if (typeof op !== 'object' || op === null || Array.isArray(op) || Object.keys(op).length !== 1) return '"op" must be {"incr": n}';
     const by = (op as Record<string, unknown>)['incr'];
-    if (!Number.isSafeInteger(by) || Math.abs(by as number) > MAX_COUNTER_STEP) return `"incr" must be an integer from -${MAX_COUNTER_STEP} to ${MAX_COUNTER_STEP}`;
+    if (!Number.isSafeInteger(by) || Math.abs(by as number) > MAX_COUNTER_STEP)
+      return `"incr" must be an integer from -${MAX_COUNTER_STEP} to ${MAX_COUNTER_STEP}`;
     return null;
   },
   parseOp: (op) => ({ kind: 'counter', incr: (op as { incr: number }).incr }),
@@ -171,7 +188,7 @@ export function appResolver(name: string, merge: (values: unknown[]) => unknown)
     read(siblings) {
       const values = live(siblings);
       if (values.length === 0) return notFound;
-      return { found: true, values: [values.length === 1 ? values[0]! : fold(values)] };
+      return { found: true, values: [values.length === 1 ? values[0] : fold(values)] };
     },
     fold,
     check: (_value, op) => (op === undefined ? null : `"${name}" buckets take a "value", not an "op"`),

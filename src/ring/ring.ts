@@ -76,7 +76,7 @@ export class Ring {
     let hi = p.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (p[mid]! < position) lo = mid + 1;
+      if (p[mid] < position) lo = mid + 1;
       else hi = mid;
     }
     return lo === p.length ? 0 : lo;
@@ -101,7 +101,7 @@ export class Ring {
     const seen = new Set<string>();
     const start = this.successorIndex(position);
     for (let i = 0; i < this.tokens.length && seen.size < this.members.length; i++) {
-      const node = this.tokens[(start + i) % this.tokens.length]!.node;
+      const node = this.tokens[(start + i) % this.tokens.length].node;
       if (!seen.has(node)) {
         seen.add(node);
         yield node;
@@ -111,7 +111,7 @@ export class Ring {
 
   /** The node that owns `position` as the first replica. */
   primary(position: number): string | undefined {
-    return this.tokens.length === 0 ? undefined : this.tokens[this.successorIndex(position)]!.node;
+    return this.tokens.length === 0 ? undefined : this.tokens[this.successorIndex(position)].node;
   }
 
   /** Fraction of the hash space each node owns as primary (sums to 1). */
@@ -119,8 +119,8 @@ export class Ring {
     const share = new Map<string, number>(this.members.map((m) => [m.id, 0]));
     const t = this.tokens;
     for (let i = 0; i < t.length; i++) {
-      const prev = i === 0 ? t[t.length - 1]!.position - RING_SIZE : t[i - 1]!.position;
-      share.set(t[i]!.node, share.get(t[i]!.node)! + (t[i]!.position - prev) / RING_SIZE);
+      const prev = i === 0 ? t[t.length - 1].position - RING_SIZE : t[i - 1].position;
+      share.set(t[i].node, (share.get(t[i].node) ?? 0) + (t[i].position - prev) / RING_SIZE);
     }
     return share;
   }

@@ -1,5 +1,6 @@
 import { ringPosition } from './hash.js';
 import { Ring } from './ring.js';
+import { present } from '../invariant.js';
 
 /** One placement strategy's numbers, as in the lecture's comparison. */
 export interface PlacementStats {
@@ -22,7 +23,7 @@ interface Strategy {
 
 function spread(owners: readonly string[], nodes: readonly string[]): { maxOverMean: number; stddevOverMean: number } {
   const counts = new Map<string, number>(nodes.map((n) => [n, 0]));
-  for (const o of owners) counts.set(o, counts.get(o)! + 1);
+  for (const o of owners) counts.set(o, (counts.get(o) ?? 0) + 1);
   const values = [...counts.values()];
   const mean = owners.length / nodes.length;
   const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length;
@@ -37,7 +38,7 @@ function movedShare(a: readonly string[], b: readonly string[]): number {
 
 const modN: Strategy = {
   name: 'MD5 mod N',
-  owners: (nodes, _p, hashes) => hashes.map((h) => nodes[Number(h % BigInt(nodes.length))]!),
+  owners: (nodes, _p, hashes) => hashes.map((h) => nodes[Number(h % BigInt(nodes.length))]),
 };
 
 const ringWith = (tokens: number): Strategy => ({
@@ -47,7 +48,7 @@ const ringWith = (tokens: number): Strategy => ({
       nodes.map((id) => ({ id, weight: 1 })),
       tokens,
     );
-    return positions.map((p) => ring.primary(p)!);
+    return positions.map((p) => present(ring.primary(p), 'a ring with nodes has a primary for every position'));
   },
 });
 

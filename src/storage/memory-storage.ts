@@ -2,7 +2,18 @@ import { ConflictError } from '../errors.js';
 import { LeafIndex, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf } from '../ring/index.js';
 import { counterOf, fullClock, isTombstone, merge as mergeClocks, mergeVersion, prune, type VClock, type Version } from '../versioning/index.js';
-import { dataKey, HINT_LIMITS, parseDataKey, SCAN_START, SiblingLimitError, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
+import {
+  dataKey,
+  HINT_LIMITS,
+  parseDataKey,
+  SCAN_START,
+  SiblingLimitError,
+  type CoordinatedResult,
+  type CoordinatedWrite,
+  type Storage,
+  type StoredKey,
+} from './storage.js';
+import { present } from '../invariant.js';
 
 /**
  * In-memory replica store for unit tests and simulation. It applies the same
@@ -92,9 +103,12 @@ export class MemoryStorage implements Storage {
 
   async scan(cursor: string, count: number): Promise<{ cursor: string; keys: StoredKey[] }> {
     // The cursor is the last data key returned: robust to keys added or removed between pages.
-    const keys = [...this.data.keys()].filter((k) => cursor === SCAN_START || k > cursor).sort().slice(0, count);
+    const keys = [...this.data.keys()]
+      .filter((k) => cursor === SCAN_START || k > cursor)
+      .sort()
+      .slice(0, count);
     const done = keys.length < count;
-    return { cursor: done ? SCAN_START : keys[keys.length - 1]!, keys: keys.map((k) => parseDataKey(k)!) };
+    return { cursor: done ? SCAN_START : keys[keys.length - 1], keys: keys.map((k) => present(parseDataKey(k), 'only data keys are listed')) };
   }
 
   async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {
@@ -115,8 +129,10 @@ export class MemoryStorage implements Storage {
   }
 
   async metaOnce(name: string, value: string): Promise<string> {
-    if (!this.meta.has(name)) this.meta.set(name, value);
-    return this.meta.get(name)!;
+    const stored = this.meta.get(name);
+    if (stored !== undefined) return stored;
+    this.meta.set(name, value);
+    return value;
   }
 
   async getMeta(name: string): Promise<string | null> {
@@ -187,7 +203,7 @@ export class MemoryStorage implements Storage {
   async rebuildTree(onProgress: (keys: number) => void = () => {}): Promise<number> {
     this.tree = new LeafIndex();
     for (const [k, siblings] of this.data) {
-      const { bucket, key } = parseDataKey(k)!;
+      const { bucket, key } = present(parseDataKey(k), 'only data keys are listed');
       this.tree.update(segmentOf(keyPosition(bucket, key)), treeField(bucket, key), siblings);
     }
     onProgress(this.data.size);

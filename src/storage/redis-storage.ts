@@ -3,11 +3,42 @@ import { ConflictError, StorageError } from '../errors.js';
 import type { Version } from '../versioning/index.js';
 import { parseTreeField, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf, SEGMENTS } from '../ring/index.js';
-import { APPLY_LUA, COORDINATE_LUA, DELETE_HINT_LUA, EPOCH_LUA, FOLD_DIRTY_LUA, LEASE_LUA, RELEASE_LUA, RECOMPUTE_LEAVES_LUA, REFRESH_TREE_LUA, STORE_HINT_LUA } from './redis-scripts.js';
-import { dataKey, HINT_LIMITS, parseDataKey, SiblingLimitError, type CoordinatedResult, type CoordinatedWrite, type Storage, type StoredKey } from './storage.js';
+import {
+  APPLY_LUA,
+  COORDINATE_LUA,
+  DELETE_HINT_LUA,
+  EPOCH_LUA,
+  FOLD_DIRTY_LUA,
+  LEASE_LUA,
+  RELEASE_LUA,
+  RECOMPUTE_LEAVES_LUA,
+  REFRESH_TREE_LUA,
+  STORE_HINT_LUA,
+} from './redis-scripts.js';
+import {
+  dataKey,
+  HINT_LIMITS,
+  parseDataKey,
+  SiblingLimitError,
+  type CoordinatedResult,
+  type CoordinatedWrite,
+  type Storage,
+  type StoredKey,
+} from './storage.js';
 
 type ScriptedRedis = Redis & {
-  dynamoStoreHint(k1: string, k2: string, k3: string, k4: string, k5: string, versions: string, member: string, owner: string, maxHints: number, maxBytes: number): Promise<number>;
+  dynamoStoreHint(
+    k1: string,
+    k2: string,
+    k3: string,
+    k4: string,
+    k5: string,
+    versions: string,
+    member: string,
+    owner: string,
+    maxHints: number,
+    maxBytes: number,
+  ): Promise<number>;
   dynamoDeleteHint(k1: string, k2: string, k3: string, k4: string, k5: string, raw: string, member: string, owner: string): Promise<number>;
   dynamoApply(key: string, dirty: string, versions: string, field: string, segment: number): Promise<number>;
   dynamoFoldDirty(leaves: string, dirty: string, count: number): Promise<number>;
@@ -150,7 +181,7 @@ export class RedisStorage implements Storage {
       throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
     }
     const siblings = JSON.parse(text) as Version[];
-    return { version: siblings[siblings.length - 1]!, siblingsText: text };
+    return { version: siblings[siblings.length - 1], siblingsText: text };
   }
 
   async scan(cursor: string, count: number): Promise<{ cursor: string; keys: StoredKey[] }> {
@@ -300,7 +331,14 @@ export class RedisStorage implements Storage {
 
   async storeHint(owner: string, bucket: string, key: string, versions: readonly Version[]): Promise<'stored' | 'known' | 'full'> {
     try {
-      const r = await this.redis.dynamoStoreHint(...this.hintKeys(owner, bucket, key), JSON.stringify(versions), `${bucket}:${key}`, owner, HINT_LIMITS.maxHints, HINT_LIMITS.maxBytes);
+      const r = await this.redis.dynamoStoreHint(
+        ...this.hintKeys(owner, bucket, key),
+        JSON.stringify(versions),
+        `${bucket}:${key}`,
+        owner,
+        HINT_LIMITS.maxHints,
+        HINT_LIMITS.maxBytes,
+      );
       return r === 1 ? 'stored' : r === 0 ? 'known' : 'full';
     } catch (e) {
       throw new StorageError(`hint write failed: ${(e as Error).message}`, { cause: e });

@@ -64,7 +64,10 @@ export class RequestBatcher {
         this.send(q);
         q = undefined;
       }
-      if (q === undefined) this.queues.set(name, (q = { name, subject, timeoutMs: classMs, kind: kind as BatchKind<unknown>, items: [], bytes: 0 }));
+      if (q === undefined) {
+        q = { name, subject, timeoutMs: classMs, kind: kind as BatchKind<unknown>, items: [], bytes: 0 };
+        this.queues.set(name, q);
+      }
       q.items.push({ item, resolve: resolve as (r: unknown) => void, reject });
       q.bytes += item.length;
       if (!this.scheduled) {
@@ -102,7 +105,7 @@ export class RequestBatcher {
           for (const i of items) i.reject(e);
           return;
         }
-        for (let n = 0; n < items.length; n++) items[n]!.resolve(results[n]);
+        for (let n = 0; n < items.length; n++) items[n].resolve(results[n]);
       },
       (e: Error) => {
         for (const i of items) i.reject(e);

@@ -52,7 +52,7 @@ export class MemoryNetwork {
       else groups.set(s.queue, [...(groups.get(s.queue) ?? []), s]);
     }
     const targets = [...plain];
-    for (const members of groups.values()) targets.push(members[this.rotation++ % members.length]!);
+    for (const members of groups.values()) targets.push(members[this.rotation++ % members.length]);
     for (const t of targets) queueMicrotask(() => t.handler({ subject, data, respond }));
     return targets.length;
   }

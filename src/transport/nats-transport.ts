@@ -19,7 +19,10 @@ export class NatsTransport implements Transport {
 
   /** Connect to `url` (comma-separated for several servers). */
   static async connect(url: string, name?: string): Promise<NatsTransport> {
-    const servers = url.split(',').map((s) => s.trim()).filter(Boolean);
+    const servers = url
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     // noAsyncTraces: nats.js otherwise builds two Error objects (stack traces) per request, about a fifth of a node's CPU.
     const nc = await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
     return new NatsTransport(nc, true);

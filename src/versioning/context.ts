@@ -29,14 +29,7 @@ export function decodeContext(text: string): VClock {
   if (entries.length > MAX_CONTEXT_ENTRIES) throw new ContextError(`context has more than ${MAX_CONTEXT_ENTRIES} entries`);
   for (const [node, entry] of entries) {
     if (!ACTOR_ID.test(node)) throw new ContextError('context names an invalid node');
-    if (
-      !Array.isArray(entry) ||
-      entry.length !== 2 ||
-      !Number.isSafeInteger(entry[0]) ||
-      entry[0] < 1 ||
-      !Number.isSafeInteger(entry[1]) ||
-      entry[1] < 0
-    ) {
+    if (!Array.isArray(entry) || entry.length !== 2 || !Number.isSafeInteger(entry[0]) || entry[0] < 1 || !Number.isSafeInteger(entry[1]) || entry[1] < 0) {
       throw new ContextError('context has a malformed clock entry');
     }
   }

@@ -30,12 +30,12 @@ export function compare(a: VClock, b: VClock): Ordering {
   let aBigger = false;
   let bBigger = false;
   for (const node in a) {
-    const d = a[node]![0] - counterOf(b, node);
+    const d = a[node][0] - counterOf(b, node);
     if (d > 0) aBigger = true;
     else if (d < 0) bBigger = true;
   }
   for (const node in b) {
-    if (!(node in a) && b[node]![0] > 0) bBigger = true;
+    if (!(node in a) && b[node][0] > 0) bBigger = true;
   }
   if (aBigger && bBigger) return 'concurrent';
   if (aBigger) return 'after';
@@ -54,7 +54,7 @@ export function merge(a: VClock, b: VClock): VClock {
   const out: Record<string, ClockEntry> = { ...a };
   for (const node in b) {
     const mine = out[node];
-    const theirs = b[node]!;
+    const theirs = b[node];
     if (mine === undefined || theirs[0] > mine[0] || (theirs[0] === mine[0] && theirs[1] > mine[1])) out[node] = theirs;
   }
   return out;
@@ -68,8 +68,8 @@ export function increment(clock: VClock, node: string, ts: number): VClock {
 export function prune(clock: VClock, limit = MAX_CLOCK_ENTRIES): VClock {
   const nodes = Object.keys(clock);
   if (nodes.length <= limit) return clock;
-  nodes.sort((x, y) => clock[y]![1] - clock[x]![1] || (x < y ? -1 : x > y ? 1 : 0));
+  nodes.sort((x, y) => clock[y][1] - clock[x][1] || (x < y ? -1 : x > y ? 1 : 0));
   const out: Record<string, ClockEntry> = {};
-  for (const node of nodes.slice(0, limit)) out[node] = clock[node]!;
+  for (const node of nodes.slice(0, limit)) out[node] = clock[node];
   return out;
 }

@@ -152,9 +152,16 @@ describe('Jepsen-style faults (real processes)', function () {
         await waitFor(
           async () => {
             for (const key of [...acked, ...written.keys()]) {
-              const views = await Promise.all(c.ids.map((id) => c.request<{ versions: { d: [string, number] }[] }>(`dynamo.node.${id}.replica.inspect`, { key })));
+              const views = await Promise.all(
+                c.ids.map((id) => c.request<{ versions: { d: [string, number] }[] }>(`dynamo.node.${id}.replica.inspect`, { key })),
+              );
               // Replicas may hold the same siblings in another order.
-              const dots = views.map((v) => v.versions.map((x) => x.d.join(':')).sort().join(','));
+              const dots = views.map((v) =>
+                v.versions
+                  .map((x) => x.d.join(':'))
+                  .sort()
+                  .join(','),
+              );
               if (!dots.every((d) => d === dots[0] && d !== '')) {
                 await c.request('dynamo.kv.get', { key, r: 3 }).catch(() => undefined);
                 return false;

@@ -41,12 +41,15 @@ export class MemoryCluster {
     for (const id of this.ids) {
       const storage = new MemoryStorage();
       this.storages.set(id, storage);
-      const node = createNode(nodeConfig({ nodeId: id, natsUrl: 'memory', redisUrl: 'memory', seeds: id === this.ids[0] ? [] : [this.ids[0]!], ...FAST_GOSSIP, ...this.overrides }), {
-        transport: this.network.transport(),
-        storage,
-        logger: silentLogger,
-        ...this.parts,
-      });
+      const node = createNode(
+        nodeConfig({ nodeId: id, natsUrl: 'memory', redisUrl: 'memory', seeds: id === this.ids[0] ? [] : [this.ids[0]!], ...FAST_GOSSIP, ...this.overrides }),
+        {
+          transport: this.network.transport(),
+          storage,
+          logger: silentLogger,
+          ...this.parts,
+        },
+      );
       this.nodes.set(id, node);
       await node.start();
     }

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { PingReply } from '../../actors/node/admin-server.js';
 import { subjects } from '../../src/protocol/subjects.js';
 import type { RedisStorage } from '../../src/storage/redis-storage.js';
-import { SCAN_START, type StoredKey } from '../../src/storage/storage.js';
+import { SCAN_START } from '../../src/storage/storage.js';
 import { RealCluster } from '../helpers/real-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -17,14 +17,20 @@ async function contents(storage: RedisStorage): Promise<Map<string, string>> {
   do {
     const page = await storage.scan(cursor, 1000);
     const raws = await storage.readRawMany(page.keys);
-    page.keys.forEach((k: StoredKey, i) => out.set(`${k.bucket}:${k.key}`, raws[i]!));
+    for (const [i, k] of page.keys.entries()) out.set(`${k.bucket}:${k.key}`, raws[i]!);
     cursor = page.cursor;
   } while (cursor !== SCAN_START);
   return out;
 }
 
 /** The dots a stored sibling text holds, in a fixed order (replicas may store siblings in any order). */
-const dots = (raw: string | undefined) => (raw === undefined ? '' : (JSON.parse(raw) as { d: [string, number] }[]).map((v) => v.d.join(':')).sort().join(','));
+const dots = (raw: string | undefined) =>
+  raw === undefined
+    ? ''
+    : (JSON.parse(raw) as { d: [string, number] }[])
+        .map((v) => v.d.join(':'))
+        .sort()
+        .join(',');
 
 describe('anti-entropy (real servers)', function () {
   this.timeout(180_000);
@@ -93,14 +99,23 @@ describe('anti-entropy (real servers)', function () {
       for (const key of changed) await n1.coordinate({ bucket: 'default', key, context: {}, node: 'n1', ts: Date.now(), value: '"changed"' });
       const others = ['n2', 'n3'].map((id) => c.storage(id));
       try {
-        await waitFor(async () => (await Promise.all(others.flatMap((o) => changed.map(async (k) => (await o.read('default', k)).some((v) => v.v === '"changed"'))))).every(Boolean), 30_000, 'the changes on n2 and n3');
+        await waitFor(
+          async () =>
+            (await Promise.all(others.flatMap((o) => changed.map(async (k) => (await o.read('default', k)).some((v) => v.v === '"changed"'))))).every(Boolean),
+          30_000,
+          'the changes on n2 and n3',
+        );
       } finally {
         await Promise.all(others.map((o) => o.close()));
       }
-      const repairs = (await Promise.all(c.ids.map(async (id) => (await ping(id)).antiEntropy.ranges.map((r) => ({ ...r, node: id }))))).flat().filter((r) => r.lastExchangeAt! >= since && r.outcome.startsWith('repaired') && r.keysRepaired > 0);
+      const repairs = (await Promise.all(c.ids.map(async (id) => (await ping(id)).antiEntropy.ranges.map((r) => ({ ...r, node: id })))))
+        .flat()
+        .filter((r) => r.lastExchangeAt! >= since && r.outcome.startsWith('repaired') && r.keysRepaired > 0);
       expect(repairs.length).to.be.greaterThan(0);
       for (const r of repairs) {
-        console.log(`      exchange ${r.node}→${r.peer} repaired ${r.keysRepaired} keys with ${r.bytes} bytes; a full copy is ${full} bytes (${((r.bytes / full) * 100).toFixed(2)}%)`);
+        console.log(
+          `      exchange ${r.node}→${r.peer} repaired ${r.keysRepaired} keys with ${r.bytes} bytes; a full copy is ${full} bytes (${((r.bytes / full) * 100).toFixed(2)}%)`,
+        );
         expect(r.bytes).to.be.below(full / 100);
       }
     } finally {
@@ -116,7 +131,10 @@ describe('anti-entropy (real servers)', function () {
     const n3 = c.storage('n3');
     try {
       // n3's Redis still runs: the node missed the delete and holds the value.
-      expect((await n3.read('default', 'key-7')).some((v) => v.v !== undefined), 'n3 holds the value while down').to.equal(true);
+      expect(
+        (await n3.read('default', 'key-7')).some((v) => v.v !== undefined),
+        'n3 holds the value while down',
+      ).to.equal(true);
       await c.startNode('n3');
       await waitFor(async () => (await n3.read('default', 'key-7')).every((v) => v.v === undefined), 30_000, 'the tombstone on n3');
     } finally {

@@ -81,7 +81,7 @@ describe('command line (real processes)', function () {
     for (const c of file.children) expect(isAlive(c.pid), `${c.name} (pid ${c.pid}) still running`).to.equal(false);
   });
 
-  it('up --inspect serves the web console, a Stately inspector relay and each node\'s metrics, all stopped with it', async () => {
+  it("up --inspect serves the web console, a Stately inspector relay and each node's metrics, all stopped with it", async () => {
     // The console's port is taken: up serves it on another one rather than failing.
     const blocker = createServer().listen(0, '127.0.0.1');
     await once(blocker, 'listening');
@@ -100,7 +100,11 @@ describe('command line (real processes)', function () {
     const page = await fetch(consoleUrl!);
     expect(page.status).to.equal(200);
     expect(await page.text()).to.contain('<title>dynamo console</title>');
-    await waitFor(async () => ((await (await fetch(`${consoleUrl}/api/state`)).json()) as { status: { members: unknown[] } | null }).status?.members.length === 3, 10_000, 'the console to see 3 members');
+    await waitFor(
+      async () => ((await (await fetch(`${consoleUrl}/api/state`)).json()) as { status: { members: unknown[] } | null }).status?.members.length === 3,
+      10_000,
+      'the console to see 3 members',
+    );
     const relay = await fetch(relayUrl!);
     expect(await relay.text()).to.contain('stately.ai/inspect');
     expect(dynamo(cwd, ['put', 'metrics:probe', '1']).code).to.equal(0);
@@ -116,7 +120,10 @@ describe('command line (real processes)', function () {
     expect(u.child.exitCode).to.equal(0);
     for (const c of file.children) expect(isAlive(c.pid), `${c.name} (pid ${c.pid}) still running`).to.equal(false);
     for (const url of [consoleUrl!, relayUrl!, metrics[0]![1]]) {
-      const refused = await fetch(url).then(() => false, () => true);
+      const refused = await fetch(url).then(
+        () => false,
+        () => true,
+      );
       expect(refused, `${url} still answers`).to.equal(true);
     }
   });
@@ -173,7 +180,9 @@ describe('command line (real processes)', function () {
     started.push(n4);
     try {
       await waitFor(() => /^n4\s+up/m.test(dynamo(cwd, ['status']).out), 30_000, 'n4 up in dynamo status');
-      const row = dynamo(cwd, ['status']).out.split('\n').find((l) => l.startsWith('n4'))!;
+      const row = dynamo(cwd, ['status'])
+        .out.split('\n')
+        .find((l) => l.startsWith('n4'))!;
       expect(row).to.match(/\s256\s/); // its tokens
       expect(Number(/(\d+\.\d)%/.exec(row)![1])).to.be.greaterThan(5); // its share of the ring
 
@@ -190,7 +199,10 @@ describe('command line (real processes)', function () {
       for (let i = 0; i < 8; i++) expect(JSON.parse(dynamo(cwd, ['get', `cli-${i}`]).out).values).to.deep.equal([i]);
 
       // A node started with --leave-on-exit leaves (rather than just stops) on SIGTERM.
-      const n5 = spawn(process.execPath, [CLI, 'node', '--id', 'n5', '--nats', file.natsUrl, '--redis', redis5.url, '--seeds', 'n1', '--leave-on-exit'], { cwd, stdio: 'ignore' });
+      const n5 = spawn(process.execPath, [CLI, 'node', '--id', 'n5', '--nats', file.natsUrl, '--redis', redis5.url, '--seeds', 'n1', '--leave-on-exit'], {
+        cwd,
+        stdio: 'ignore',
+      });
       started.push(n5);
       await waitFor(() => /^n5\s+up/m.test(dynamo(cwd, ['status']).out), 30_000, 'n5 up');
       n5.kill('SIGTERM');
@@ -225,7 +237,8 @@ describe('command line (real processes)', function () {
       const u = await up(dir, [], { DYNAMO_ANTI_ENTROPY_INTERVAL: '2000' });
       started.push(u.child);
       for (let i = 0; i < 30; i++) expect(dynamo(dir, ['put', `k${i}`, String(i), '--w', '3']).code).to.equal(0);
-      const status = () => JSON.parse(dynamo(dir, ['status', '--json']).out) as { members: { id: string; keys: number; antiEntropy: { ranges: { inSync: boolean | null }[] } }[] };
+      const status = () =>
+        JSON.parse(dynamo(dir, ['status', '--json']).out) as { members: { id: string; keys: number; antiEntropy: { ranges: { inSync: boolean | null }[] } }[] };
       const n3 = () => status().members.find((m) => m.id === 'n3')!;
       await waitFor(() => status().members.every((m) => m.antiEntropy.ranges.length === 2 && m.antiEntropy.ranges.every((r) => r.inSync)), 20_000, 'in sync');
       const redis = new Redis(clusterFile(dir).nodes.find((n) => n.id === 'n3')!.redisUrl);

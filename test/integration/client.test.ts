@@ -85,7 +85,7 @@ describe('partition-aware client (real servers)', function () {
     return t;
   };
 
-  it('sends each request to the first node of the key\'s preference list', async () => {
+  it("sends each request to the first node of the key's preference list", async () => {
     const client = await DynamoClient.connect(c.nats.url, { partitionAware: true });
     try {
       const before = new Map([...c.nodes].map(([id, n]) => [id, n.requests.direct]));

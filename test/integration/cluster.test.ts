@@ -4,7 +4,13 @@ import { Redis } from 'ioredis';
 import { RealCluster } from '../helpers/real-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 
-type Reply = { ok: boolean; found?: boolean; values?: unknown[]; context?: string | null; error?: { code: string; acks?: number; needed?: number; message: string } };
+type Reply = {
+  ok: boolean;
+  found?: boolean;
+  values?: unknown[];
+  context?: string | null;
+  error?: { code: string; acks?: number; needed?: number; message: string };
+};
 
 describe('cluster (real nats-server, three redis-servers, three nodes)', function () {
   this.timeout(60_000);
@@ -24,7 +30,7 @@ describe('cluster (real nats-server, three redis-servers, three nodes)', functio
     expect(await c.request<Reply>('dynamo.kv.get', { key: 'cart:alice' })).to.deep.equal({ ok: true, found: false, values: [], context: null });
   });
 
-  it('round-trips through each node\'s own subject, and every replica holds the write', async () => {
+  it("round-trips through each node's own subject, and every replica holds the write", async () => {
     for (const id of c.ids) {
       const key = `via-${id}`;
       expect(await c.request<Reply>(`dynamo.node.${id}.kv.put`, { key, value: { by: id } })).to.have.property('ok', true);

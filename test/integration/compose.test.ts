@@ -72,7 +72,9 @@ describe('docker compose files (real servers, no container engine)', function ()
       const redisOf = new Map<string, Set<string>>();
       for (const [name, svc] of services) {
         expect(svc.args[0], `${name} runs dynamo node`).to.equal('node');
-        const r = await promisify(execFile)(process.execPath, [CLI, ...svc.args, '--check-config'], { env: { ...process.env, ...local(svc.env) } }).catch((e: { code: number; stderr: string }) => e);
+        const r = await promisify(execFile)(process.execPath, [CLI, ...svc.args, '--check-config'], { env: { ...process.env, ...local(svc.env) } }).catch(
+          (e: { code: number; stderr: string }) => e,
+        );
         expect((r as { code?: number }).code ?? 0, `${name}: ${(r as { stderr: string }).stderr}`).to.equal(0);
         const p = placement(svc);
         for (const a of p.actors) hosted.set(`${p.node}/${a}`, (hosted.get(`${p.node}/${a}`) ?? 0) + 1);
@@ -111,7 +113,11 @@ describe('docker compose files (real servers, no container engine)', function ()
   });
 
   it('--check-config exits 2 for a bad flag or a server that does not answer', async () => {
-    const run = (args: string[]) => promisify(execFile)(process.execPath, [CLI, 'node', '--id', 'n1', ...args, '--check-config']).then(() => 0, (e: { code: number }) => e.code);
+    const run = (args: string[]) =>
+      promisify(execFile)(process.execPath, [CLI, 'node', '--id', 'n1', ...args, '--check-config']).then(
+        () => 0,
+        (e: { code: number }) => e.code,
+      );
     expect(await run(['--nats', nats.url, '--redis', redis.get('redis-n1')!.url, '--actors', 'node,cook'])).to.equal(2);
     expect(await run(['--nats', nats.url, '--redis', 'redis://127.0.0.1:1'])).to.equal(2);
     expect(await run(['--nats', nats.url, '--redis', redis.get('redis-n1')!.url])).to.equal(0);
@@ -126,11 +132,15 @@ describe('docker compose files (real servers, no container engine)', function ()
     const start = (name: string) => {
       const svc = services.get(name)!;
       // As a container would, in the foreground; stdin held so the process ends with this test.
-      const child = spawn(process.execPath, [CLI, ...svc.args], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...local(svc.env), DYNAMO_SUPERVISED: '1' } });
+      const child = spawn(process.execPath, [CLI, ...svc.args], {
+        stdio: ['pipe', 'ignore', 'pipe'],
+        env: { ...process.env, ...local(svc.env), DYNAMO_SUPERVISED: '1' },
+      });
       child.stderr!.on('data', (d: Buffer) => logs.set(name, (logs.get(name) ?? '') + d.toString()));
       procs.set(name, child);
     };
-    const ask = async <T>(subject: string, body: unknown, timeoutMs = 3000): Promise<T> => decodeJson<T>(await client.request(subject, JSON.stringify(body), timeoutMs));
+    const ask = async <T>(subject: string, body: unknown, timeoutMs = 3000): Promise<T> =>
+      decodeJson<T>(await client.request(subject, JSON.stringify(body), timeoutMs));
     const stateOf = async (viewer: string, node: string) => {
       const st = await ask<{ members: { id: string; state: string }[] }>(`dynamo.node.${viewer}.admin.status`, '').catch(() => null);
       return st?.members.find((m) => m.id === node)?.state;
@@ -144,10 +154,14 @@ describe('docker compose files (real servers, no container engine)', function ()
       }
       client = await NatsTransport.connect(nats.url, 'compose-test');
       for (const name of services.keys()) start(name);
-      await waitFor(async () => {
-        for (const n of ['n1', 'n2', 'n3']) if ((await stateOf('n2', n)) !== 'up' || (await stateOf(n, 'n2')) !== 'up') return false;
-        return true;
-      }, 40_000, 'the split cluster up as n1, n2 and n3 each see it');
+      await waitFor(
+        async () => {
+          for (const n of ['n1', 'n2', 'n3']) if ((await stateOf('n2', n)) !== 'up' || (await stateOf(n, 'n2')) !== 'up') return false;
+          return true;
+        },
+        40_000,
+        'the split cluster up as n1, n2 and n3 each see it',
+      );
     });
     after(async () => {
       for (const p of procs.values()) p.kill('SIGTERM');
@@ -183,9 +197,11 @@ describe('docker compose files (real servers, no container engine)', function ()
       }
       logs.delete('n1-gossip');
       start('n1-gossip');
-      await waitFor(async () => (await stateOf('n2', 'n1')) === 'up' && (await stateOf('n3', 'n1')) === 'up', 30_000, 'n1 up again as n2 and n3 see it').catch((e: Error) => {
-        throw new Error(`${e.message}; the restarted gossiper's log:\n${logs.get('n1-gossip') ?? '(nothing)'}`);
-      });
+      await waitFor(async () => (await stateOf('n2', 'n1')) === 'up' && (await stateOf('n3', 'n1')) === 'up', 30_000, 'n1 up again as n2 and n3 see it').catch(
+        (e: Error) => {
+          throw new Error(`${e.message}; the restarted gossiper's log:\n${logs.get('n1-gossip') ?? '(nothing)'}`);
+        },
+      );
     });
 
     it('refuses a second process for an actor that already runs', async () => {

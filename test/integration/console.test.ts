@@ -13,9 +13,17 @@ import { waitFor } from '../helpers/wait.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 /** Screenshots a run leaves behind, for a person to look at (ignored by git). */
-export const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 /** Flags for a root, offline, headless Chromium (its background networking is refused on these machines). */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const DOWN_AFTER_MS = 600;
 
 describe('web console (real processes, headless Chromium)', function () {
@@ -28,7 +36,10 @@ describe('web console (real processes, headless Chromium)', function () {
 
   before(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install it (sudo apt-get install -y chromium) or set CHROMIUM_PATH`);
-    cluster = await new ProcessCluster(['n1', 'n2', 'n3'], ['--gossip-interval', '100', '--suspect-after', '300', '--down-after', String(DOWN_AFTER_MS), '--inspect']).start();
+    cluster = await new ProcessCluster(
+      ['n1', 'n2', 'n3'],
+      ['--gossip-interval', '100', '--suspect-after', '300', '--down-after', String(DOWN_AFTER_MS), '--inspect'],
+    ).start();
     watcher = await NatsTransport.connect(cluster.nats.url, 'console-test');
     console_ = await startConsole({ transport: watcher, prefix: 'dynamo', port: 0, host: '127.0.0.1', pollMs: 250 });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -41,7 +52,7 @@ describe('web console (real processes, headless Chromium)', function () {
     await cluster?.stop();
   });
 
-  it('with --inspect, nodes publish their actors\' transitions and sampled runs on the trace subjects', async () => {
+  it("with --inspect, nodes publish their actors' transitions and sampled runs on the trace subjects", async () => {
     const transitions: TransitionTrace[] = [];
     const runs: RunTrace[] = [];
     const sub = watcher.subscribe('dynamo.trace.>', (m) => {
@@ -64,7 +75,7 @@ describe('web console (real processes, headless Chromium)', function () {
     }
   });
 
-  it('shows three nodes on the ring and in the members table, with each node\'s actors in their current state', async () => {
+  it("shows three nodes on the ring and in the members table, with each node's actors in their current state", async () => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(console_.url);
@@ -74,7 +85,12 @@ describe('web console (real processes, headless Chromium)', function () {
     expect(await page.$$eval('#members tbody tr', (rows) => rows.map((r) => r.getAttribute('data-node')))).to.deep.equal(['n1', 'n2', 'n3']);
     await page.waitForSelector('.actor[data-actor="node"] svg .st.active[data-state="node.online.serving"]', { timeout: 10_000 });
     expect(await page.textContent('.actor[data-actor="node"] .now')).to.equal('online.serving');
-    expect(await page.$$eval('.actor', (cards) => cards.map((c) => c.getAttribute('data-actor')))).to.deep.equal(['node', 'gossiper', 'anti-entropy', 'hinted-handoff']);
+    expect(await page.$$eval('.actor', (cards) => cards.map((c) => c.getAttribute('data-actor')))).to.deep.equal([
+      'node',
+      'gossiper',
+      'anti-entropy',
+      'hinted-handoff',
+    ]);
     expect(errors).to.deep.equal([]);
   });
 

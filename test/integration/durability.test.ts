@@ -12,7 +12,7 @@ describe('durability (real servers)', function () {
   });
   after(() => c?.stop());
 
-  it('acknowledged writes survive kill -9 of a node\'s redis-server (append-only file) and it serves again', async () => {
+  it("acknowledged writes survive kill -9 of a node's redis-server (append-only file) and it serves again", async () => {
     const keys = Array.from({ length: 300 }, (_, i) => `durable-${i}`);
     for (const key of keys) expect(await c.request<{ ok: boolean }>('dynamo.node.n1.kv.put', { key, value: key, w: 2 }), key).to.include({ ok: true });
 
@@ -24,7 +24,11 @@ describe('durability (real servers)', function () {
     await waitFor(async () => (await c.keyCount('n1')) >= keys.length, 10_000, 'n1 reloaded its append-only file');
     const n1 = c.storage('n1');
     try {
-      for (const key of keys) expect((await n1.read('default', key)).map((v) => v.v), key).to.deep.equal([JSON.stringify(key)]);
+      for (const key of keys)
+        expect(
+          (await n1.read('default', key)).map((v) => v.v),
+          key,
+        ).to.deep.equal([JSON.stringify(key)]);
     } finally {
       await n1.close();
     }

@@ -19,7 +19,7 @@ describe('sloppy quorum and hinted handoff (real servers)', function () {
     return total;
   };
 
-  it('a down replica\'s writes go to a fallback as hints (W counts them) and reach it when it is back', async () => {
+  it("a down replica's writes go to a fallback as hints (W counts them) and reach it when it is back", async () => {
     const live = ['n1', 'n2', 'n4'];
     await c.stopNode('n3');
     await waitFor(() => live.every((id) => c.nodes.get(id)!.gossiper.isDown('n3')), 10_000, 'n3 seen down');
@@ -40,7 +40,11 @@ describe('sloppy quorum and hinted handoff (real servers)', function () {
     await waitFor(async () => (await pending(live)) === 0, 20_000, 'hints drained');
     const n3 = c.storage('n3');
     try {
-      for (const k of owned) expect((await n3.read('default', k)).map((v) => v.v), k).to.deep.equal([JSON.stringify(k)]);
+      for (const k of owned)
+        expect(
+          (await n3.read('default', k)).map((v) => v.v),
+          k,
+        ).to.deep.equal([JSON.stringify(k)]);
     } finally {
       await n3.close();
     }

@@ -22,7 +22,7 @@ describe('elastic membership (real nats-server and redis-servers)', function () 
   async function everyKeyReadsBack(extra: string[] = []): Promise<void> {
     for (let i = 0; i < KEYS; i += 200) {
       const replies = await Promise.all(Array.from({ length: 200 }, (_, j) => c.request<Reply>('dynamo.kv.get', { key: `k${i + j}`, r: 2 })));
-      replies.forEach((r, j) => expect(r, `k${i + j}`).to.deep.include({ ok: true, values: [i + j] }));
+      for (const [j, r] of replies.entries()) expect(r, `k${i + j}`).to.deep.include({ ok: true, values: [i + j] });
     }
     for (const key of extra) expect(await c.request<Reply>('dynamo.kv.get', { key, r: 2 }), key).to.deep.include({ ok: true, found: true });
   }
@@ -78,7 +78,11 @@ describe('elastic membership (real nats-server and redis-servers)', function () 
     await c.stopNode('n5');
     const n5 = await c.addNode('n5', { weight: 2 });
     expect(n5.state).to.equal('serving');
-    await waitFor(() => [...c.nodes.values()].every((n) => n.gossiper.ring().members.find((m) => m.id === 'n5')?.weight === 2), 10_000, 'n5 at weight 2 in every ring');
+    await waitFor(
+      () => [...c.nodes.values()].every((n) => n.gossiper.ring().members.find((m) => m.id === 'n5')?.weight === 2),
+      10_000,
+      'n5 at weight 2 in every ring',
+    );
     const share = c.nodes.get('n1')!.gossiper.ring().ownership();
     expect(share.get('n5')! / share.get('n1')!).to.be.within(1.5, 2.7);
     const after = await c.keyCount('n5');

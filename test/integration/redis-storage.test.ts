@@ -80,7 +80,14 @@ describe('Redis storage (real redis-server)', function () {
 
   it('keeps a tombstone with its clock', async () => {
     const put = await redis.coordinate({ bucket: 'b', key: 'gone', context: {}, node: 'n1', ts: 1, value: '1' });
-    const del = await redis.coordinate({ bucket: 'b', key: 'gone', context: { [put.version.d[0]]: [put.version.d[1], 1] }, node: 'n2', ts: 2, value: undefined });
+    const del = await redis.coordinate({
+      bucket: 'b',
+      key: 'gone',
+      context: { [put.version.d[0]]: [put.version.d[1], 1] },
+      node: 'n2',
+      ts: 2,
+      value: undefined,
+    });
     const stored = await redis.read('b', 'gone');
     expect(stored).to.have.length(1);
     expect(stored[0]!.v).to.equal(undefined);
@@ -113,7 +120,9 @@ describe('Redis storage (real redis-server)', function () {
     const leaves = fullLeaves(await redis.treeLeaves());
     for (const key of keys) {
       const s = segmentOf(keyPosition('t', key));
-      expect(leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES).toString('hex'), key).to.equal(Buffer.from(mirror.leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES)).toString('hex'));
+      expect(leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES).toString('hex'), key).to.equal(
+        Buffer.from(mirror.leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES)).toString('hex'),
+      );
       const [index] = await redis.segmentKeys([s]);
       expect(index!.get(treeField('t', key))).to.equal(mirror.keys(s).get(treeField('t', key)));
     }
@@ -141,7 +150,9 @@ describe('Redis storage (real redis-server)', function () {
         // The new keys' hashes XORed into what the leaf held before.
         const was = fullLeaves(before!).subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES);
         const added = mirror.leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES);
-        expect(leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES).toString('hex'), key).to.equal(Buffer.from(was.map((b, i) => b ^ added[i]!)).toString('hex'));
+        expect(leaves.subarray(s * HASH_BYTES, (s + 1) * HASH_BYTES).toString('hex'), key).to.equal(
+          Buffer.from(was.map((b, i) => b ^ added[i]!)).toString('hex'),
+        );
       }
     } finally {
       raw.disconnect();

@@ -1,6 +1,17 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { compareTrees, diffKeys, HASH_BYTES, LeafIndex, leafCount, MerkleTree, sharedSegments, treeField, TREE_SHAPE, type RemoteHashes } from '../../src/merkle/index.js';
+import {
+  compareTrees,
+  diffKeys,
+  HASH_BYTES,
+  LeafIndex,
+  leafCount,
+  MerkleTree,
+  sharedSegments,
+  treeField,
+  TREE_SHAPE,
+  type RemoteHashes,
+} from '../../src/merkle/index.js';
 import { keyPosition, Ring, segmentOf, SEGMENTS } from '../../src/ring/index.js';
 import type { Version } from '../../src/versioning/index.js';
 
@@ -76,15 +87,22 @@ describe('Merkle trees (property)', function () {
 
   it('hashes a key alike whatever order its siblings were stored in', () => {
     fc.assert(
-      fc.property(fc.uniqueArray(fc.tuple(fc.constantFrom('n1.a', 'n2.b', 'n3.c'), fc.integer({ min: 1, max: 1e6 })), { minLength: 1, maxLength: 8, selector: ([a, c]) => `${a}:${c}` }), (dots) => {
-        const forward = new LeafIndex();
-        const backward = new LeafIndex();
-        const siblings = dots.map(([a, c]) => version(a, c));
-        forward.update(5, 'b:k', siblings);
-        backward.update(5, 'b:k', [...siblings].reverse());
-        expect(Buffer.from(forward.leaves).equals(Buffer.from(backward.leaves))).to.equal(true);
-        expect(forward.keys(5).get('b:k')).to.equal(backward.keys(5).get('b:k'));
-      }),
+      fc.property(
+        fc.uniqueArray(fc.tuple(fc.constantFrom('n1.a', 'n2.b', 'n3.c'), fc.integer({ min: 1, max: 1e6 })), {
+          minLength: 1,
+          maxLength: 8,
+          selector: ([a, c]) => `${a}:${c}`,
+        }),
+        (dots) => {
+          const forward = new LeafIndex();
+          const backward = new LeafIndex();
+          const siblings = dots.map(([a, c]) => version(a, c));
+          forward.update(5, 'b:k', siblings);
+          backward.update(5, 'b:k', [...siblings].reverse());
+          expect(Buffer.from(forward.leaves).equals(Buffer.from(backward.leaves))).to.equal(true);
+          expect(forward.keys(5).get('b:k')).to.equal(backward.keys(5).get('b:k'));
+        },
+      ),
     );
   });
 

@@ -21,7 +21,10 @@ const element = fc.oneof(fc.constantFrom('milk', 'eggs', 'bread', 'jam'), fc.int
 
 /** Random OR-Set states grown by random ops from a shared start, as replicas grow them. */
 const orsetState: fc.Arbitrary<OrSetState> = fc
-  .tuple(fc.array(fc.record({ add: fc.array(element, { maxLength: 3 }), remove: fc.array(element, { maxLength: 2 }) }), { maxLength: 6 }), fc.stringMatching(/^[a-z]{8}$/))
+  .tuple(
+    fc.array(fc.record({ add: fc.array(element, { maxLength: 3 }), remove: fc.array(element, { maxLength: 2 }) }), { maxLength: 6 }),
+    fc.stringMatching(/^[a-z]{8}$/),
+  )
   .map(([ops, prefix]) => {
     let tag = 0;
     return ops.reduce((s, op) => applyOrSetOp(s, op, () => `${prefix}-${tag++}`), EMPTY_ORSET);
@@ -72,13 +75,18 @@ describe('resolvers (property)', () => {
       }),
     );
     fc.assert(
-      fc.property(counterState, fc.array(fc.integer({ min: -9, max: 9 }), { maxLength: 5 }), fc.array(fc.integer({ min: -9, max: 9 }), { maxLength: 5 }), (start, left, right) => {
-        // Two writers increment concurrently from the same state: the merge counts both.
-        const l = left.reduce((s, by) => incrementCounter(s, 'left.x', by), start);
-        const r = right.reduce((s, by) => incrementCounter(s, 'right.y', by), start);
-        const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-        expect(counterValue(mergeCounter(l, r))).to.equal(counterValue(start) + sum(left) + sum(right));
-      }),
+      fc.property(
+        counterState,
+        fc.array(fc.integer({ min: -9, max: 9 }), { maxLength: 5 }),
+        fc.array(fc.integer({ min: -9, max: 9 }), { maxLength: 5 }),
+        (start, left, right) => {
+          // Two writers increment concurrently from the same state: the merge counts both.
+          const l = left.reduce((s, by) => incrementCounter(s, 'left.x', by), start);
+          const r = right.reduce((s, by) => incrementCounter(s, 'right.y', by), start);
+          const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+          expect(counterValue(mergeCounter(l, r))).to.equal(counterValue(start) + sum(left) + sum(right));
+        },
+      ),
     );
   });
 
@@ -94,7 +102,12 @@ describe('resolvers (property)', () => {
   });
 
   it('lww picks the same winner in any order and from any grouping', () => {
-    const version = fc.record({ d: fc.tuple(fc.constantFrom('n1.a', 'n2.b'), fc.integer({ min: 1, max: 9 })), c: fc.constant({}), t: fc.integer({ min: 0, max: 5 }), v: fc.option(fc.constantFrom('1', '2'), { nil: undefined }) }) as fc.Arbitrary<Version>;
+    const version = fc.record({
+      d: fc.tuple(fc.constantFrom('n1.a', 'n2.b'), fc.integer({ min: 1, max: 9 })),
+      c: fc.constant({}),
+      t: fc.integer({ min: 0, max: 5 }),
+      v: fc.option(fc.constantFrom('1', '2'), { nil: undefined }),
+    }) as fc.Arbitrary<Version>;
     fc.assert(
       // A dot names one write: siblings never share one.
       fc.property(fc.uniqueArray(version, { minLength: 1, maxLength: 6, selector: (v) => v.d.join(':') }), (vs) => {
@@ -102,7 +115,11 @@ describe('resolvers (property)', () => {
         const backward = lww.read([...vs].reverse());
         expect(backward).to.deep.equal(forward);
         const half = Math.floor(vs.length / 2);
-        const winnersOfHalves = [vs.slice(0, half), vs.slice(half)].filter((h) => h.length > 0).map((h) => h.reduce((best, v) => (v.t > best.t || (v.t === best.t && (v.d[0] > best.d[0] || (v.d[0] === best.d[0] && v.d[1] > best.d[1]))) ? v : best)));
+        const winnersOfHalves = [vs.slice(0, half), vs.slice(half)]
+          .filter((h) => h.length > 0)
+          .map((h) =>
+            h.reduce((best, v) => (v.t > best.t || (v.t === best.t && (v.d[0] > best.d[0] || (v.d[0] === best.d[0] && v.d[1] > best.d[1]))) ? v : best)),
+          );
         expect(lww.read(winnersOfHalves)).to.deep.equal(forward);
       }),
     );

@@ -64,7 +64,9 @@ describe('vector clocks (property)', () => {
         expect(Object.keys(p).length).to.be.at.most(limit);
         expect(descends(a, p)).to.equal(true);
         const kept = Object.values(p).map((e) => e[1]);
-        const dropped = Object.keys(a).filter((k) => !(k in p)).map((k) => a[k]![1]);
+        const dropped = Object.keys(a)
+          .filter((k) => !(k in p))
+          .map((k) => a[k]![1]);
         if (kept.length && dropped.length) expect(Math.min(...kept)).to.be.at.least(Math.max(...dropped));
       }),
     );

@@ -147,12 +147,18 @@ async function runSeed(seed: number): Promise<{
     const del = await sim.during(sim.request<{ ok: boolean }>('dynamo.node.n1.kv.delete', { key, context: read?.context, w: 2 }), 5000);
     if (del?.ok) deleted.push(key);
   }
-  for (let i = 0; i < 20; i++) (write(), await sim.advance(20));
+  for (let i = 0; i < 20; i++) {
+    write();
+    await sim.advance(20);
+  }
   if (fault === 'partition') await sim.faults({ partition: [IDS.filter((x) => x !== victim), [victim]] });
   if (fault === 'loss') await sim.faults({ drop: 0.2 });
   if (fault === 'crash') await sim.crash(victim);
   faulted = true;
-  for (let i = 0; i < 40; i++) (write(), await sim.advance(25));
+  for (let i = 0; i < 40; i++) {
+    write();
+    await sim.advance(25);
+  }
   faulted = false;
   if (fault === 'crash') await sim.startNode(victim);
   else if (fault !== 'none') await sim.faults({ heal: true });
@@ -173,7 +179,14 @@ async function runSeed(seed: number): Promise<{
   await sim.advance(1500);
   const diverged: string[] = [];
   for (const key of acked) {
-    const views = await Promise.all(IDS.map(async (id) => (await sim.storages.get(id)!.read('default', key)).map((v) => v.d.join(':')).sort().join(',')));
+    const views = await Promise.all(
+      IDS.map(async (id) =>
+        (await sim.storages.get(id)!.read('default', key))
+          .map((v) => v.d.join(':'))
+          .sort()
+          .join(','),
+      ),
+    );
     if (!views.every((v) => v === views[0])) diverged.push(key);
   }
   const hints = (await Promise.all(IDS.map((id) => sim.storages.get(id)!.hintCount()))).reduce((a, b) => a + b, 0);
@@ -195,7 +208,13 @@ describe('whole cluster (deterministic simulation)', function () {
     for (const seed of SEEDS) {
       const r = await runSeed(seed);
       const t = totals.get(r.fault) ?? { seeds: 0, writes: 0, acked: 0, sent: 0, majorityAcked: 0 };
-      totals.set(r.fault, { seeds: t.seeds + 1, writes: t.writes + r.writes, acked: t.acked + r.acked, sent: t.sent + r.majority.sent, majorityAcked: t.majorityAcked + r.majority.acked });
+      totals.set(r.fault, {
+        seeds: t.seeds + 1,
+        writes: t.writes + r.writes,
+        acked: t.acked + r.acked,
+        sent: t.sent + r.majority.sent,
+        majorityAcked: t.majorityAcked + r.majority.acked,
+      });
       expect(r.lost, `seed ${seed} (${r.fault}) lost acknowledged writes; replay with SEEDS = [${seed}]`).to.deep.equal([]);
       expect(r.resurrected, `seed ${seed} (${r.fault}) brought deleted keys back; replay with SEEDS = [${seed}]`).to.deep.equal([]);
       expect(r.deleted, `seed ${seed}: deletes were not acknowledged`).to.equal(5);
@@ -204,7 +223,9 @@ describe('whole cluster (deterministic simulation)', function () {
     }
     for (const [fault, t] of totals) {
       const availability = t.majorityAcked / Math.max(1, t.sent);
-      console.log(`      ${fault}: ${t.seeds} seeds, ${t.writes} writes, ${t.acked} acknowledged, 0 lost; majority side during the fault ${(availability * 100).toFixed(2)}%`);
+      console.log(
+        `      ${fault}: ${t.seeds} seeds, ${t.writes} writes, ${t.acked} acknowledged, 0 lost; majority side during the fault ${(availability * 100).toFixed(2)}%`,
+      );
       // With one of three nodes down or cut off, the other two take W=2 writes.
       if (fault === 'crash' || fault === 'partition' || fault === 'none') expect(availability, fault).to.be.at.least(0.99);
     }

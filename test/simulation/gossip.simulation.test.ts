@@ -92,7 +92,7 @@ class GossipSim {
 async function roundsToConverge(nodes: number, seed: number): Promise<number> {
   const sim = new GossipSim(seed);
   const ids = Array.from({ length: nodes }, (_, i) => `n${i}`);
-  ids.forEach((id, i) => sim.start(id, i === 0 ? [] : ['n0']));
+  for (const [i, id] of ids.entries()) sim.start(id, i === 0 ? [] : ['n0']);
   await sim.round();
   let rounds = 1;
   while (!sim.converged(nodes)) {
@@ -100,7 +100,7 @@ async function roundsToConverge(nodes: number, seed: number): Promise<number> {
     await sim.round();
     rounds++;
   }
-  ids.forEach((id) => sim.stop(id));
+  for (const id of ids) sim.stop(id);
   return rounds;
 }
 
@@ -108,7 +108,7 @@ async function roundsToConverge(nodes: number, seed: number): Promise<number> {
 async function roundsToSpread(nodes: number, seed: number): Promise<number> {
   const sim = new GossipSim(seed);
   const ids = Array.from({ length: nodes }, (_, i) => `n${i}`);
-  ids.forEach((id, i) => sim.start(id, i === 0 ? [] : ['n0']));
+  for (const [i, id] of ids.entries()) sim.start(id, i === 0 ? [] : ['n0']);
   while (!sim.converged(nodes)) await sim.round();
   // A fresh change at n7: count rounds until everyone has seen n7 at its new generation-0 heartbeat or later.
   const target = sim.table('n7').table['n7']!.heartbeat + 1;
@@ -118,7 +118,7 @@ async function roundsToSpread(nodes: number, seed: number): Promise<number> {
     rounds++;
     if (rounds > 100) throw new Error(`seed ${seed}: rumour did not spread`);
   }
-  ids.forEach((id) => sim.stop(id));
+  for (const id of ids) sim.stop(id);
   return rounds;
 }
 
@@ -150,7 +150,7 @@ describe('gossip (simulation)', function () {
     it(`marks a cut-off node down within downAfterMs + 2 rounds, and up again after it heals (seed ${seed})`, async () => {
       const sim = new GossipSim(seed);
       const ids = Array.from({ length: 8 }, (_, i) => `n${i}`);
-      ids.forEach((id, i) => sim.start(id, i === 0 ? [] : ['n0']));
+      for (const [i, id] of ids.entries()) sim.start(id, i === 0 ? [] : ['n0']);
       while (!sim.converged(8)) await sim.round();
       for (let i = 0; i < 5; i++) await sim.round();
       const others = ids.filter((id) => id !== 'n3');
@@ -160,7 +160,10 @@ describe('gossip (simulation)', function () {
       sim.isolated.add('n3');
       const rounds = TIMING.downAfterMs / INTERVAL_MS + 2;
       for (let i = 0; i < rounds; i++) await sim.round();
-      expect(others.map((o) => sim.liveness(o, 'n3')), `seed ${seed}`).to.deep.equal(others.map(() => 'down'));
+      expect(
+        others.map((o) => sim.liveness(o, 'n3')),
+        `seed ${seed}`,
+      ).to.deep.equal(others.map(() => 'down'));
 
       sim.isolated.delete('n3');
       let healed = 0;
@@ -168,14 +171,14 @@ describe('gossip (simulation)', function () {
         await sim.round();
         if (++healed > 12) throw new Error(`seed ${seed}: n3 still down somewhere after 12 rounds`);
       }
-      ids.forEach((id) => sim.stop(id));
+      for (const id of ids) sim.stop(id);
     });
   }
 
   it('takes a restarted node (new generation, heartbeat back at 0) as itself, not as stale news', async () => {
     const sim = new GossipSim(42);
     const ids = Array.from({ length: 6 }, (_, i) => `n${i}`);
-    ids.forEach((id, i) => sim.start(id, i === 0 ? [] : ['n0'], 1));
+    for (const [i, id] of ids.entries()) sim.start(id, i === 0 ? [] : ['n0'], 1);
     while (!sim.converged(6)) await sim.round();
     for (let i = 0; i < 10; i++) await sim.round();
     const oldHeartbeat = sim.table('n0').table['n2']!.heartbeat;
@@ -195,6 +198,6 @@ describe('gossip (simulation)', function () {
     sim.actors.get('n0')!.send({ type: 'GOSSIP.RECEIVED', members: [{ id: 'n2', generation: 1, heartbeat: oldHeartbeat + 100, weight: 1, ringWeight: 1 }] });
     expect(sim.table('n0').table['n2']!.generation).to.equal(2);
     expect(sim.table('n0').metrics.staleEntries).to.be.greaterThan(0);
-    ids.forEach((id) => sim.stop(id));
+    for (const id of ids) sim.stop(id);
   });
 });

@@ -67,7 +67,14 @@ describe('anti-entropy (in memory)', function () {
 
   it('refuses exchanges beyond its bound, malformed requests, and other rings', async () => {
     cluster = await new MemoryCluster(['n1', 'n2', 'n3'], { antiEntropyIntervalMs: 0, antiEntropyMaxExchanges: 1 }).start();
-    const open = (x: string, ring: string) => cluster.request<{ ok: boolean; h?: string; error?: { code: string; reason?: string } }>(s.antiEntropy('n2'), { op: 'tree', x, from: 'n1', ring, level: 0 });
+    const open = (x: string, ring: string) =>
+      cluster.request<{ ok: boolean; h?: string; error?: { code: string; reason?: string } }>(s.antiEntropy('n2'), {
+        op: 'tree',
+        x,
+        from: 'n1',
+        ring,
+        level: 0,
+      });
     const wrong = await open('a', 'not-the-ring');
     expect(wrong.error).to.deep.include({ code: 'UNAVAILABLE', reason: 'ring' });
     const status = await cluster.request<{ members: unknown[] }>(s.status, '');
@@ -78,8 +85,22 @@ describe('anti-entropy (in memory)', function () {
     expect((await open('second', fp)).error).to.deep.include({ code: 'UNAVAILABLE', reason: 'busy' });
     expect(await cluster.request(s.antiEntropy('n2'), { op: 'end', x: 'first' })).to.have.property('ok', true);
     expect(await open('second', fp)).to.have.property('ok', true);
-    expect((await cluster.request<{ error: { reason: string } }>(s.antiEntropy('n2'), { op: 'keys', x: 'never-opened', segments: [1] })).error.reason).to.equal('session');
-    for (const bad of [{ op: 'tree', x: 'b', from: 'n1', ring: fp, level: 5 }, { op: 'tree', x: 'b', level: 1, parents: [1] }, { op: 'tree', x: 'b', level: 2, parents: [] }, { op: 'keys', x: 'second', segments: [65536] }, { op: 'keys', x: 'second', segments: Array.from({ length: 257 }, (_, i) => i) }, { op: 'fetch', x: 'second', keys: Array.from({ length: 257 }, (_, i) => `default:k${i}`) }, { op: 'tree', x: 'second', level: 4, parents: Array.from({ length: 1025 }, (_, i) => i) }, { op: 'fetch', x: 'second', keys: ['no-colon'] }, { op: 'nope', x: 'b' }, { x: 'b' }, []]) {
+    expect((await cluster.request<{ error: { reason: string } }>(s.antiEntropy('n2'), { op: 'keys', x: 'never-opened', segments: [1] })).error.reason).to.equal(
+      'session',
+    );
+    for (const bad of [
+      { op: 'tree', x: 'b', from: 'n1', ring: fp, level: 5 },
+      { op: 'tree', x: 'b', level: 1, parents: [1] },
+      { op: 'tree', x: 'b', level: 2, parents: [] },
+      { op: 'keys', x: 'second', segments: [65536] },
+      { op: 'keys', x: 'second', segments: Array.from({ length: 257 }, (_, i) => i) },
+      { op: 'fetch', x: 'second', keys: Array.from({ length: 257 }, (_, i) => `default:k${i}`) },
+      { op: 'tree', x: 'second', level: 4, parents: Array.from({ length: 1025 }, (_, i) => i) },
+      { op: 'fetch', x: 'second', keys: ['no-colon'] },
+      { op: 'nope', x: 'b' },
+      { x: 'b' },
+      [],
+    ]) {
       expect((await cluster.request<{ error: { code: string } }>(s.antiEntropy('n2'), bad)).error.code, JSON.stringify(bad)).to.equal('BAD_REQUEST');
     }
     expect((await ping('n1')).antiEntropy).to.deep.include({ enabled: false, state: 'stopped' });

@@ -42,11 +42,15 @@ describe('request batcher', () => {
 
   it('keeps requests whose timeouts differ by more than a class apart, so a short one never waits on a long one', async () => {
     const b = new RequestBatcher(network.transport(), { maxItems: 100, maxBytes: 1 << 20 });
-    await Promise.all([b.request('double', DOUBLE, '1', 1000), b.request('double', DOUBLE, '2', 1000 - TIMEOUT_CLASS_MS / 2), b.request('double', DOUBLE, '3', 60_000)]);
+    await Promise.all([
+      b.request('double', DOUBLE, '1', 1000),
+      b.request('double', DOUBLE, '2', 1000 - TIMEOUT_CLASS_MS / 2),
+      b.request('double', DOUBLE, '3', 60_000),
+    ]);
     expect(messages.sort((x, y) => x.length - y.length)).to.deep.equal([[3], [1, 2]]);
   });
 
-  it("fails every item of a batch the other side refuses, or answers with the wrong count", async () => {
+  it('fails every item of a batch the other side refuses, or answers with the wrong count', async () => {
     const b = new RequestBatcher(network.transport(), { maxItems: 100, maxBytes: 1 << 20 });
     answer = () => ({ error: 'refused' });
     const refused = await Promise.all([1, 2].map((x) => b.request('double', DOUBLE, String(x), 1000).catch((e: Error) => e.message)));

@@ -37,7 +37,12 @@ describe('benchmark table (npm run bench)', () => {
   });
 
   it('works each target out of the rows, and leaves out those the run did not measure', () => {
-    const rows = [row('dynamo', 'put', 600, 30, 0, 150), row('floor', 'put', 1000, 20, 0, 100), row('jetstream', 'put', 1000, 20), row('dynamo6', 'put', 600, 30, 2, 210)];
+    const rows = [
+      row('dynamo', 'put', 600, 30, 0, 150),
+      row('floor', 'put', 1000, 20, 0, 100),
+      row('jetstream', 'put', 1000, 20),
+      row('dynamo6', 'put', 600, 30, 2, 210),
+    ];
     const checks = new Map(targetChecks(rows, 64).map((c) => [c.name, c]));
     expect(checks.get("put: server CPU/op vs the batched floor's, c=64")).to.include({ value: 1.5, limit: 2, kind: 'max' });
     expect(checks.get("put: ops/s vs JetStream KV's, raw subjects, c=64")).to.include({ value: 0.6, kind: 'min' });
@@ -46,7 +51,7 @@ describe('benchmark table (npm run bench)', () => {
     expect(checks.has("get: server CPU/op vs the batched floor's, c=64")).to.equal(false);
   });
 
-  it("reads utime and stime from a /proc stat line whose command name holds spaces and parentheses", () => {
+  it('reads utime and stime from a /proc stat line whose command name holds spaces and parentheses', () => {
     const stat = '4242 (node (a b)) S 1 4242 4242 0 -1 4194560 100 0 0 0 123 45 0 0 20 0 11 0 999 1000 100';
     expect(parseStatCpuMicros(stat)).to.equal((123 + 45) * 10_000);
   });

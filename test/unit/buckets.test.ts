@@ -12,12 +12,27 @@ type Reply = { ok: boolean; found?: boolean; values?: unknown[]; context?: strin
 describe('buckets and resolvers (in memory)', function () {
   this.timeout(30_000);
   let cluster: MemoryCluster;
-  const put = (bucket: string, key: string, body: Record<string, unknown>, via = 'n1') => cluster.request<Reply>(s.nodeKv(via, 'put'), { bucket, key, ...body });
+  const put = (bucket: string, key: string, body: Record<string, unknown>, via = 'n1') =>
+    cluster.request<Reply>(s.nodeKv(via, 'put'), { bucket, key, ...body });
   const get = (bucket: string, key: string, r = 3) => cluster.request<Reply>(s.kv('get'), { bucket, key, r });
   const setBucket = (body: Record<string, unknown>) => cluster.request<Reply & { props?: Record<string, unknown> }>(s.bucketSet, body);
 
   beforeEach(async () => {
-    cluster = await new MemoryCluster(['n1', 'n2', 'n3'], {}, { resolvers: new Map([['longest', appResolver('longest', (vs) => vs.reduce((a, b) => (String(b).length > String(a).length ? b : a)))], ['broken', appResolver('broken', () => { throw new Error('resolver bug'); })]]) }).start();
+    cluster = await new MemoryCluster(
+      ['n1', 'n2', 'n3'],
+      {},
+      {
+        resolvers: new Map([
+          ['longest', appResolver('longest', (vs) => vs.reduce((a, b) => (String(b).length > String(a).length ? b : a)))],
+          [
+            'broken',
+            appResolver('broken', () => {
+              throw new Error('resolver bug');
+            }),
+          ],
+        ]),
+      },
+    ).start();
   });
   afterEach(() => cluster.stop());
 
@@ -34,7 +49,16 @@ describe('buckets and resolvers (in memory)', function () {
   });
 
   it('refuses bad bucket names, unknown resolvers, another n and bad quorums', async () => {
-    for (const body of [{ bucket: 'a:b' }, { bucket: 'x', resolver: 'nope' }, { bucket: 'x', n: 2 }, { bucket: 'x', r: 4 }, { bucket: 'x', w: 0 }, { bucket: 'x', colour: 'red' }, [], 'x']) {
+    for (const body of [
+      { bucket: 'a:b' },
+      { bucket: 'x', resolver: 'nope' },
+      { bucket: 'x', n: 2 },
+      { bucket: 'x', r: 4 },
+      { bucket: 'x', w: 0 },
+      { bucket: 'x', colour: 'red' },
+      [],
+      'x',
+    ]) {
       const r = await setBucket(body as Record<string, unknown>);
       expect(r.error?.code, JSON.stringify(body)).to.equal('BAD_REQUEST');
     }
@@ -68,7 +92,12 @@ describe('buckets and resolvers (in memory)', function () {
     expect((await get('cart', 'alice')).values).to.deep.equal([['bread', 'eggs']]);
     await cluster.request(s.kv('delete'), { bucket: 'cart', key: 'alice' });
     expect(await get('cart', 'alice')).to.deep.include({ found: true, values: [[]] });
-    for (const [by, via] of [[5, 'n1'], [-2, 'n2'], [10, 'n3']] as const) expect(await put('hits', 'page', { op: { incr: by } }, via)).to.have.property('ok', true);
+    for (const [by, via] of [
+      [5, 'n1'],
+      [-2, 'n2'],
+      [10, 'n3'],
+    ] as const)
+      expect(await put('hits', 'page', { op: { incr: by } }, via)).to.have.property('ok', true);
     expect((await get('hits', 'page')).values).to.deep.equal([13]);
     // One version per key: every op folded the stored state into the new one.
     for (const st of cluster.storages.values()) expect(await st.read('hits', 'page')).to.have.length(1);

@@ -35,7 +35,9 @@ describe('client (in memory)', () => {
 
   it('coalesces the calls of one turn into one batch message, each call getting its own result or error', async () => {
     const seen: number[] = [];
-    const spy = cluster.network.transport().subscribe('dynamo.kv.batch', (m) => seen.push((JSON.parse(new TextDecoder().decode(m.data)) as { items: unknown[] }).items.length));
+    const spy = cluster.network
+      .transport()
+      .subscribe('dynamo.kv.batch', (m) => seen.push((JSON.parse(new TextDecoder().decode(m.data)) as { items: unknown[] }).items.length));
     try {
       const puts = Array.from({ length: 10 }, (_, i) => client.put(`batch-${i}`, i));
       const bad = client.get('batch-0', { r: 9 }).catch((e: unknown) => e);

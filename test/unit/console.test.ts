@@ -11,7 +11,16 @@ describe('console: state charts', () => {
   it("draws every state and transition of the node's lifecycle", () => {
     const chart = chartOf(nodeMachine);
     expect(chart.states.map((s) => s.id).sort()).to.deep.equal(
-      ['node.booting', 'node.online', 'node.online.joining', 'node.online.joinBackoff', 'node.online.serving', 'node.online.leaving', 'node.stopping', 'node.stopped'].sort(),
+      [
+        'node.booting',
+        'node.online',
+        'node.online.joining',
+        'node.online.joinBackoff',
+        'node.online.serving',
+        'node.online.leaving',
+        'node.stopping',
+        'node.stopped',
+      ].sort(),
     );
     const edge = (from: string, label: string) => chart.edges.find((e) => e.from === `node.${from}` && e.label === label)?.to;
     expect(edge('online.serving', 'LEAVE')).to.equal('node.online.leaving');
@@ -46,7 +55,22 @@ describe('console: bridge (in memory)', () => {
     const bridge = new ConsoleBridge(net.transport(), 'dynamo', 60_000);
     await bridge.start();
     const pub = net.transport();
-    const run = (i: number) => ({ type: 'run', node: 'n1', actor: 'coordinator', requestId: `n1-${i}`, at: i, op: 'put', bucket: 'b', key: 'k', replicas: [], steps: [], outcome: 'ok', replyMs: 1, totalMs: 1, truncated: 0 });
+    const run = (i: number) => ({
+      type: 'run',
+      node: 'n1',
+      actor: 'coordinator',
+      requestId: `n1-${i}`,
+      at: i,
+      op: 'put',
+      bucket: 'b',
+      key: 'k',
+      replicas: [],
+      steps: [],
+      outcome: 'ok',
+      replyMs: 1,
+      totalMs: 1,
+      truncated: 0,
+    });
     pub.publish('dynamo.trace.n1.coordinator', 'not json');
     pub.publish('dynamo.trace.n1.coordinator', JSON.stringify({ type: 'run', node: 'n1' }));
     pub.publish('dynamo.trace.n1.node', JSON.stringify({ type: 'transition', node: 'n1', actor: 'node', at: 1, from: null, to: 'booting', event: 'init' }));

@@ -48,13 +48,34 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
   const run = (request: ClientRequest) =>
     startRun(
       request.op === 'get' ? machines.get : machines.put,
-      { request, replicas: ['n1', 'n2', 'n3'], extras: [], hints: new Map(), self: 'n1', nowMs: 5, remainingMs: () => 1000, reply: (t: string) => replies.push(JSON.parse(t)), render: (merged) => getReplyText(merged) },
+      {
+        request,
+        replicas: ['n1', 'n2', 'n3'],
+        extras: [],
+        hints: new Map(),
+        self: 'n1',
+        nowMs: 5,
+        remainingMs: () => 1000,
+        reply: (t: string) => replies.push(JSON.parse(t)),
+        render: (merged) => getReplyText(merged),
+      },
       clock,
     );
   return { clock, replies, repairs, run };
 }
 
-const put = (w: number, timeoutMs = 1000): ClientRequest => ({ op: 'put', bucket: 'b', key: 'k', value: '"x"', crdt: undefined, context: {}, w, timeoutMs, condition: undefined, resolver: lww });
+const put = (w: number, timeoutMs = 1000): ClientRequest => ({
+  op: 'put',
+  bucket: 'b',
+  key: 'k',
+  value: '"x"',
+  crdt: undefined,
+  context: {},
+  w,
+  timeoutMs,
+  condition: undefined,
+  resolver: lww,
+});
 const get = (r: number, timeoutMs = 1000): ClientRequest => ({ op: 'get', bucket: 'b', key: 'k', r, timeoutMs, resolver: lww });
 const settle = () => new Promise((r) => setImmediate(r));
 
@@ -75,7 +96,9 @@ describe('coordinator machine', () => {
     const actor = h.run(put(3));
     await settle();
     h.clock.increment(5);
-    expect(h.replies).to.deep.equal([{ ok: false, error: { code: 'QUORUM_NOT_MET', message: 'only 1 of 3 required replicas answered the write', acks: 1, needed: 3 } }]);
+    expect(h.replies).to.deep.equal([
+      { ok: false, error: { code: 'QUORUM_NOT_MET', message: 'only 1 of 3 required replicas answered the write', acks: 1, needed: 3 } },
+    ]);
     expect(actor.getSnapshot().value).to.equal('failed');
   });
 

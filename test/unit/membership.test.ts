@@ -35,7 +35,7 @@ describe('membership rules', () => {
     });
   });
 
-  it('derives a member\'s status from its weights', () => {
+  it("derives a member's status from its weights", () => {
     expect(statusOf(m('a', 1, 1, 1, 0))).to.equal('joining');
     expect(statusOf(m('a', 1, 1, 1, 1))).to.equal('up');
     expect(statusOf(m('a', 1, 1, 2, 1))).to.equal('rebalancing');
@@ -51,7 +51,14 @@ describe('membership rules', () => {
 
   it('rejects malformed member entries', () => {
     expect(isMember(m('a', 1, 1))).to.equal(true);
-    for (const bad of [null, {}, { ...m('a', 1, 1), id: 'a b' }, { ...m('a', 1, 1), heartbeat: -1 }, { ...m('a', 1, 1), weight: 1e9 }, { ...m('a', 1, 1), generation: 1.5 }]) {
+    for (const bad of [
+      null,
+      {},
+      { ...m('a', 1, 1), id: 'a b' },
+      { ...m('a', 1, 1), heartbeat: -1 },
+      { ...m('a', 1, 1), weight: 1e9 },
+      { ...m('a', 1, 1), generation: 1.5 },
+    ]) {
       expect(isMember(bad), JSON.stringify(bad)).to.equal(false);
     }
   });
@@ -94,7 +101,7 @@ describe('membership rules', () => {
     const pos = keyPosition('default', 'k');
     const walk = ring.walk(pos);
 
-    it('takes the first N nodes that are not down; a down node\'s place goes to its fallback', () => {
+    it("takes the first N nodes that are not down; a down node's place goes to its fallback", () => {
       expect(preferenceList(ring, pos, 3, () => false)).to.deep.equal(walk.slice(0, 3));
       const down = walk[1]!;
       expect(preferenceList(ring, pos, 3, (id) => id === down)).to.deep.equal([walk[0], walk[2], walk[3]]);

@@ -95,13 +95,33 @@ describe('latency quantiles from histograms (pure)', () => {
 
   it("turns the nodes' cumulative histograms into cluster ops/s and p99.9", () => {
     const rates = new RateTracker();
-    expect(rates.next(new Map([['n1', { put: histogramOf([1]) }], ['n2', { put: histogramOf([]) }]]), 0)).to.equal(null);
-    const point = rates.next(new Map([['n1', { put: histogramOf([1, ...Array(100).fill(3)]) }], ['n2', { put: histogramOf(Array(100).fill(3)) }]]), 2000);
+    expect(
+      rates.next(
+        new Map([
+          ['n1', { put: histogramOf([1]) }],
+          ['n2', { put: histogramOf([]) }],
+        ]),
+        0,
+      ),
+    ).to.equal(null);
+    const point = rates.next(
+      new Map([
+        ['n1', { put: histogramOf([1, ...Array(100).fill(3)]) }],
+        ['n2', { put: histogramOf(Array(100).fill(3)) }],
+      ]),
+      2000,
+    );
     expect(point!.ops['put']!.perSecond).to.equal(100);
     expect(point!.ops['put']!.p999Ms).to.be.within(2, 4);
     expect(point!.ops['get']!.perSecond).to.equal(0);
     // A node that did not answer is skipped, then picked up from where it was.
-    const gap = rates.next(new Map([['n1', null], ['n2', { put: histogramOf(Array(140).fill(3)) }]]), 3000);
+    const gap = rates.next(
+      new Map([
+        ['n1', null],
+        ['n2', { put: histogramOf(Array(140).fill(3)) }],
+      ]),
+      3000,
+    );
     expect(gap!.ops['put']!.perSecond).to.equal(40);
   });
 });

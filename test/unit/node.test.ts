@@ -40,18 +40,56 @@ describe('node (in memory)', () => {
     subjects.push('dynamo.kv.batch', 'dynamo.node.n2.kv.batch', 'dynamo.node.n3.coord.batch');
     subjects.push('dynamo.node.n1.replica.put', 'dynamo.node.n1.replica.get', 'dynamo.node.n1.gossip', 'dynamo.node.n2.handoff.pull', 'dynamo.node.n3.ae');
     const junkJson = fc.oneof(
-      fc.record({ op: fc.constantFrom('tree', 'keys', 'fetch', 'end', 'x'), x: fc.oneof(fc.string(), fc.jsonValue()), from: fc.jsonValue(), ring: fc.jsonValue(), level: fc.oneof(fc.integer({ min: -1, max: 5 }), fc.jsonValue()), parents: fc.oneof(fc.array(fc.integer({ min: -1, max: 5000 })), fc.jsonValue()), segments: fc.jsonValue(), keys: fc.jsonValue() }, { requiredKeys: ['op'] }),
+      fc.record(
+        {
+          op: fc.constantFrom('tree', 'keys', 'fetch', 'end', 'x'),
+          x: fc.oneof(fc.string(), fc.jsonValue()),
+          from: fc.jsonValue(),
+          ring: fc.jsonValue(),
+          level: fc.oneof(fc.integer({ min: -1, max: 5 }), fc.jsonValue()),
+          parents: fc.oneof(fc.array(fc.integer({ min: -1, max: 5000 })), fc.jsonValue()),
+          segments: fc.jsonValue(),
+          keys: fc.jsonValue(),
+        },
+        { requiredKeys: ['op'] },
+      ),
       fc.jsonValue(),
-      fc.record({ key: fc.oneof(fc.string(), fc.integer(), fc.constant(null)), r: fc.jsonValue(), w: fc.jsonValue(), context: fc.jsonValue(), timeoutMs: fc.jsonValue() }, { requiredKeys: [] }),
+      fc.record(
+        {
+          key: fc.oneof(fc.string(), fc.integer(), fc.constant(null)),
+          r: fc.jsonValue(),
+          w: fc.jsonValue(),
+          context: fc.jsonValue(),
+          timeoutMs: fc.jsonValue(),
+        },
+        { requiredKeys: [] },
+      ),
       fc.record({ items: fc.array(fc.record({ b: fc.jsonValue(), k: fc.jsonValue(), x: fc.jsonValue() }, { requiredKeys: [] })) }),
       // Batches of client requests: good and bad operations, junk and near-valid bodies.
       fc.record({
-        items: fc.array(fc.oneof(fc.tuple(fc.constantFrom('get', 'put', 'delete', 'x'), fc.oneof(fc.jsonValue(), fc.record({ key: fc.oneof(fc.string(), fc.jsonValue()), r: fc.jsonValue(), w: fc.jsonValue() }, { requiredKeys: [] }))), fc.jsonValue()), { maxLength: 300 }),
+        items: fc.array(
+          fc.oneof(
+            fc.tuple(
+              fc.constantFrom('get', 'put', 'delete', 'x'),
+              fc.oneof(fc.jsonValue(), fc.record({ key: fc.oneof(fc.string(), fc.jsonValue()), r: fc.jsonValue(), w: fc.jsonValue() }, { requiredKeys: [] })),
+            ),
+            fc.jsonValue(),
+          ),
+          { maxLength: 300 },
+        ),
       }),
     );
-    const payload = fc.oneof(fc.uint8Array({ maxLength: 64 }), junkJson.map((j) => new TextEncoder().encode(JSON.stringify(j) ?? '')));
+    const payload = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }),
+      junkJson.map((j) => new TextEncoder().encode(JSON.stringify(j) ?? '')),
+    );
     const replyCounts: number[] = [];
-    const snapshot = async () => JSON.stringify(await Promise.all([...cluster.storages.values()].map((s) => Promise.all(s.keys().map((k) => s.readRaw(k.split(':')[1]!, k.split(':').slice(2).join(':')))))));
+    const snapshot = async () =>
+      JSON.stringify(
+        await Promise.all(
+          [...cluster.storages.values()].map((s) => Promise.all(s.keys().map((k) => s.readRaw(k.split(':')[1]!, k.split(':').slice(2).join(':'))))),
+        ),
+      );
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...subjects), payload, async (subject, data) => {
         const before = await snapshot();
@@ -84,7 +122,7 @@ describe('node (in memory)', () => {
     expect(ring.tokens).to.have.length(3 * 256);
   });
 
-  it('answers UNAVAILABLE on a stopped node\'s own subject only by having no subscription left', async () => {
+  it("answers UNAVAILABLE on a stopped node's own subject only by having no subscription left", async () => {
     await cluster.nodes.get('n3')!.stop();
     expect(cluster.nodes.get('n3')!.state).to.equal('stopped');
     const err = await cluster.client.request('dynamo.node.n3.kv.get', '{"key":"a"}', 500).then(
@@ -118,7 +156,12 @@ describe('gossip input (in memory)', () => {
     expect((await cluster.request<{ ok: boolean }>('dynamo.node.g1.gossip', { cluster: 'dynamo', from: 'big0', members: huge })).ok).to.equal(false);
     const g1 = cluster.nodes.get('g1')!;
     expect(g1.gossiper.metrics).to.include({ droppedMalformed: 3, droppedForeignCluster: 1 });
-    expect(g1.gossiper.table().map((m) => m.id).sort()).to.deep.equal(['g1', 'g2']);
+    expect(
+      g1.gossiper
+        .table()
+        .map((m) => m.id)
+        .sort(),
+    ).to.deep.equal(['g1', 'g2']);
     expect(g1.state).to.equal('serving');
     expect(await cluster.request('dynamo.kv.put', { key: 'still', value: 1 })).to.have.property('ok', true);
   });
@@ -128,11 +171,14 @@ describe('gossip input (in memory)', () => {
     const { createNode } = await import('../../src/di/container.js');
     const { nodeConfig } = await import('../../src/config.js');
     const { MemoryStorage } = await import('../../src/storage/memory-storage.js');
-    const lonely = createNode(nodeConfig({ nodeId: 'lonely', natsUrl: 'memory', redisUrl: 'memory', seeds: ['nobody'], gossipIntervalMs: 50, suspectAfterMs: 300, downAfterMs: 600 }), {
-      transport: cluster.network.transport(),
-      storage: new MemoryStorage(),
-      logger: { info: () => {}, warn: (m) => lines.push(m), error: (m) => lines.push(m) },
-    });
+    const lonely = createNode(
+      nodeConfig({ nodeId: 'lonely', natsUrl: 'memory', redisUrl: 'memory', seeds: ['nobody'], gossipIntervalMs: 50, suspectAfterMs: 300, downAfterMs: 600 }),
+      {
+        transport: cluster.network.transport(),
+        storage: new MemoryStorage(),
+        logger: { info: () => {}, warn: (m) => lines.push(m), error: (m) => lines.push(m) },
+      },
+    );
     const starting = lonely.start().catch((e: Error) => e);
     await waitFor(() => lines.length >= 2, 5000, 'two retry messages');
     expect(lines[0]).to.match(/no seed \(nobody\) answered; retrying/);
@@ -150,7 +196,10 @@ describe('leaving (in memory)', () => {
       const r = await solo.request<{ ok: boolean; error: { message: string } }>('dynamo.node.s1.admin.leave', '');
       expect(r.ok).to.equal(false);
       expect(r.error.message).to.match(/last live node/);
-      const e = await solo.nodes.get('s1')!.leave().catch((x: Error) => x);
+      const e = await solo.nodes
+        .get('s1')!
+        .leave()
+        .catch((x: Error) => x);
       expect(e).to.be.instanceOf(Error);
       expect(solo.nodes.get('s1')!.state).to.equal('serving');
       expect(await solo.request('dynamo.kv.get', { key: 'only-copy', r: 1 })).to.deep.include({ values: [1] });

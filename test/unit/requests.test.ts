@@ -3,7 +3,16 @@ import { isErrorReply, parseRequest, type Limits, type Op } from '../../src/prot
 import { BUILTIN_RESOLVERS, lww } from '../../src/resolvers/index.js';
 import { encodeContext } from '../../src/versioning/index.js';
 
-const base: Limits = { n: 3, defaultR: 2, defaultW: 2, defaultTimeoutMs: 1000, maxTimeoutMs: 60_000, maxKeyBytes: 1024, maxValueBytes: 1024 * 1024, resolver: lww };
+const base: Limits = {
+  n: 3,
+  defaultR: 2,
+  defaultW: 2,
+  defaultTimeoutMs: 1000,
+  maxTimeoutMs: 60_000,
+  maxKeyBytes: 1024,
+  maxValueBytes: 1024 * 1024,
+  resolver: lww,
+};
 /** Buckets named after a resolver use it ("orset", "union", ...); any other bucket is lww. */
 const limits = (bucket: string): Limits => ({ ...base, resolver: BUILTIN_RESOLVERS.get(bucket) ?? lww });
 const enc = (x: unknown) => new TextEncoder().encode(typeof x === 'string' ? x : JSON.stringify(x));
@@ -44,7 +53,12 @@ describe('request validation', () => {
     ['a plain get', 'get', { key: 'k' }, 'OK'],
     ['ifMatch with a context we issued', 'put', { key: 'k', value: 1, ifMatch: encodeContext({ n1: [3, 1000] }) }, 'OK'],
     ['ifMatch that is not a context', 'put', { key: 'k', value: 1, ifMatch: 'nope!' }, 'BAD_REQUEST'],
-    ['ifMatch and a context together', 'put', { key: 'k', value: 1, ifMatch: encodeContext({ n1: [1, 1] }), context: encodeContext({ n1: [1, 1] }) }, 'BAD_REQUEST'],
+    [
+      'ifMatch and a context together',
+      'put',
+      { key: 'k', value: 1, ifMatch: encodeContext({ n1: [1, 1] }), context: encodeContext({ n1: [1, 1] }) },
+      'BAD_REQUEST',
+    ],
     ['ifNoneMatch', 'put', { key: 'k', value: 1, ifNoneMatch: true }, 'OK'],
     ['ifNoneMatch false', 'put', { key: 'k', value: 1, ifNoneMatch: false }, 'BAD_REQUEST'],
     ['ifNoneMatch on a delete', 'delete', { key: 'k', ifNoneMatch: true }, 'BAD_REQUEST'],

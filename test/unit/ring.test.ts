@@ -37,7 +37,13 @@ describe('ring', () => {
   });
 
   it('rejects duplicate members and bad weights', () => {
-    expect(() => new Ring([{ id: 'a', weight: 1 }, { id: 'a', weight: 1 }])).to.throw(/duplicate/);
+    expect(
+      () =>
+        new Ring([
+          { id: 'a', weight: 1 },
+          { id: 'a', weight: 1 },
+        ]),
+    ).to.throw(/duplicate/);
     expect(() => new Ring([{ id: 'a', weight: 0 }])).to.throw(/weight/);
     expect(() => new Ring([{ id: 'a', weight: 1e9 }])).to.throw(/weight/);
   });

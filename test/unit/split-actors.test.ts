@@ -35,7 +35,13 @@ describe('actors of one node placed apart (in memory)', function () {
 
   it('ignores anything published on the view subject that is not a view', async () => {
     await waitFor(() => apart.membership.ring().size === 3, 5000, 'the mirror to see three members');
-    for (const junk of ['{}', 'null', '{"members":[],"table":[{"id":"x","weight":99999}],"metrics":{}}', '{"members":[{"id":"n1"}],"table":[],"metrics":{}}', 'not json']) {
+    for (const junk of [
+      '{}',
+      'null',
+      '{"members":[],"table":[{"id":"x","weight":99999}],"metrics":{}}',
+      '{"members":[{"id":"n1"}],"table":[],"metrics":{}}',
+      'not json',
+    ]) {
       cluster.network.transport().publish('dynamo.node.n1.membership.view', junk);
     }
     expect(apart.membership.ring().size).to.equal(3);

@@ -21,7 +21,13 @@ describe('Stately inspector events (pure)', () => {
 
   it('copy contexts and events to a bounded size: a 1 MiB value is cut, functions are named, Maps become objects', () => {
     const big = 'x'.repeat(1024 * 1024);
-    const copy = plain({ versions: [{ v: big }], fn: function monotonic() {}, m: new Map([['n1', 1]]), deep: { a: { b: { c: { d: { e: 1 } } } } }, many: Array.from({ length: 100 }, (_, i) => i) }) as Record<string, unknown>;
+    const copy = plain({
+      versions: [{ v: big }],
+      fn: function monotonic() {},
+      m: new Map([['n1', 1]]),
+      deep: { a: { b: { c: { d: { e: 1 } } } } },
+      many: Array.from({ length: 100 }, (_, i) => i),
+    }) as Record<string, unknown>;
     const text = JSON.stringify(copy);
     expect(text.length).to.be.below(2000);
     expect(text).to.contain('(1048576 chars)');
@@ -48,7 +54,17 @@ describe('Stately inspector events (pure)', () => {
 
   it("leave a coordinator's input (the request and its reply function) out of the context", () => {
     const events: InspectionEvent[] = [];
-    const input = { request: { op: 'get', key: 'k', bucket: 'b', r: 1, timeoutMs: 10 }, replicas: ['n1'], extras: [], hints: new Map(), self: 'n1', nowMs: 0, remainingMs: () => 0, reply: () => {}, render: () => '' };
+    const input = {
+      request: { op: 'get', key: 'k', bucket: 'b', r: 1, timeoutMs: 10 },
+      replicas: ['n1'],
+      extras: [],
+      hints: new Map(),
+      self: 'n1',
+      nowMs: 0,
+      remainingMs: () => 0,
+      reply: () => {},
+      render: () => '',
+    };
     const machine = getCoordinatorMachine.provide({ actions: { readReplicas: () => {} } });
     const actor = createActor(machine, { input: input as never, inspect: (e) => events.push(e) });
     actor.start();
@@ -76,7 +92,11 @@ describe('Stately relay connection', () => {
 
 describe('inspection never hurts the actor it watches', () => {
   it('counts a failure in tracing instead of throwing into the machine', () => {
-    const insp = new Inspection(nodeConfig({ nodeId: 'n1', natsUrl: 'memory', redisUrl: 'memory', inspect: true }), new MemoryNetwork().transport(), systemClock);
+    const insp = new Inspection(
+      nodeConfig({ nodeId: 'n1', natsUrl: 'memory', redisUrl: 'memory', inspect: true }),
+      new MemoryNetwork().transport(),
+      systemClock,
+    );
     const observe = insp.observer('node')!;
     expect(() => observe({ type: '@xstate.snapshot', actorRef: null, rootId: 'x' } as never)).to.not.throw();
     expect(insp.dropped.failures).to.equal(1);

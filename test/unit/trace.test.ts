@@ -68,7 +68,11 @@ describe('trace sampling and bounds (pure)', () => {
     const first = t.next({ running: 'waiting' }, 'xstate.init', 1);
     expect(first).to.include({ from: null, to: 'running.waiting', event: 'init', node: 'n1', actor: 'gossiper' });
     expect(t.next({ running: 'waiting' }, 'GOSSIP.RECEIVED', 2)).to.equal(null);
-    expect(t.next({ running: 'exchanging' }, 'xstate.after.interval.gossiper.running.waiting', 3)).to.include({ from: 'running.waiting', to: 'running.exchanging', event: 'after interval' });
+    expect(t.next({ running: 'exchanging' }, 'xstate.after.interval.gossiper.running.waiting', 3)).to.include({
+      from: 'running.waiting',
+      to: 'running.exchanging',
+      event: 'after interval',
+    });
     expect(t.current).to.equal('running.exchanging');
   });
 
@@ -124,7 +128,7 @@ describe('trace sampling and bounds (pure)', () => {
     for (const b of bad) expect(isTrace(b), JSON.stringify(b)?.slice(0, 80)).to.equal(false);
   });
 
-  it('reads a reply\'s outcome without parsing it', () => {
+  it("reads a reply's outcome without parsing it", () => {
     expect(outcomeOf('{"ok":true,"context":"x"}')).to.equal('ok');
     expect(outcomeOf('{"ok":false,"error":{"code":"QUORUM_NOT_MET","message":"m","acks":1}}')).to.equal('QUORUM_NOT_MET');
     expect(outcomeOf(new TextEncoder().encode('{"ok":false,"error":{"code":"TIMEOUT","message":"t"}}'))).to.equal('TIMEOUT');
@@ -176,7 +180,8 @@ describe('inspection service (in memory)', () => {
     // A machine flipping between two states as fast as it can: far more transitions than the bound.
     const actor = createActor(hintedHandoffMachine, { inspect: insp.observer('hinted-handoff') });
     const observe = insp.observer('node')!;
-    for (let i = 0; i < 1000; i++) observe({ type: '@xstate.snapshot', actorRef: actor, rootId: actor.sessionId, event: { type: 'X' }, snapshot: { value: i % 2 ? 'a' : 'b' } } as never);
+    for (let i = 0; i < 1000; i++)
+      observe({ type: '@xstate.snapshot', actorRef: actor, rootId: actor.sessionId, event: { type: 'X' }, snapshot: { value: i % 2 ? 'a' : 'b' } } as never);
     await watcher.flush();
     expect(received).to.equal(MAX_TRACE_MESSAGES_PER_SECOND);
     expect(insp.published).to.equal(MAX_TRACE_MESSAGES_PER_SECOND);

@@ -108,10 +108,23 @@ function drawMembers() {
     name.append(el('span', { class: 'swatch', style: `background:${colourOf(m.id)}` }), document.createTextNode(m.id));
     const requests = m.requests ? m.requests.queue + m.requests.direct : null;
     const ae = m.antiEntropy;
-    const aeText = !ae || !ae.enabled ? '–' : `${syncWord(ae)}, ${ae.keysRepaired} repaired`;
-    const cells = [m.state, `${m.heartbeatAgeMs} ms`, m.weight, m.tokens, pct(m.ownership), m.keys ?? '–', m.hints ?? '–', m.inFlight ?? '–', requests ?? '–', aeText];
+    const aeText = !ae?.enabled ? '–' : `${syncWord(ae)}, ${ae.keysRepaired} repaired`;
+    const cells = [
+      m.state,
+      `${m.heartbeatAgeMs} ms`,
+      m.weight,
+      m.tokens,
+      pct(m.ownership),
+      m.keys ?? '–',
+      m.hints ?? '–',
+      m.inFlight ?? '–',
+      requests ?? '–',
+      aeText,
+    ];
     tr.append(name);
-    cells.forEach((c, i) => tr.append(el('td', i === 0 ? { class: `state state-${m.state}` } : {}, String(c))));
+    cells.forEach((c, i) => {
+      tr.append(el('td', i === 0 ? { class: `state state-${m.state}` } : {}, String(c)));
+    });
     body.append(tr);
   }
   $('members-note').textContent = `as ${s.node} sees them`;
@@ -145,9 +158,20 @@ function activeIds(chart, stateText) {
 
 function drawChart(chart, lit, litClass) {
   const pad = 6;
-  const svg = el('svg:svg', { viewBox: `${-pad} ${-pad} ${chart.width + 2 * pad} ${chart.height + 2 * pad + (chart.fromAnyState.length ? 14 : 0)}`, 'data-machine': chart.machine });
+  const svg = el('svg:svg', {
+    viewBox: `${-pad} ${-pad} ${chart.width + 2 * pad} ${chart.height + 2 * pad + (chart.fromAnyState.length ? 14 : 0)}`,
+    'data-machine': chart.machine,
+  });
   const defs = el('svg:defs');
-  const marker = el('svg:marker', { id: `arrow-${chart.machine}`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 6, markerHeight: 6, orient: 'auto-start-reverse' });
+  const marker = el('svg:marker', {
+    id: `arrow-${chart.machine}`,
+    viewBox: '0 0 10 10',
+    refX: 9,
+    refY: 5,
+    markerWidth: 6,
+    markerHeight: 6,
+    orient: 'auto-start-reverse',
+  });
   marker.append(el('svg:path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#5d6b79' }));
   defs.append(marker);
   svg.append(defs);
@@ -207,9 +231,13 @@ function drawActors() {
     h.append(el('span', { class: 'now' }, now ?? (member?.actors ? 'in another process' : 'no answer from this node')));
     card.append(h, drawChart(chart, activeIds(chart, now), 'active'));
     const list = el('ol');
-    const recent = state.transitions.filter((t) => t.node === state.selectedNode && t.actor === actor).slice(-MAX_TRANSITIONS_SHOWN).reverse();
+    const recent = state.transitions
+      .filter((t) => t.node === state.selectedNode && t.actor === actor)
+      .slice(-MAX_TRANSITIONS_SHOWN)
+      .reverse();
     for (const t of recent) list.append(el('li', {}, `${new Date(t.at).toLocaleTimeString()} ${t.from ?? '·'} → ${t.to} (${t.event})`));
-    if (recent.length === 0) list.append(el('li', {}, member?.trace?.enabled ? 'no transitions seen yet' : 'transitions appear when the node runs with --inspect'));
+    if (recent.length === 0)
+      list.append(el('li', {}, member?.trace?.enabled ? 'no transitions seen yet' : 'transitions appear when the node runs with --inspect'));
     card.append(list);
     box.append(card);
   }
@@ -233,14 +261,36 @@ function runItem(run) {
   const phases = run.steps.filter((s) => s.kind === 'phase');
   phases.forEach((p, i) => {
     const end = i + 1 < phases.length ? phases[i + 1].atMs : total;
-    const seg = el('div', { class: 'phase', title: `${p.name}: ${ms(p.atMs)} → ${ms(end)}`, style: `left:${(p.atMs / total) * 100}%;width:${Math.max(0.5, ((end - p.atMs) / total) * 100)}%;background:${PHASE_COLOURS[i % PHASE_COLOURS.length]}` }, p.name);
+    const seg = el(
+      'div',
+      {
+        class: 'phase',
+        title: `${p.name}: ${ms(p.atMs)} → ${ms(end)}`,
+        style: `left:${(p.atMs / total) * 100}%;width:${Math.max(0.5, ((end - p.atMs) / total) * 100)}%;background:${PHASE_COLOURS[i % PHASE_COLOURS.length]}`,
+      },
+      p.name,
+    );
     bar.append(seg);
   });
   for (const s of run.steps.filter((x) => x.kind !== 'phase')) {
-    bar.append(el('div', { class: 'tick', title: `${s.name} ${s.kind} at ${ms(s.atMs)}`, style: `left:${Math.min(99.5, (s.atMs / total) * 100)}%;background:${s.kind === 'fail' ? '#e5534b' : colourOf(s.name)}` }));
+    bar.append(
+      el('div', {
+        class: 'tick',
+        title: `${s.name} ${s.kind} at ${ms(s.atMs)}`,
+        style: `left:${Math.min(99.5, (s.atMs / total) * 100)}%;background:${s.kind === 'fail' ? '#e5534b' : colourOf(s.name)}`,
+      }),
+    );
   }
   const answers = run.steps.filter((s) => s.kind !== 'phase').map((s) => `${s.name} ${s.kind} ${ms(s.atMs)}`);
-  li.append(head, bar, el('div', { class: 'steps' }, `replicas ${run.replicas.join(', ')} · ${answers.join(' · ') || 'no replica answers'}${run.truncated ? ` · ${run.truncated} steps not recorded` : ''}`));
+  li.append(
+    head,
+    bar,
+    el(
+      'div',
+      { class: 'steps' },
+      `replicas ${run.replicas.join(', ')} · ${answers.join(' · ') || 'no replica answers'}${run.truncated ? ` · ${run.truncated} steps not recorded` : ''}`,
+    ),
+  );
   li.onclick = () => {
     state.selectedRun = run;
     for (const x of $('feed').children) x.classList.toggle('selected', x === li);
@@ -253,7 +303,9 @@ function drawFeed() {
   const feed = $('feed');
   feed.replaceChildren(...state.runs.slice().reverse().map(runItem));
   const tracing = state.status?.members.some((m) => m.trace?.enabled);
-  $('feed-note').textContent = tracing ? 'sampled on each node, newest first; click one to see its path' : '(start the nodes with --inspect to see sampled runs)';
+  $('feed-note').textContent = tracing
+    ? 'sampled on each node, newest first; click one to see its path'
+    : '(start the nodes with --inspect to see sampled runs)';
 }
 
 function addRun(run) {
@@ -288,10 +340,25 @@ function drawPlots() {
   const t = state.rates.map((p) => p.t / 1000);
   const ops = ['get', 'put', 'delete'].map((op) => state.rates.map((p) => p.ops[op]?.perSecond ?? null));
   const lat = ['get', 'put'].map((op) => state.rates.map((p) => p.ops[op]?.p999Ms ?? null));
-  const axes = [{ stroke: '#7d8a98', grid: { stroke: '#2a333d' } }, { stroke: '#7d8a98', grid: { stroke: '#2a333d' } }];
+  const axes = [
+    { stroke: '#7d8a98', grid: { stroke: '#2a333d' } },
+    { stroke: '#7d8a98', grid: { stroke: '#2a333d' } },
+  ];
   if (!opsPlot) {
-    opsPlot = new uPlot({ ...plotSize(), axes, series: [{}, { label: 'get', stroke: '#4fb0ff' }, { label: 'put', stroke: '#f28e2b' }, { label: 'delete', stroke: '#e15759' }] }, [t, ...ops], $('ops-chart'));
-    latencyPlot = new uPlot({ ...plotSize(), axes, series: [{}, { label: 'get p99.9', stroke: '#4fb0ff', spanGaps: true }, { label: 'put p99.9', stroke: '#f28e2b', spanGaps: true }] }, [t, ...lat], $('latency-chart'));
+    opsPlot = new uPlot(
+      { ...plotSize(), axes, series: [{}, { label: 'get', stroke: '#4fb0ff' }, { label: 'put', stroke: '#f28e2b' }, { label: 'delete', stroke: '#e15759' }] },
+      [t, ...ops],
+      $('ops-chart'),
+    );
+    latencyPlot = new uPlot(
+      {
+        ...plotSize(),
+        axes,
+        series: [{}, { label: 'get p99.9', stroke: '#4fb0ff', spanGaps: true }, { label: 'put p99.9', stroke: '#f28e2b', spanGaps: true }],
+      },
+      [t, ...lat],
+      $('latency-chart'),
+    );
   } else {
     opsPlot.setData([t, ...ops]);
     latencyPlot.setData([t, ...lat]);
