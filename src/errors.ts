@@ -1,4 +1,4 @@
-/** The error codes of the client contract (README, *Error codes*). */
+/** The error codes of the client contract (docs/protocol.md, *Error codes*). */
 export type ErrorCode = 'BAD_REQUEST' | 'TOO_LARGE' | 'QUORUM_NOT_MET' | 'TIMEOUT' | 'CONFLICT' | 'UNAVAILABLE' | 'INTERNAL';
 
 /** An expected failure, sent to the client as a value rather than thrown through the node. */

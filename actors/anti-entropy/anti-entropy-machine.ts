@@ -1,10 +1,11 @@
 import { assign, fromPromise, setup } from 'xstate';
 import { present } from '../../src/invariant.js';
+import { notProvided } from '../not-provided.js';
 
 /** Longest a tree compare may take (five round trips, each with its own request timeout). */
 export const COMPARE_TIMEOUT_MS = 15_000;
 /** Longest one exchange repairs for; what is left is found again by the next exchange. */
-export const REPAIR_TIMEOUT_MS = 60_000;
+export const AE_REPAIR_TIMEOUT_MS = 60_000;
 
 /** One exchange being run: which peer, and whatever the runner needs to carry between steps. */
 export interface ExchangePlan {
@@ -33,14 +34,14 @@ export const antiEntropyMachine = setup({
     input: {} as { intervalMs: number },
   },
   actors: {
-    choose: fromPromise<ExchangePlan | null>(() => Promise.reject(new Error('choose not provided'))),
-    compare: fromPromise<number[], ExchangePlan>(() => Promise.reject(new Error('compare not provided'))),
-    repair: fromPromise<void, { plan: ExchangePlan; leaves: readonly number[] }>(() => Promise.reject(new Error('repair not provided'))),
+    choose: fromPromise<ExchangePlan | null>(notProvided('anti-entropy actor', 'choose')),
+    compare: fromPromise<number[], ExchangePlan>(notProvided('anti-entropy actor', 'compare')),
+    repair: fromPromise<void, { plan: ExchangePlan; leaves: readonly number[] }>(notProvided('anti-entropy actor', 'repair')),
   },
   delays: {
     tick: ({ context }) => context.tickMs,
     compareTimeout: COMPARE_TIMEOUT_MS,
-    repairTimeout: REPAIR_TIMEOUT_MS,
+    repairTimeout: AE_REPAIR_TIMEOUT_MS,
   },
 }).createMachine({
   id: 'antiEntropy',

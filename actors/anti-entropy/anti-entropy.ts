@@ -6,9 +6,10 @@ import { RateLimiter } from '../../src/clock/rate-limiter.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
 import { compareTrees, diffKeys, maskShare, MerkleTree, parseTreeField, ringFingerprint, sharedSegmentsOf, type RemoteHashes } from '../../src/merkle/index.js';
-import { MAX_REPLICA_BATCH } from '../../src/protocol/replica.js';
+import { MAX_REPLICA_BATCH, replicaPutItem } from '../../src/protocol/replica.js';
+import { BatchFill, itemsBody } from '../../src/protocol/batch-fill.js';
 import { MAX_AE_KEYS, MAX_AE_PARENTS, MAX_AE_SEGMENTS } from '../../src/protocol/anti-entropy.js';
-import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
@@ -71,13 +72,13 @@ class ExchangeRefused extends Error {
 @injectable()
 export class AntiEntropy {
   private actor: ActorRefFrom<typeof antiEntropyMachine> | null = null;
-  private readonly subjects: Subjects;
   private readonly limiter: RateLimiter;
   private readonly ranges = new Map<string, RangeStatus>();
   private exchangeCounter = 0;
   private readonly counters = { exchanges: 0, failures: 0, treeNodesVisited: 0, keysRepaired: 0, bytesSent: 0 };
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
@@ -88,7 +89,6 @@ export class AntiEntropy {
     readonly server: ExchangeServer,
     private readonly inspection: Inspection,
   ) {
-    this.subjects = subjects(config.prefix);
     this.limiter = new RateLimiter(config.antiEntropyKeysPerSecond, clock);
   }
 
@@ -310,11 +310,11 @@ export class AntiEntropy {
   /** Send this node's versions of `fields` to the peer (after the pull, so they hold the merge). */
   private async push(plan: Plan, fields: readonly string[], repaired: Set<string>, signal: AbortSignal): Promise<void> {
     const raws = await this.storage.readRawMany(fields.map(parseTreeField));
-    let batch: { field: string; item: string }[] = [];
-    let bytes = 0;
+    const fill = new BatchFill<{ field: string; item: string }>(MAX_REPLICA_BATCH, this.config.antiEntropyMaxMessageBytes);
     const send = async () => {
+      const batch = fill.take();
       if (batch.length === 0 || !(await this.limiter.take(batch.length, signal))) return;
-      const body = `{"items":[${batch.map((b) => b.item).join(',')}]}`;
+      const body = itemsBody(batch.map((b) => b.item));
       const bytesOut = Buffer.byteLength(body);
       this.counters.bytesSent += bytesOut;
       const reply = await this.transport.request(this.subjects.replicaPut(plan.peer), body, AE_REQUEST_TIMEOUT_MS);
@@ -324,17 +324,14 @@ export class AntiEntropy {
       parsed.stored?.forEach((stored, j) => {
         if (stored) repaired.add(batch[j].field);
       });
-      batch = [];
-      bytes = 0;
     };
     for (const [j, raw] of raws.entries()) {
       if (raw === null || signal.aborted) continue;
       const { bucket, key } = parseTreeField(fields[j]);
-      const item = `{"b":${JSON.stringify(bucket)},"k":${JSON.stringify(key)},"x":${raw}}`;
+      const item = replicaPutItem(bucket, key, raw);
       const size = Buffer.byteLength(item);
-      if (batch.length > 0 && (batch.length >= MAX_REPLICA_BATCH || bytes + size > this.config.antiEntropyMaxMessageBytes)) await send();
-      batch.push({ field: fields[j], item });
-      bytes += size;
+      if (fill.wouldOverflow(size)) await send();
+      fill.add({ field: fields[j], item }, size);
     }
     await send();
   }

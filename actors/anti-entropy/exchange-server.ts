@@ -2,10 +2,11 @@ import { inject, injectable } from 'tsyringe';
 import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
-import { errorReply } from '../../src/errors.js';
+import { errorText } from '../../src/errors.js';
 import { MerkleTree, parseTreeField, ringFingerprint, sharedSegmentsOf } from '../../src/merkle/index.js';
 import { parseAeRequest, type AeRequest } from '../../src/protocol/anti-entropy.js';
-import { subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
+import { BatchFill } from '../../src/protocol/batch-fill.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import type { NodeMembership } from '../../src/membership/membership.js';
@@ -36,6 +37,7 @@ export class ExchangeServer {
   bytesSent = 0;
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
@@ -45,7 +47,7 @@ export class ExchangeServer {
   ) {}
 
   listen(): Subscription[] {
-    const sub = this.transport.subscribe(subjects(this.config.prefix).antiEntropy(this.config.nodeId), (m) => void this.handle(m));
+    const sub = this.transport.subscribe(this.subjects.antiEntropy(this.config.nodeId), (m) => void this.handle(m));
     return [
       {
         unsubscribe: () => {
@@ -63,17 +65,17 @@ export class ExchangeServer {
 
   private async handle(m: Incoming): Promise<void> {
     const req = parseAeRequest(tryDecodeJson(m.data), this.config.maxKeyBytes);
-    if (typeof req === 'string') return this.respond(m, JSON.stringify(errorReply('BAD_REQUEST', req)));
+    if (typeof req === 'string') return this.respond(m, errorText('BAD_REQUEST', req));
     try {
       this.respond(m, await this.answer(req));
     } catch (e) {
       this.logger.warn(`anti-entropy request failed: ${(e as Error).message}`);
-      this.respond(m, JSON.stringify(errorReply('UNAVAILABLE', `anti-entropy failed here: ${(e as Error).message}`)));
+      this.respond(m, errorText('UNAVAILABLE', `anti-entropy failed here: ${(e as Error).message}`));
     }
   }
 
   private refuse(reason: 'busy' | 'ring' | 'session', message: string): string {
-    return JSON.stringify(errorReply('UNAVAILABLE', message, { reason }));
+    return errorText('UNAVAILABLE', message, { reason });
   }
 
   private async answer(req: AeRequest): Promise<string> {
@@ -104,37 +106,32 @@ export class ExchangeServer {
       }
       case 'keys': {
         // Whole segments only, as many as fit (at least one).
-        const out: string[] = [];
-        let bytes = 0;
+        const fill = new BatchFill<string>(Number.POSITIVE_INFINITY, limit);
         const inRange = req.segments.filter((s) => session.mask[s]);
         const found = new Map((await this.storage.segmentKeys(inRange)).map((keys, i) => [inRange[i], keys]));
         for (const segment of req.segments) {
           const text = JSON.stringify([...(found.get(segment) ?? [])]);
           const size = Buffer.byteLength(text);
-          if (out.length > 0 && bytes + size > limit) break;
-          out.push(text);
-          bytes += size;
+          if (fill.wouldOverflow(size)) break;
+          fill.add(text, size);
         }
-        return `{"ok":true,"keys":[${out.join(',')}]}`;
+        return `{"ok":true,"keys":[${fill.take().join(',')}]}`;
       }
       case 'fetch': {
         // Read a few keys at a time and stop once the reply is full: never more than one message's worth.
-        const out: string[] = [];
-        let bytes = 0;
-        for (let i = 0; i < req.keys.length && (out.length === 0 || bytes <= limit); i += FETCH_CHUNK) {
+        const fill = new BatchFill<string>(Number.POSITIVE_INFINITY, limit);
+        let full = false;
+        for (let i = 0; i < req.keys.length && !full; i += FETCH_CHUNK) {
           const found = await this.storage.readRawMany(req.keys.slice(i, i + FETCH_CHUNK).map(parseTreeField));
           for (const raw of found) {
             const text = raw ?? 'null';
             const size = Buffer.byteLength(text);
-            if (out.length > 0 && bytes + size > limit) {
-              bytes = limit + 1;
-              break;
-            }
-            out.push(text);
-            bytes += size;
+            full = fill.wouldOverflow(size);
+            if (full) break;
+            fill.add(text, size);
           }
         }
-        return `{"ok":true,"found":[${out.join(',')}]}`;
+        return `{"ok":true,"found":[${fill.take().join(',')}]}`;
       }
     }
   }

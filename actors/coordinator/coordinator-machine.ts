@@ -1,6 +1,6 @@
 import { assign, createActor, setup, type Actor, type ActorOptions, type AnyActorRef } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
-import { ConflictError, errorReply, type ErrorReply } from '../../src/errors.js';
+import { ConflictError, errorReply, errorText, type ErrorReply } from '../../src/errors.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import { planReadRepair, reconcileReplies } from '../../src/quorum/read.js';
 import type { CrdtOp, Resolver } from '../../src/resolvers/index.js';
@@ -8,6 +8,7 @@ import { addAck, addFailure, allAnswered, createTally, status, type Tally } from
 import type { CoordinatedResult, CoordinatedWrite } from '../../src/storage/storage.js';
 import { encodeContext, fullClock, prune, type Version } from '../../src/versioning/index.js';
 import { present } from '../../src/invariant.js';
+import { notProvidedAction } from '../not-provided.js';
 
 /** What the replicas answer (sent back to the coordinator by its I/O actions). */
 export type ReplicaEvent =
@@ -83,11 +84,7 @@ interface Context {
 }
 
 /** How long a read-repair may take after the client has its answer. */
-export const REPAIR_TIMEOUT_MS = 1000;
-
-const notProvided = (name: string) => () => {
-  throw new Error(`coordinator action "${name}" was not provided`);
-};
+export const READ_REPAIR_TIMEOUT_MS = 1000;
 
 /**
  * One machine per client request, after Riak's get and put FSMs (riak_kv_get_fsm,
@@ -101,6 +98,9 @@ const notProvided = (name: string) => () => {
  * the repair's. Child actors and delayed transitions per request were the largest part
  * of a node's CPU per request; a run now costs tens of microseconds.
  */
+/** The params of the actions that count a replica's answer. */
+const nodeOf = ({ event }: { event: { node: string } }) => ({ node: event.node });
+
 const coordinator = setup({
   types: {
     context: {} as Context,
@@ -109,19 +109,19 @@ const coordinator = setup({
   },
   actions: {
     /** Write locally (this node issues the new version's dot); answer LOCAL.DONE or LOCAL.FAIL. */
-    writeLocal: notProvided('writeLocal') as (args: unknown, params: LocalWrite) => void,
+    writeLocal: notProvidedAction<LocalWrite>('coordinator action', 'writeLocal'),
     /** Send the coordinator's sibling set to the other replicas; each answers REPLICA.ACK or REPLICA.FAIL. */
-    replicateWrite: notProvided('replicateWrite') as (args: unknown, params: ReplicateWriteInput) => void,
+    replicateWrite: notProvidedAction<ReplicateWriteInput>('coordinator action', 'replicateWrite'),
     /** Ask every replica (this node too) for its versions; each answers REPLICA.READ or REPLICA.FAIL. */
-    readReplicas: notProvided('readReplicas') as (args: unknown, params: ReadReplicasInput) => void,
+    readReplicas: notProvidedAction<ReadReplicasInput>('coordinator action', 'readReplicas'),
     /** Send each replica what it lacks; answer REPAIR.DONE. */
-    repair: notProvided('repair') as (args: unknown, params: RepairInput) => void,
-    countAck: assign({ tally: ({ context, event }) => addAck(context.tally, (event as { node: string }).node) }),
-    countFailure: assign({ tally: ({ context, event }) => addFailure(context.tally, (event as { node: string }).node) }),
-    recordRead: assign(({ context, event }) => {
-      const e = event as Extract<ReplicaEvent, { type: 'REPLICA.READ' }>;
-      return { replies: new Map(context.replies).set(e.node, e.versions), tally: addAck(context.tally, e.node) };
-    }),
+    repair: notProvidedAction<RepairInput>('coordinator action', 'repair'),
+    countAck: assign({ tally: ({ context }, p: { node: string }) => addAck(context.tally, p.node) }),
+    countFailure: assign({ tally: ({ context }, p: { node: string }) => addFailure(context.tally, p.node) }),
+    recordRead: assign(({ context }, p: { node: string; versions: Version[] }) => ({
+      replies: new Map(context.replies).set(p.node, p.versions),
+      tally: addAck(context.tally, p.node),
+    })),
     replyRead: ({ context }) => context.input.reply(context.input.render(reconcileReplies(context.replies))),
     replyWrite: ({ context }) => {
       const r = context.input.request;
@@ -133,12 +133,10 @@ const coordinator = setup({
     },
     replyQuorumNotMet: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'QUORUM_NOT_MET'))),
     replyTimeout: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'TIMEOUT'))),
-    replyLocalFailure: ({ context, event }) => {
-      const error = (event as Extract<CoordinatorEvent, { type: 'LOCAL.FAIL' }>).error;
+    replyLocalFailure: ({ context }, { error }: { error: unknown }) => {
       const message = error instanceof Error ? error.message : 'unknown error';
-      if (error instanceof ConflictError)
-        context.input.reply(JSON.stringify(errorReply('CONFLICT', `conditional ${context.input.request.op} refused: ${message}`)));
-      else context.input.reply(JSON.stringify(errorReply('UNAVAILABLE', `the coordinating node could not write locally: ${message}`)));
+      if (error instanceof ConflictError) context.input.reply(errorText('CONFLICT', `conditional ${context.input.request.op} refused: ${message}`));
+      else context.input.reply(errorText('UNAVAILABLE', `the coordinating node could not write locally: ${message}`));
     },
   },
   guards: {
@@ -193,7 +191,7 @@ export const putCoordinatorMachine = coordinator.createMachine({
             tally: addAck(context.tally, context.input.self),
           })),
         },
-        'LOCAL.FAIL': { target: 'failed', actions: 'replyLocalFailure' },
+        'LOCAL.FAIL': { target: 'failed', actions: { type: 'replyLocalFailure', params: ({ event }) => ({ error: event.error }) } },
         TIMEOUT: { target: 'timedOut', actions: 'replyTimeout' },
       },
     },
@@ -215,8 +213,8 @@ export const putCoordinatorMachine = coordinator.createMachine({
         { guard: 'quorumLost', target: 'failed', actions: 'replyQuorumNotMet' },
       ],
       on: {
-        'REPLICA.ACK': { actions: 'countAck' },
-        'REPLICA.FAIL': { actions: 'countFailure' },
+        'REPLICA.ACK': { actions: { type: 'countAck', params: nodeOf } },
+        'REPLICA.FAIL': { actions: { type: 'countFailure', params: nodeOf } },
         TIMEOUT: { target: 'timedOut', actions: 'replyTimeout' },
       },
     },
@@ -246,8 +244,8 @@ export const getCoordinatorMachine = coordinator.createMachine({
         { guard: 'quorumLost', target: 'failed', actions: 'replyQuorumNotMet' },
       ],
       on: {
-        'REPLICA.READ': { actions: 'recordRead' },
-        'REPLICA.FAIL': { actions: 'countFailure' },
+        'REPLICA.READ': { actions: { type: 'recordRead', params: ({ event }) => ({ node: event.node, versions: event.versions }) } },
+        'REPLICA.FAIL': { actions: { type: 'countFailure', params: nodeOf } },
         TIMEOUT: { target: 'timedOut', actions: 'replyTimeout' },
       },
     },
@@ -255,8 +253,8 @@ export const getCoordinatorMachine = coordinator.createMachine({
     readingRest: {
       always: { guard: 'allAnswered', target: 'readRepair' },
       on: {
-        'REPLICA.READ': { actions: 'recordRead' },
-        'REPLICA.FAIL': { actions: 'countFailure' },
+        'REPLICA.READ': { actions: { type: 'recordRead', params: ({ event }) => ({ node: event.node, versions: event.versions }) } },
+        'REPLICA.FAIL': { actions: { type: 'countFailure', params: nodeOf } },
         TIMEOUT: 'readRepair',
       },
     },
@@ -275,7 +273,7 @@ export const getCoordinatorMachine = coordinator.createMachine({
       },
       on: { 'REPAIR.DONE': 'done' },
       // Repairs are best effort; a stuck replica must not keep the machine alive.
-      after: { [REPAIR_TIMEOUT_MS]: 'done' },
+      after: { [READ_REPAIR_TIMEOUT_MS]: 'done' },
     },
 
     ...endings,

@@ -1,11 +1,11 @@
 import { inject, injectable } from 'tsyringe';
 import { Inspection } from '../../src/inspect/inspection.js';
 import type { NodeConfig } from '../../src/config.js';
-import { errorReply } from '../../src/errors.js';
+import { errorText } from '../../src/errors.js';
 import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import { replicaGetItem, replicaPutItem, replicaPutText } from '../../src/protocol/replica.js';
-import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import { sleep, type Clock } from '../../src/clock/clock.js';
 import { getReplyText } from '../../src/quorum/read.js';
 import type { Resolver } from '../../src/resolvers/index.js';
@@ -15,7 +15,15 @@ import { counterOf, isTombstone, merge as mergeClocks, fullClock, prune, type VC
 import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import { ReplicaBatcher } from './replica-batcher.js';
-import { getCoordinatorMachine, putCoordinatorMachine, REPAIR_TIMEOUT_MS, startRun, tell, type CoordinatorIo, type LocalWrite } from './coordinator-machine.js';
+import {
+  getCoordinatorMachine,
+  putCoordinatorMachine,
+  READ_REPAIR_TIMEOUT_MS,
+  startRun,
+  tell,
+  type CoordinatorIo,
+  type LocalWrite,
+} from './coordinator-machine.js';
 import { present } from '../../src/invariant.js';
 
 interface PutReply {
@@ -30,13 +38,13 @@ interface PutReply {
  */
 @injectable()
 export class CoordinatorRunner {
-  private readonly subjects: Subjects;
   private readonly putMachine;
   private readonly getMachine;
   private active = 0;
   private readonly batcher: ReplicaBatcher;
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
@@ -45,7 +53,6 @@ export class CoordinatorRunner {
     @inject(TOKENS.Random) private readonly random: Random,
     private readonly inspection: Inspection,
   ) {
-    this.subjects = subjects(config.prefix);
     this.batcher = new ReplicaBatcher(transport, this.subjects);
     const io: CoordinatorIo = {
       writeLocal: ({ self }, w) => {
@@ -90,7 +97,11 @@ export class CoordinatorRunner {
           sends.push(
             node === this.config.nodeId
               ? this.storage.apply(input.bucket, input.key, versions)
-              : this.transport.request(this.subjects.replicaPut(node), replicaPutText(input.bucket, input.key, JSON.stringify(versions)), REPAIR_TIMEOUT_MS),
+              : this.transport.request(
+                  this.subjects.replicaPut(node),
+                  replicaPutText(input.bucket, input.key, JSON.stringify(versions)),
+                  READ_REPAIR_TIMEOUT_MS,
+                ),
           );
         }
         void Promise.allSettled(sends).then(() => tell(self, { type: 'REPAIR.DONE' }));
@@ -145,7 +156,7 @@ export class CoordinatorRunner {
           this.active--;
           // A bug, not an expected failure: the client still gets exactly one answer.
           this.logger.error(`coordinator failed: ${(e as Error).message}`, { requestId: this.requestId(seq), op: request.op, bucket: request.bucket });
-          once(JSON.stringify(errorReply('INTERNAL', `coordinator failed: ${(e as Error).message}`)));
+          once(errorText('INTERNAL', `coordinator failed: ${(e as Error).message}`));
           traced?.finish();
         },
       },
@@ -159,7 +170,7 @@ export class CoordinatorRunner {
       return getReplyText(merged, resolver);
     } catch (e) {
       this.logger.error(`resolver "${resolver.name}" failed: ${(e as Error).message}`, { requestId: this.requestId(seq) });
-      return JSON.stringify(errorReply('INTERNAL', `resolver "${resolver.name}" failed: ${(e as Error).message}`));
+      return errorText('INTERNAL', `resolver "${resolver.name}" failed: ${(e as Error).message}`);
     }
   }
 

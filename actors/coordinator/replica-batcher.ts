@@ -1,6 +1,6 @@
 import { MAX_REPLICA_BATCH } from '../../src/protocol/replica.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
-import { batchBody } from '../../src/protocol/batch.js';
+import { itemsBody } from '../../src/protocol/batch-fill.js';
 import { RequestBatcher, type BatchKind } from '../../src/transport/batcher.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
@@ -12,7 +12,7 @@ type ReplicaReply = { ok: boolean; found?: (Version[] | null)[]; error?: { messa
 
 function replicaKind<R>(node: string, answer: (reply: ReplicaReply, n: number) => R): BatchKind<R> {
   return {
-    body: batchBody,
+    body: itemsBody,
     split: (data, count) => {
       const reply = decodeJson<ReplicaReply>(data);
       if (!reply.ok) return new Error(`replica ${node} refused: ${reply.error?.message ?? 'unknown error'}`);

@@ -4,7 +4,7 @@ import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import type { Member } from '../../src/membership/member.js';
 import type { MemberView, NodeMembership } from '../../src/membership/membership.js';
-import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import type { Ring } from '../../src/ring/index.js';
 import { decodeJson, tryDecodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { Buckets } from '../node/buckets.js';
@@ -39,13 +39,13 @@ const CONTROL_TIMEOUT_MS = 5000;
 @injectable()
 export class GossipMirror implements NodeMembership {
   readonly self: string;
-  private readonly subjects: Subjects;
   private current: MembershipView | null = null;
   private rings: { key: string; ring: Ring; futureRing: Ring | null } | null = null;
   private subscription: Subscription | null = null;
   private stopped = false;
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Clock) private readonly clock: Clock,
@@ -54,7 +54,6 @@ export class GossipMirror implements NodeMembership {
     @inject(TOKENS.Storage) private readonly storage: Storage,
   ) {
     this.self = config.nodeId;
-    this.subjects = subjects(config.prefix);
   }
 
   /** Follow the gossiper; resolves once a first view has arrived (asking for one until it does). */

@@ -1,4 +1,5 @@
 import { assign, fromPromise, setup } from 'xstate';
+import { notProvided } from '../not-provided.js';
 import { currentRingMembers, futureRingMembers, inTransition, reconcile, type Member, type MemberTable } from '../../src/membership/member.js';
 import { choosePeers } from '../../src/membership/peers.js';
 import { Ring } from '../../src/ring/index.js';
@@ -58,10 +59,6 @@ export interface ExchangeOutput {
   readonly replies: readonly TableMessage[];
   readonly failed: number;
 }
-
-const notProvided = (name: string) => () => {
-  throw new Error(`gossiper actor "${name}" was not provided`);
-};
 
 /** Longest wait between attempts to reach a seed. */
 export const MAX_ANNOUNCE_BACKOFF_MS = 5000;
@@ -125,6 +122,9 @@ function bumpSelf(context: GossiperContext, change: Partial<Member> = {}): Parti
  * swaps tables with random peers, push-pull, merging with the pure `reconcile`.
  * Inbound exchanges arrive as GOSSIP.RECEIVED events from the node's subscription.
  */
+/** The params of the guards and actions that read an exchange's result. */
+const outputOf = ({ event }: { event: { output: ExchangeOutput } }) => ({ output: event.output });
+
 export const gossiperMachine = setup({
   types: {
     context: {} as GossiperContext,
@@ -132,8 +132,8 @@ export const gossiperMachine = setup({
     events: {} as GossiperEvent,
   },
   actors: {
-    announce: fromPromise<ExchangeOutput, { seeds: readonly string[] }>(notProvided('announce')),
-    exchange: fromPromise<ExchangeOutput, { peers: readonly string[] }>(notProvided('exchange')),
+    announce: fromPromise<ExchangeOutput, { seeds: readonly string[] }>(notProvided('gossiper actor', 'announce')),
+    exchange: fromPromise<ExchangeOutput, { peers: readonly string[] }>(notProvided('gossiper actor', 'exchange')),
   },
   delays: {
     interval: ({ context }) => context.input.intervalMs,
@@ -141,12 +141,11 @@ export const gossiperMachine = setup({
   },
   guards: {
     hasSeeds: ({ context }) => context.input.seeds.some((s) => s !== context.self),
-    anySeedAnswered: ({ event }) => (event as unknown as { output: ExchangeOutput }).output.replies.length > 0,
+    anySeedAnswered: (_, p: { output: ExchangeOutput }) => p.output.replies.length > 0,
   },
   actions: {
-    mergeReceived: assign(({ context, event }) => merge(context, event as Extract<GossiperEvent, { type: 'GOSSIP.RECEIVED' }>)),
-    mergeReplies: assign(({ context, event }) => {
-      const out = (event as unknown as { output: ExchangeOutput }).output;
+    mergeReceived: assign(({ context }, p: TableMessage) => merge(context, p)),
+    mergeReplies: assign(({ context }, { output: out }: { output: ExchangeOutput }) => {
       let ctx: GossiperContext = context;
       for (const reply of out.replies) ctx = { ...ctx, ...merge(ctx, reply) };
       return {
@@ -155,16 +154,12 @@ export const gossiperMachine = setup({
       };
     }),
     countDropped: assign({
-      metrics: ({ context, event }) => {
-        const e = event as Extract<GossiperEvent, { type: 'GOSSIP.DROPPED' }>;
+      metrics: ({ context }, p: { reason: 'malformed' | 'foreignCluster' }) => {
         const m = context.metrics;
-        return e.reason === 'malformed' ? { ...m, droppedMalformed: m.droppedMalformed + 1 } : { ...m, droppedForeignCluster: m.droppedForeignCluster + 1 };
+        return p.reason === 'malformed' ? { ...m, droppedMalformed: m.droppedMalformed + 1 } : { ...m, droppedForeignCluster: m.droppedForeignCluster + 1 };
       },
     }),
-    setWeights: assign(({ context, event }) => {
-      const e = event as Extract<GossiperEvent, { type: 'SET_WEIGHTS' }>;
-      return bumpSelf(context, { weight: e.weight, ringWeight: e.ringWeight });
-    }),
+    setWeights: assign(({ context }, p: { weight: number; ringWeight: number }) => bumpSelf(context, p)),
     beat: assign(({ context }) => ({ ...bumpSelf(context), metrics: { ...context.metrics, rounds: context.metrics.rounds + 1 } })),
     noteAnnounceFailure: assign(({ context }) => {
       context.input.log(`no seed (${context.input.seeds.join(', ')}) answered; retrying`);
@@ -186,9 +181,9 @@ export const gossiperMachine = setup({
     };
   },
   on: {
-    'GOSSIP.RECEIVED': { actions: 'mergeReceived' },
-    'GOSSIP.DROPPED': { actions: 'countDropped' },
-    SET_WEIGHTS: { actions: 'setWeights' },
+    'GOSSIP.RECEIVED': { actions: { type: 'mergeReceived', params: ({ event }) => event } },
+    'GOSSIP.DROPPED': { actions: { type: 'countDropped', params: ({ event }) => ({ reason: event.reason }) } },
+    SET_WEIGHTS: { actions: { type: 'setWeights', params: ({ event }) => ({ weight: event.weight, ringWeight: event.ringWeight }) } },
   },
   initial: 'starting',
   states: {
@@ -196,11 +191,12 @@ export const gossiperMachine = setup({
       always: [{ guard: 'hasSeeds', target: 'announcing' }, { target: 'running' }],
     },
     announcing: {
+      // No timeout here: announce is an exchange whose requests carry their own timeout (two gossip intervals).
       invoke: {
         src: 'announce',
         input: ({ context }) => ({ seeds: context.input.seeds.filter((s) => s !== context.self) }),
         onDone: [
-          { guard: 'anySeedAnswered', target: 'running', actions: 'mergeReplies' },
+          { guard: { type: 'anySeedAnswered', params: outputOf }, target: 'running', actions: { type: 'mergeReplies', params: outputOf } },
           { target: 'backingOff', actions: 'noteAnnounceFailure' },
         ],
         onError: { target: 'backingOff', actions: 'noteAnnounceFailure' },
@@ -220,7 +216,7 @@ export const gossiperMachine = setup({
           invoke: {
             src: 'exchange',
             input: ({ context }) => ({ peers: peersFor(context) }),
-            onDone: { target: 'waiting', actions: 'mergeReplies' },
+            onDone: { target: 'waiting', actions: { type: 'mergeReplies', params: outputOf } },
             onError: 'waiting',
           },
           // A round never outlasts its interval: a peer that does not answer in time is

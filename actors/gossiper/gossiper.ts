@@ -5,11 +5,11 @@ import { createActor, fromPromise, waitFor, type ActorRefFrom } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
-import { errorReply } from '../../src/errors.js';
+import { errorText } from '../../src/errors.js';
 import { liveness } from '../../src/membership/failure-detector.js';
 import { isMember, MAX_MEMBERS, statusOf, type Member } from '../../src/membership/member.js';
 import type { MemberView, NodeMembership } from '../../src/membership/membership.js';
-import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import { MAX_TOTAL_WEIGHT, MAX_WEIGHT, totalWeight, type Ring } from '../../src/ring/index.js';
 import { decodeJson, tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -66,12 +66,12 @@ function parseGossip(data: Uint8Array): GossipMessage | null {
 @injectable()
 export class Gossiper implements NodeMembership {
   readonly self: string;
-  private readonly subjects: Subjects;
   private actor: ActorRefFrom<typeof gossiperMachine> | null = null;
   private rings: { key: string; ring: Ring; futureRing: Ring | null } | null = null;
   private subscription: Subscription | null = null;
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Clock) private readonly clock: Clock,
@@ -82,7 +82,6 @@ export class Gossiper implements NodeMembership {
     private readonly inspection: Inspection,
   ) {
     this.self = config.nodeId;
-    this.subjects = subjects(config.prefix);
   }
 
   private message(): string {
@@ -137,12 +136,12 @@ export class Gossiper implements NodeMembership {
       const msg = parseGossip(m.data);
       if (msg === null) {
         this.actor?.send({ type: 'GOSSIP.DROPPED', reason: 'malformed' });
-        m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'malformed gossip message')));
+        m.respond(errorText('BAD_REQUEST', 'malformed gossip message'));
         return;
       }
       if (msg.cluster !== this.config.cluster) {
         this.actor?.send({ type: 'GOSSIP.DROPPED', reason: 'foreignCluster' });
-        m.respond(JSON.stringify(errorReply('BAD_REQUEST', `this node belongs to cluster "${this.config.cluster}"`)));
+        m.respond(errorText('BAD_REQUEST', `this node belongs to cluster "${this.config.cluster}"`));
         return;
       }
       this.actor?.send({ type: 'GOSSIP.RECEIVED', members: msg.members, ages: msg.ages });
@@ -212,7 +211,7 @@ export class Gossiper implements NodeMembership {
     const body = tryDecodeJson(m.data) as { op?: unknown; weight?: unknown; ringWeight?: unknown; token?: unknown } | null;
     const token = await this.storage.metaOnce(CONTROL_TOKEN, randomBytes(16).toString('hex')).catch(() => null);
     if (token === null || body?.token !== token) {
-      m.respond(JSON.stringify(errorReply('BAD_REQUEST', "only this node's own processes may change its entry (the control token is in its Redis)")));
+      m.respond(errorText('BAD_REQUEST', "only this node's own processes may change its entry (the control token is in its Redis)"));
       return;
     }
     if (body.op === 'announce') {
@@ -228,7 +227,7 @@ export class Gossiper implements NodeMembership {
     ) {
       await this.setWeights(body.weight, body.ringWeight);
       m.respond(JSON.stringify({ ok: true, view: this.view() }));
-    } else m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'expected {"op":"announce"} or {"op":"setWeights","weight":W,"ringWeight":R}')));
+    } else m.respond(errorText('BAD_REQUEST', 'expected {"op":"announce"} or {"op":"setWeights","weight":W,"ringWeight":R}'));
   }
 
   /** The machine's state (stopped before start and after stop). */

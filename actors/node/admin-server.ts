@@ -1,13 +1,14 @@
 import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS } from '../../src/di/tokens.js';
-import { errorReply } from '../../src/errors.js';
-import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import { errorReply, errorText } from '../../src/errors.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import { RING_BITS } from '../../src/ring/index.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { VERSION } from '../../src/version.js';
-import type { NodeMembership } from '../../src/membership/membership.js';
+import { memberState, type NodeMembership } from '../../src/membership/membership.js';
+import { NodeStatus } from './node-status.js';
 import { checkBucketSet } from '../../src/buckets/buckets.js';
 import { BUCKET_NAME } from '../../src/protocol/requests.js';
 import { tryDecodeJson } from '../../src/transport/transport.js';
@@ -61,7 +62,7 @@ export interface AntiEntropyStatus extends AntiEntropyMetrics {
   ranges: RangeStatus[];
 }
 
-/** One row of `dynamo status`; the README documents each field. */
+/** One row of `dynamo status`; docs/operations.md documents each field. */
 export interface MemberStatus {
   id: string;
   /** joining, up, rebalancing, leaving or left (as the member says), or down / suspect (as this node judges) */
@@ -90,48 +91,22 @@ export interface MemberStatus {
 /** Admin subjects: this node's liveness and leave, and cluster status and ring for any client. */
 @injectable()
 export class AdminServer {
-  private readonly subjects: Subjects;
-  /** Set by the node: its lifecycle state, requests in flight, and any transfer under way. */
-  probe: () => {
-    state: string;
-    inFlight: number;
-    transfer: TransferProgress | null;
-    requests: PingReply['requests'];
-    hints: Omit<PingReply['hints'], 'pending'>;
-    siblingsFolded: number;
-    antiEntropy: AntiEntropyStatus;
-    actors: Record<string, string>;
-    trace: TraceStatus;
-  } = () => ({
-    actors: {},
-    trace: { enabled: false, published: 0, messages: 0, runsNotSampled: 0, failures: 0, relayDropped: 0 },
-    siblingsFolded: 0,
-    state: 'unknown',
-    inFlight: 0,
-    transfer: null,
-    requests: { queue: 0, direct: 0, forwarded: 0 },
-    hints: { stored: 0, refused: 0, delivered: 0 },
-    antiEntropy: { enabled: false, state: 'stopped', exchanges: 0, failures: 0, treeNodesVisited: 0, keysRepaired: 0, bytesSent: 0, ranges: [] },
-  });
-  onLeave: () => void = () => {};
-  leaveRefusal: () => string | null = () => null;
-
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Membership) private readonly membership: NodeMembership,
     private readonly buckets: Buckets,
     private readonly metrics: NodeMetrics,
-  ) {
-    this.subjects = subjects(config.prefix);
-  }
+    private readonly status_: NodeStatus,
+  ) {}
 
   listen(): Subscription[] {
     const reply = (m: Incoming, work: () => Promise<unknown>) =>
       void work().then(
         (body) => m.respond(JSON.stringify(body)),
-        (e: Error) => m.respond(JSON.stringify({ ok: false, error: { code: 'INTERNAL', message: e.message } })),
+        (e: Error) => m.respond(errorText('INTERNAL', e.message)),
       );
     return [
       this.transport.subscribe(this.subjects.ping(this.config.nodeId), (m) => reply(m, () => this.ping())),
@@ -148,7 +123,7 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer, requests, hints, siblingsFolded, antiEntropy, actors, trace } = this.probe();
+    const { state, inFlight, transfer, requests, hints, siblingsFolded, antiEntropy, actors, trace } = this.status_.probe();
     const [keys, pending, latency] = await Promise.all([this.storage.keyCount(), this.storage.hintCount(), this.metrics.latency()]);
     return {
       ok: true,
@@ -169,12 +144,11 @@ export class AdminServer {
   }
 
   private async leave() {
-    const { state } = this.probe();
-    if (state !== 'serving')
-      return { ok: false, error: { code: 'UNAVAILABLE', message: `node ${this.config.nodeId} is ${state}; only a serving node can leave` } };
-    const refusal = this.leaveRefusal();
-    if (refusal) return { ok: false, error: { code: 'UNAVAILABLE', message: refusal } };
-    this.onLeave();
+    const { state } = this.status_.probe();
+    if (state !== 'serving') return errorReply('UNAVAILABLE', `node ${this.config.nodeId} is ${state}; only a serving node can leave`);
+    const refusal = this.status_.leaveRefusal();
+    if (refusal) return errorReply('UNAVAILABLE', refusal);
+    this.status_.requestLeave();
     return { ok: true, node: this.config.nodeId, keys: await this.storage.keyCount() };
   }
 
@@ -187,7 +161,7 @@ export class AdminServer {
       this.membership.members().map(async (m) => {
         const base = {
           id: m.id,
-          state: m.liveness === 'alive' || m.status === 'left' ? m.status : m.liveness,
+          state: memberState(m),
           heartbeatAgeMs: m.heartbeatAgeMs,
           weight: m.ringWeight === m.weight ? m.weight : m.ringWeight,
           tokens: tokens.get(m.id) ?? 0,

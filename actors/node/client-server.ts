@@ -6,9 +6,10 @@ import { TOKENS, type Random } from '../../src/di/tokens.js';
 import { errorText, TransportError, type ErrorReply } from '../../src/errors.js';
 import type { Membership } from '../../src/membership/membership.js';
 import { isErrorReply, parseRequest, parseRequestBody, type ClientRequest, type Limits, type Op } from '../../src/protocol/requests.js';
-import { batchBody, batchItemText, batchReplyText, MAX_CLIENT_BATCH, parseBatch } from '../../src/protocol/batch.js';
+import { batchItemText, batchReplyText, MAX_CLIENT_BATCH, parseBatch } from '../../src/protocol/batch.js';
+import { itemsBody } from '../../src/protocol/batch-fill.js';
 import { RequestBatcher, type BatchKind } from '../../src/transport/batcher.js';
-import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import { pendingReplicas, sloppyPreferenceList } from '../../src/membership/placement.js';
 import { keyPosition } from '../../src/ring/index.js';
 import { decodeJson, tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
@@ -24,7 +25,7 @@ const decoder = new TextDecoder();
 
 /** A forwarded batch's answer: each item's reply, as text to pass on to its client. */
 const FORWARDED: BatchKind<string> = {
-  body: batchBody,
+  body: itemsBody,
   split: (data) => {
     const reply = decodeJson<{ ok: boolean; results?: unknown[]; error?: { message: string } }>(data);
     if (!reply.ok || !Array.isArray(reply.results)) return new Error(`forwarded batch refused: ${reply.error?.message ?? 'unknown error'}`);
@@ -45,13 +46,13 @@ const FORWARD_BATCH_BYTES = 256 * 1024;
  */
 @injectable()
 export class ClientServer {
-  private readonly subjects: Subjects;
   /** Requests this node forwards to a replica in one turn go to it as one batch. */
   private readonly forwards: RequestBatcher;
   /** Client requests taken, by the subject they came on: any node, this node, or forwarded by a node. */
   readonly received = { queue: 0, direct: 0, forwarded: 0 };
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Membership) private readonly membership: Membership,
@@ -61,7 +62,6 @@ export class ClientServer {
     private readonly buckets: Buckets,
     private readonly metrics: NodeMetrics,
   ) {
-    this.subjects = subjects(config.prefix);
     this.forwards = new RequestBatcher(transport, { maxItems: MAX_CLIENT_BATCH, maxBytes: FORWARD_BATCH_BYTES });
   }
 

@@ -6,11 +6,10 @@ import { createActor, fromCallback, fromPromise, waitFor, type ActorRefFrom } fr
 import { sleep, type Clock } from '../../src/clock/clock.js';
 import type { ActorName, NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
-import { subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { Subscription, Transport } from '../../src/transport/transport.js';
 import { AntiEntropy } from '../anti-entropy/anti-entropy.js';
-import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
 import { Gossiper } from '../gossiper/gossiper.js';
 import { GossipMirror } from '../gossiper/gossip-mirror.js';
 import type { NodeMembership } from '../../src/membership/membership.js';
@@ -23,6 +22,7 @@ import { HintedHandoff } from './hinted-handoff.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
 import { Transfers } from './transfers.js';
+import type { NodeLifecycle } from './node-status.js';
 
 /** A process's hold on an actor of its node lasts this long unless renewed (every LEASE_RENEW_MS). */
 export const LEASE_TTL_MS = 6000;
@@ -40,11 +40,12 @@ export class DuplicateNodeError extends Error {
  * answer on its subjects while it is online. Assembled by the node's DI container.
  */
 @injectable()
-export class DynamoNode {
+export class DynamoNode implements NodeLifecycle {
   readonly actor: ActorRefFrom<typeof nodeMachine>;
   private readonly done: Promise<void>;
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
@@ -63,44 +64,10 @@ export class DynamoNode {
     private readonly handoff: HandoffServer,
     private readonly admin: AdminServer,
     private readonly faults: FaultsServer,
-    private readonly coordinator: CoordinatorRunner,
     private readonly inspection: Inspection,
     readonly metrics: NodeMetrics,
   ) {
     this.leaseOwner = `${process.pid}-${Math.floor(random() * 2 ** 32).toString(36)}`;
-    admin.probe = () => ({
-      state: this.state,
-      inFlight: this.client.inFlight,
-      transfer: this.transfers.progress,
-      requests: this.client.received,
-      hints: { stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered },
-      siblingsFolded: this.coordinator.siblingsFolded,
-      antiEntropy: {
-        enabled: this.hosts('anti-entropy') && this.antiEntropy.enabled,
-        state: this.antiEntropy.state,
-        ...this.antiEntropy.metrics,
-        ranges: this.antiEntropy.rangeStatus(),
-      },
-      actors: this.actorStates(),
-      trace: { enabled: this.inspection.enabled, published: this.inspection.published, ...this.inspection.dropped },
-    });
-    metrics.bind({
-      hintsPending: () => this.storage.hintCount(),
-      hints: () => ({ stored: this.replica.hintsStored, refused: this.replica.hintsRefused, delivered: this.hints.delivered }),
-      antiEntropy: () => this.antiEntropy.metrics,
-      gossip: () => this.membership.metrics as { rounds: number; exchanges: number; failedExchanges: number },
-      memberStates: () => {
-        const counts: Record<string, number> = {};
-        for (const m of this.membership.members()) {
-          const state = m.liveness === 'alive' || m.status === 'left' ? m.status : m.liveness;
-          counts[state] = (counts[state] ?? 0) + 1;
-        }
-        return counts;
-      },
-      inFlight: () => this.client.inFlight,
-    });
-    admin.onLeave = () => this.actor.send({ type: 'LEAVE' });
-    admin.leaveRefusal = () => transfers.leaveRefusal();
     const machine = nodeMachine.provide({
       actors: {
         boot: fromPromise(() => this.boot()),
@@ -146,6 +113,16 @@ export class DynamoNode {
     return stateName(this.actor.getSnapshot().value);
   }
 
+  /** NodeLifecycle: the lifecycle machine's full state, as text. */
+  get stateText(): string {
+    return stateText(this.actor.getSnapshot().value);
+  }
+
+  /** NodeLifecycle: leave the ring (AdminServer checks first that the node may). */
+  requestLeave(): void {
+    this.actor.send({ type: 'LEAVE' });
+  }
+
   /** Client requests this node is coordinating (read repairs included). */
   get inFlight(): number {
     return this.client.inFlight;
@@ -170,14 +147,6 @@ export class DynamoNode {
   }
 
   /** Each long-lived actor this process hosts, and its current state (the console draws them). */
-  private actorStates(): Record<string, string> {
-    const states: Record<string, string> = { node: stateText(this.actor.getSnapshot().value) };
-    if (this.hosts('gossiper')) states['gossiper'] = this.gossiper.state;
-    if (this.hosts('anti-entropy')) states['anti-entropy'] = this.antiEntropy.state;
-    if (this.hosts('node')) states['hinted-handoff'] = this.hints.state;
-    return states;
-  }
-
   private hosts(actor: ActorName): boolean {
     return this.config.actors.includes(actor);
   }
@@ -229,7 +198,7 @@ export class DynamoNode {
   private async boot(): Promise<void> {
     await this.storage.connect();
     if (this.hosts('node')) {
-      const taken = await this.transport.request(subjects(this.config.prefix).ping(this.id), '', DUPLICATE_CHECK_MS).then(
+      const taken = await this.transport.request(this.subjects.ping(this.id), '', DUPLICATE_CHECK_MS).then(
         () => true,
         () => false,
       );

@@ -1,11 +1,11 @@
 import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
-import { errorReply } from '../../src/errors.js';
+import { errorReply, errorText } from '../../src/errors.js';
 import type { FaultyTransport } from '../../src/faults/faulty-transport.js';
 import { parseFaults } from '../../src/faults/rules.js';
 import { BUCKET_NAME } from '../../src/protocol/requests.js';
-import { subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 
@@ -20,6 +20,7 @@ const OFF = errorReply('UNAVAILABLE', 'fault injection is off on this node; star
 @injectable()
 export class FaultsServer {
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
@@ -32,7 +33,7 @@ export class FaultsServer {
   private readonly faults: FaultyTransport | null;
 
   listen(): Subscription[] {
-    const s = subjects(this.config.prefix);
+    const s = this.subjects;
     const self = this.config.nodeId;
     return [
       this.transport.subscribe(s.faults, (m) => this.setFaults(m, true)),
@@ -48,7 +49,7 @@ export class FaultsServer {
       return;
     }
     const next = parseFaults(tryDecodeJson(m.data), this.faults.rules);
-    if (typeof next === 'string') return void m.respond(JSON.stringify(errorReply('BAD_REQUEST', next)));
+    if (typeof next === 'string') return void m.respond(errorText('BAD_REQUEST', next));
     this.faults.rules = next;
     this.logger.warn(`faults now ${JSON.stringify(next)}`);
     m.respond(JSON.stringify({ ok: true, node: this.config.nodeId, faults: next }));
@@ -59,12 +60,12 @@ export class FaultsServer {
     const b = tryDecodeJson(m.data) as { bucket?: unknown; key?: unknown } | undefined;
     const bucket = b?.bucket ?? 'default';
     if (typeof b?.key !== 'string' || b.key.length === 0 || typeof bucket !== 'string' || !BUCKET_NAME.test(bucket)) {
-      return m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'expected {"key": "...", "bucket"?: "..."}')));
+      return m.respond(errorText('BAD_REQUEST', 'expected {"key": "...", "bucket"?: "..."}'));
     }
     try {
       m.respond(JSON.stringify({ ok: true, node: this.config.nodeId, versions: await this.storage.read(bucket, b.key) }));
     } catch (e) {
-      m.respond(JSON.stringify(errorReply('UNAVAILABLE', (e as Error).message)));
+      m.respond(errorText('UNAVAILABLE', (e as Error).message));
     }
   }
 }

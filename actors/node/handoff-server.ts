@@ -2,9 +2,10 @@ import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { NODE_ID } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
-import { errorReply } from '../../src/errors.js';
+import { errorText } from '../../src/errors.js';
 import { sendsTo } from '../../src/membership/handoff.js';
-import { subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
+import { BatchFill } from '../../src/protocol/batch-fill.js';
 import { keyPosition, MAX_TOTAL_WEIGHT, MAX_WEIGHT, Ring, totalWeight, type RingMember } from '../../src/ring/index.js';
 import { SCAN_START, type Storage, type StoredKey } from '../../src/storage/storage.js';
 import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
@@ -80,6 +81,7 @@ export class HandoffServer {
   private rings = new Map<string, Ring>();
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
@@ -87,7 +89,7 @@ export class HandoffServer {
   ) {}
 
   listen(): Subscription[] {
-    return [this.transport.subscribe(subjects(this.config.prefix).handoffPull(this.config.nodeId), (m) => void this.pull(m))];
+    return [this.transport.subscribe(this.subjects.handoffPull(this.config.nodeId), (m) => void this.pull(m))];
   }
 
   private ring(members: readonly RingMember[]): Ring {
@@ -103,12 +105,12 @@ export class HandoffServer {
 
   private async pull(m: Incoming): Promise<void> {
     const req = parsePull(m.data);
-    if (req === null) return m.respond(JSON.stringify(errorReply('BAD_REQUEST', 'malformed handoff pull')));
+    if (req === null) return m.respond(errorText('BAD_REQUEST', 'malformed handoff pull'));
     try {
       m.respond(JSON.stringify(await this.page(req)));
     } catch (e) {
       this.logger.warn(`handoff pull for ${req.target} failed: ${(e as Error).message}`);
-      m.respond(JSON.stringify(errorReply('UNAVAILABLE', `handoff failed: ${(e as Error).message}`)));
+      m.respond(errorText('UNAVAILABLE', `handoff failed: ${(e as Error).message}`));
     }
   }
 
@@ -130,18 +132,16 @@ export class HandoffServer {
     const selected = candidates.filter((k) => sendsTo(current, future, keyPosition(k.bucket, k.key), req.n, req.target, this.config.nodeId, req.sources));
     const raws = await this.storage.readRawMany(selected);
     // Stay well inside the transport's message limit; whatever does not fit waits in the cursor.
-    const budget = Math.floor(this.transport.maxPayload / 2);
-    const items: PullReply['items'] = [];
-    let bytes = 0;
+    const fill = new BatchFill<PullReply['items'][number]>(Number.POSITIVE_INFINITY, Math.floor(this.transport.maxPayload / 2));
     let i = 0;
     for (; i < selected.length; i++) {
       const raw = raws[i];
       if (raw === null || raw === undefined) continue;
       const size = raw.length + selected[i].key.length + 64;
-      if (items.length > 0 && bytes + size > budget) break;
-      bytes += size;
-      items.push({ b: selected[i].bucket, k: selected[i].key, x: JSON.parse(raw) });
+      if (fill.wouldOverflow(size)) break;
+      fill.add({ b: selected[i].bucket, k: selected[i].key, x: JSON.parse(raw) }, size);
     }
+    const items = fill.take();
     const rest = selected.slice(i).map((k) => [k.bucket, k.key] as const);
     const scanned = req.cursor.pending.length > 0 ? 0 : candidates.length;
     const cursor: PullCursor = { scan, pending: rest, started };

@@ -1,37 +1,19 @@
 import { inject, injectable } from 'tsyringe';
 import { Inspection } from '../../src/inspect/inspection.js';
-import { createActor, fromPromise, setup, type ActorRefFrom } from 'xstate';
+import { createActor, fromPromise, type ActorRefFrom } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
-import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { NodeMembership } from '../../src/membership/membership.js';
+import { BatchFill, itemsBody } from '../../src/protocol/batch-fill.js';
+import { MAX_REPLICA_BATCH, replicaPutItem } from '../../src/protocol/replica.js';
+import { DELIVERY_TIMEOUT_MS, hintedHandoffMachine } from './hinted-handoff-machine.js';
 
-/** Hints sent to an owner per message. */
+/** Hints read from storage per owner per pass; they go out in messages bounded by count and bytes. */
 export const HINT_BATCH = 128;
-/** How often a node looks for hints it can deliver. */
-export const HINT_INTERVAL_MS = 1000;
-const DELIVERY_TIMEOUT_MS = 5000;
-
-/**
- * Delivery of hints, as a machine: idle → (every interval) delivering → idle, with a
- * timeout on delivering so a stuck owner cannot stall the loop.
- */
-export const hintedHandoffMachine = setup({
-  actors: { deliver: fromPromise<number>(() => Promise.reject(new Error('deliver not provided'))) },
-}).createMachine({
-  id: 'hintedHandoff',
-  initial: 'idle',
-  states: {
-    idle: { after: { [HINT_INTERVAL_MS]: 'delivering' } },
-    delivering: {
-      invoke: { src: 'deliver', onDone: 'idle', onError: 'idle' },
-      after: { [DELIVERY_TIMEOUT_MS * 2]: 'idle' },
-    },
-  },
-});
 
 /**
  * Hands hints to their owners once the failure detector sees them up again: a batch
@@ -41,10 +23,10 @@ export const hintedHandoffMachine = setup({
 @injectable()
 export class HintedHandoff {
   private actor: ActorRefFrom<typeof hintedHandoffMachine> | null = null;
-  private readonly subjects: Subjects;
   delivered = 0;
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
@@ -52,9 +34,7 @@ export class HintedHandoff {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Membership) private readonly membership: NodeMembership,
     private readonly inspection: Inspection,
-  ) {
-    this.subjects = subjects(config.prefix);
-  }
+  ) {}
 
   start(): void {
     this.actor = createActor(hintedHandoffMachine.provide({ actors: { deliver: fromPromise(() => this.deliverAll()) } }), {
@@ -89,18 +69,30 @@ export class HintedHandoff {
 
   private async deliver(owner: string): Promise<number> {
     const hints = await this.storage.readHints(owner, HINT_BATCH);
-    if (hints.length === 0) return 0;
-    const items = hints.map((h) => `{"b":${JSON.stringify(h.bucket)},"k":${JSON.stringify(h.key)},"x":${h.raw}}`);
-    try {
-      const reply = decodeJson<{ ok: boolean }>(
-        await this.transport.request(this.subjects.replicaPut(owner), `{"items":[${items.join(',')}]}`, DELIVERY_TIMEOUT_MS),
-      );
-      if (!reply.ok) return 0;
-    } catch (e) {
-      this.logger.warn(`handing ${hints.length} hints to ${owner} failed: ${(e as Error).message}`);
-      return 0;
+    const fill = new BatchFill<{ hint: (typeof hints)[number]; item: string }>(MAX_REPLICA_BATCH, Math.floor(this.transport.maxPayload / 2));
+    let delivered = 0;
+    const send = async (): Promise<boolean> => {
+      const batch = fill.take();
+      try {
+        const reply = decodeJson<{ ok: boolean }>(
+          await this.transport.request(this.subjects.replicaPut(owner), itemsBody(batch.map((b) => b.item)), DELIVERY_TIMEOUT_MS),
+        );
+        if (!reply.ok) return false;
+      } catch (e) {
+        this.logger.warn(`handing ${batch.length} hints to ${owner} failed: ${(e as Error).message}`);
+        return false;
+      }
+      for (const { hint: h } of batch) await this.storage.deleteHint(owner, h.bucket, h.key, h.raw);
+      delivered += batch.length;
+      return true;
+    };
+    for (const hint of hints) {
+      const item = replicaPutItem(hint.bucket, hint.key, hint.raw);
+      // The owner refused or did not answer: the rest waits for the next pass.
+      if (fill.wouldOverflow(item.length) && !(await send())) return delivered;
+      fill.add({ hint, item }, item.length);
     }
-    for (const h of hints) await this.storage.deleteHint(owner, h.bucket, h.key, h.raw);
-    return hints.length;
+    if (fill.length > 0) await send();
+    return delivered;
   }
 }

@@ -1,10 +1,7 @@
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { notProvided } from '../not-provided.js';
 
 export type NodeEvent = { type: 'STOP' } | { type: 'LEAVE' } | { type: 'REJOIN' };
-
-const notProvided = (name: string) => () => {
-  throw new Error(`node actor "${name}" was not provided`);
-};
 
 /** Longest a node waits for its in-flight requests when stopping. */
 export const STOP_TIMEOUT_MS = 15_000;
@@ -12,26 +9,29 @@ export const STOP_TIMEOUT_MS = 15_000;
 export const JOIN_RETRY_MS = 2000;
 
 /**
- * A node's lifecycle (README, *How it works*): booting (connect Redis, find the cluster
+ * A node's lifecycle (docs/architecture.md, *How it works*): booting (connect Redis, find the cluster
  * by gossip) → joining (pull the ranges it gains) → serving → leaving (hand its
  * ranges over) → stopped. While online (joining, serving, leaving) the `serve` actor
  * holds the node's subscriptions; a joining node forwards client requests, since it
  * is not in the ring yet, and takes the writes routed to it as a future replica.
  */
+/** The params of recordError: the error an invoked actor failed with. */
+const errorOf = ({ event }: { event: { error: unknown } }) => ({ error: event.error });
+
 export const nodeMachine = setup({
   types: {
     context: {} as { error?: string },
     events: {} as NodeEvent,
   },
   actors: {
-    boot: fromPromise<void>(notProvided('boot')),
-    serve: fromCallback<NodeEvent>(notProvided('serve')),
-    join: fromPromise<void>(notProvided('join')),
-    leave: fromPromise<void>(notProvided('leave')),
-    shutdown: fromPromise<void>(notProvided('shutdown')),
+    boot: fromPromise<void>(notProvided('node actor', 'boot')),
+    serve: fromCallback<NodeEvent>(notProvided('node actor', 'serve')),
+    join: fromPromise<void>(notProvided('node actor', 'join')),
+    leave: fromPromise<void>(notProvided('node actor', 'leave')),
+    shutdown: fromPromise<void>(notProvided('node actor', 'shutdown')),
   },
   actions: {
-    recordError: assign({ error: ({ event }) => ((event as unknown as { error: Error }).error ?? new Error('unknown')).message }),
+    recordError: assign({ error: (_, p: { error: unknown }) => (p.error instanceof Error ? p.error.message : String(p.error)) }),
   },
 }).createMachine({
   id: 'node',
@@ -40,14 +40,16 @@ export const nodeMachine = setup({
   on: { STOP: '.stopping' },
   states: {
     booting: {
-      invoke: { src: 'boot', onDone: 'online', onError: { target: 'stopping', actions: 'recordError' } },
+      // No timeout: each step of boot is bounded (Redis's connect timeout, the duplicate-id check, a rebuild with progress), and STOP always ends it.
+      invoke: { src: 'boot', onDone: 'online', onError: { target: 'stopping', actions: { type: 'recordError', params: errorOf } } },
     },
     online: {
       invoke: { src: 'serve' },
       initial: 'joining',
       states: {
         joining: {
-          invoke: { src: 'join', onDone: 'serving', onError: { target: 'joinBackoff', actions: 'recordError' } },
+          // No timeout: a join moves data for as long as the ranges take; every transfer request has its own timeout and retries, and a failure goes to joinBackoff.
+          invoke: { src: 'join', onDone: 'serving', onError: { target: 'joinBackoff', actions: { type: 'recordError', params: errorOf } } },
         },
         joinBackoff: {
           after: { [JOIN_RETRY_MS]: 'joining' },
@@ -57,7 +59,8 @@ export const nodeMachine = setup({
           on: { LEAVE: 'leaving', REJOIN: 'joining' },
         },
         leaving: {
-          invoke: { src: 'leave', onDone: '#node.stopping', onError: { target: 'serving', actions: 'recordError' } },
+          // No timeout, as for joining: the hand-over's requests time out and retry on their own; a failed leave goes back to serving.
+          invoke: { src: 'leave', onDone: '#node.stopping', onError: { target: 'serving', actions: { type: 'recordError', params: errorOf } } },
         },
       },
     },

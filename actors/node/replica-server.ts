@@ -1,9 +1,9 @@
 import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
-import { errorReply } from '../../src/errors.js';
+import { errorText } from '../../src/errors.js';
 import { isGetItem, isPutItem, parseReplicaBatch, type ReplicaPutItem } from '../../src/protocol/replica.js';
-import { subjects } from '../../src/protocol/subjects.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import { HINT_LIMITS, type Storage } from '../../src/storage/storage.js';
 import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 
@@ -11,6 +11,7 @@ import { tryDecodeJson, type Incoming, type Subscription, type Transport } from 
 @injectable()
 export class ReplicaServer {
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
@@ -18,7 +19,7 @@ export class ReplicaServer {
   ) {}
 
   listen(): Subscription[] {
-    const s = subjects(this.config.prefix);
+    const s = this.subjects;
     return [
       this.transport.subscribe(s.replicaPut(this.config.nodeId), (m) => void this.put(m)),
       this.transport.subscribe(s.replicaGet(this.config.nodeId), (m) => void this.get(m)),
@@ -43,27 +44,27 @@ export class ReplicaServer {
   private async put(m: Incoming): Promise<void> {
     const items = parseReplicaBatch(tryDecodeJson(m.data), isPutItem);
     if (typeof items === 'string' || this.keyTooLong(items)) {
-      m.respond(JSON.stringify(errorReply('BAD_REQUEST', typeof items === 'string' ? items : 'key too long')));
+      m.respond(errorText('BAD_REQUEST', typeof items === 'string' ? items : 'key too long'));
       return;
     }
     try {
       const stored = await Promise.all(items.map((it) => (it.h === undefined ? this.storage.apply(it.b, it.k, it.x) : this.hint(it.h, it.b, it.k, it.x))));
       if (stored.includes('full')) {
         this.hintsRefused++;
-        m.respond(JSON.stringify(errorReply('UNAVAILABLE', `this node's hint store is full (${HINT_LIMITS.maxHints} hints or ${HINT_LIMITS.maxBytes} bytes)`)));
+        m.respond(errorText('UNAVAILABLE', `this node's hint store is full (${HINT_LIMITS.maxHints} hints or ${HINT_LIMITS.maxBytes} bytes)`));
         return;
       }
       m.respond(JSON.stringify({ ok: true, stored }));
     } catch (e) {
       this.logger.warn(`replica write failed: ${(e as Error).message}`);
-      m.respond(JSON.stringify(errorReply('UNAVAILABLE', `replica storage failed: ${(e as Error).message}`)));
+      m.respond(errorText('UNAVAILABLE', `replica storage failed: ${(e as Error).message}`));
     }
   }
 
   private async get(m: Incoming): Promise<void> {
     const items = parseReplicaBatch(tryDecodeJson(m.data), isGetItem);
     if (typeof items === 'string' || this.keyTooLong(items)) {
-      m.respond(JSON.stringify(errorReply('BAD_REQUEST', typeof items === 'string' ? items : 'key too long')));
+      m.respond(errorText('BAD_REQUEST', typeof items === 'string' ? items : 'key too long'));
       return;
     }
     try {
@@ -72,7 +73,7 @@ export class ReplicaServer {
       m.respond(`{"ok":true,"found":[${found.map((f) => f ?? 'null').join(',')}]}`);
     } catch (e) {
       this.logger.warn(`replica read failed: ${(e as Error).message}`);
-      m.respond(JSON.stringify(errorReply('UNAVAILABLE', `replica storage failed: ${(e as Error).message}`)));
+      m.respond(errorText('UNAVAILABLE', `replica storage failed: ${(e as Error).message}`));
     }
   }
 }

@@ -4,8 +4,9 @@ import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { gainingReplicas } from '../../src/membership/handoff.js';
 import { currentRingMembers, futureRingMembers, type MemberTable } from '../../src/membership/member.js';
-import { isPutItem, MAX_REPLICA_BATCH } from '../../src/protocol/replica.js';
-import { subjects, type Subjects } from '../../src/protocol/subjects.js';
+import { isPutItem, MAX_REPLICA_BATCH, replicaPutItem } from '../../src/protocol/replica.js';
+import { BatchFill, itemsBody } from '../../src/protocol/batch-fill.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
 import { keyPosition, Ring, type RingMember } from '../../src/ring/index.js';
 import { SCAN_START, type Storage, type StoredKey } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
@@ -42,19 +43,17 @@ interface SavedPull {
  */
 @injectable()
 export class Transfers {
-  private readonly subjects: Subjects;
   progress: TransferProgress | null = null;
 
   constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
     @inject(TOKENS.Config) private readonly config: NodeConfig,
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Membership) private readonly membership: NodeMembership,
-  ) {
-    this.subjects = subjects(config.prefix);
-  }
+  ) {}
 
   /** The ring weight this node held when it last stopped (0 if it never finished a join). */
   async savedRingWeight(): Promise<number> {
@@ -157,15 +156,12 @@ export class Transfers {
 
   private async send(target: string, keys: readonly StoredKey[]): Promise<void> {
     // Batches bounded by count and by bytes (half the transport's message limit).
-    const budget = Math.floor(this.transport.maxPayload / 2);
-    let items: string[] = [];
-    let bytes = 0;
+    const fill = new BatchFill<string>(MAX_REPLICA_BATCH, Math.floor(this.transport.maxPayload / 2));
     const flush = async () => {
-      if (items.length === 0) return;
-      const body = `{"items":[${items.join(',')}]}`;
+      if (fill.length === 0) return;
+      const items = fill.take();
+      const body = itemsBody(items);
       const count = items.length;
-      items = [];
-      bytes = 0;
       try {
         await this.request(this.subjects.replicaPut(target), body, `handing keys to ${target}`);
         const progress = present(this.progress, 'a transfer reports progress');
@@ -182,10 +178,9 @@ export class Transfers {
       for (const [j, k] of batch.entries()) {
         const raw = raws[j];
         if (!raw) continue;
-        const item = `{"b":${JSON.stringify(k.bucket)},"k":${JSON.stringify(k.key)},"x":${raw}}`;
-        if (items.length >= MAX_REPLICA_BATCH || (items.length > 0 && bytes + item.length > budget)) await flush();
-        items.push(item);
-        bytes += item.length;
+        const item = replicaPutItem(k.bucket, k.key, raw);
+        if (fill.wouldOverflow(item.length)) await flush();
+        fill.add(item, item.length);
       }
     }
     await flush();

@@ -1,4 +1,4 @@
-import { TransportError, UsageError } from '../errors.js';
+import { errorText, TransportError, UsageError } from '../errors.js';
 import { subjects } from '../protocol/subjects.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { decodeJson } from '../transport/transport.js';
@@ -96,8 +96,7 @@ export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: strin
       const text = new TextDecoder().decode(reply);
       return { out: text, code: (decodeJson<{ ok: boolean }>(reply).ok ? 0 : 1) as 0 | 1 };
     } catch (e) {
-      if (e instanceof TransportError && e.kind === 'timeout')
-        return { out: JSON.stringify({ ok: false, error: { code: 'TIMEOUT', message: `no reply within ${timeoutMs} ms` } }), code: 1 };
+      if (e instanceof TransportError && e.kind === 'timeout') return { out: errorText('TIMEOUT', `no reply within ${timeoutMs} ms`), code: 1 };
       if (e instanceof TransportError && e.kind === 'no-responders' && node)
         throw new Error(`node "${node}" does not answer on prefix "${prefix}"`, { cause: e });
       throw e;

@@ -6,7 +6,8 @@ import { keyPosition, Ring, type RingMember } from '../ring/index.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { decodeJson, type Transport } from '../transport/transport.js';
 import { RequestBatcher, type BatchKind } from '../transport/batcher.js';
-import { batchBody, batchItemText, MAX_CLIENT_BATCH } from '../protocol/batch.js';
+import { batchItemText, MAX_CLIENT_BATCH } from '../protocol/batch.js';
+import { itemsBody } from '../protocol/batch-fill.js';
 import { AbortedError, ConflictError, DynamoTimeoutError, errorFromReply, UnavailableError } from './errors.js';
 import { Semaphore } from './semaphore.js';
 
@@ -252,7 +253,7 @@ const CLIENT_BATCH_BYTES = 256 * 1024;
 
 /** A batch's answer: each item's reply; a refusal of the whole batch fails each of its calls with that error. */
 const BATCH_REPLY: BatchKind<Reply> = {
-  body: batchBody,
+  body: itemsBody,
   split: (data) => {
     const reply = decodeJson<{ ok: true; results: Reply[] } | Extract<Reply, { ok: false }>>(data);
     return reply.ok ? reply.results : errorFromReply(reply.error);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { antiEntropyMachine } from '../../actors/anti-entropy/anti-entropy-machine.js';
 import { getCoordinatorMachine, putCoordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
 import { gossiperMachine } from '../../actors/gossiper/gossiper-machine.js';
-import { hintedHandoffMachine } from '../../actors/node/hinted-handoff.js';
+import { hintedHandoffMachine } from '../../actors/node/hinted-handoff-machine.js';
 import { nodeMachine } from '../../actors/node/node-machine.js';
 import type { Transport } from '../transport/transport.js';
 import { VERSION } from '../version.js';

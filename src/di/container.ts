@@ -15,12 +15,14 @@ import { HintedHandoff } from '../../actors/node/hinted-handoff.js';
 import { FaultyTransport } from '../faults/faulty-transport.js';
 import { ReplicaServer } from '../../actors/node/replica-server.js';
 import { Transfers } from '../../actors/node/transfers.js';
+import { NodeStatus } from '../../actors/node/node-status.js';
 import { systemClock, type Clock } from '../clock/clock.js';
 import type { NodeConfig } from '../config.js';
 import type { Resolver } from '../resolvers/index.js';
 import type { Storage } from '../storage/storage.js';
 import type { Transport } from '../transport/transport.js';
 import { Inspection } from '../inspect/inspection.js';
+import { subjects } from '../protocol/subjects.js';
 import { NodeMetrics } from '../metrics/metrics.js';
 import { jsonLogger, TOKENS, type Logger, type Random } from './tokens.js';
 
@@ -41,6 +43,7 @@ export interface NodeParts {
 export function createNodeContainer(config: NodeConfig, parts: NodeParts): DependencyContainer {
   const c = rootContainer.createChildContainer();
   c.register(TOKENS.Config, { useValue: config });
+  c.register(TOKENS.Subjects, { useValue: subjects(config.prefix) });
   const faulty = config.allowFaults ? new FaultyTransport(parts.transport, config.nodeId, config.prefix, parts.random, parts.clock) : null;
   c.register(TOKENS.Transport, { useValue: faulty ?? parts.transport });
   // Wrapped: tsyringe will not inject a bare null.
@@ -49,7 +52,8 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
   c.register(TOKENS.Clock, { useValue: parts.clock ?? systemClock });
   c.register(TOKENS.Random, { useValue: parts.random ?? Math.random });
   c.register(TOKENS.Logger, { useValue: parts.logger ?? jsonLogger(config.nodeId) });
-  c.register(NodeMetrics, { useValue: new NodeMetrics(config.nodeId) });
+  c.register(NodeMetrics, { useValue: new NodeMetrics(config.nodeId, () => c.resolve(NodeStatus)) });
+  c.register(TOKENS.Lifecycle, { useValue: () => c.resolve(DynamoNode) });
   c.register(TOKENS.Resolvers, { useValue: parts.resolvers ?? new Map() });
   for (const cls of [
     Inspection,
@@ -65,6 +69,7 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
     ReplicaServer,
     HandoffServer,
     AdminServer,
+    NodeStatus,
     DynamoNode,
   ])
     c.registerSingleton(cls as never);

@@ -12,6 +12,10 @@ export const TOKENS = {
   Faults: Symbol('Faults'),
   /** application resolvers by name (--resolver NAME=FILE), beside the built-in ones */
   Resolvers: Symbol('Resolvers'),
+  /** () => the node's lifecycle actor (DynamoNode), for the parts it depends on that report its state */
+  Lifecycle: Symbol('Lifecycle'),
+  /** the node's Subjects, built once from its prefix */
+  Subjects: Symbol('Subjects'),
 } as const;
 
 /** Randomness, injected so a simulation can replay a run from its seed. */

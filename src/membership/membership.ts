@@ -16,6 +16,15 @@ export interface MemberView {
 }
 
 /**
+ * A member's state in one word, as status and metrics report it: what it says it is
+ * doing (joining, up, leaving, ...) while this node hears from it or once it has left,
+ * else this node's judgement of it (suspect, down).
+ */
+export function memberState(m: Pick<MemberView, 'status' | 'liveness'>): string {
+  return m.liveness === 'alive' || m.status === 'left' ? m.status : m.liveness;
+}
+
+/**
  * Who is in the cluster and what the ring looks like, as the gossiper sees it now.
  * Reads are synchronous and cheap: the request path calls them on every request.
  */

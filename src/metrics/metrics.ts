@@ -16,7 +16,7 @@ export interface MetricSources {
   inFlight(): number;
 }
 
-/** Every metric a node exports, by name (the README lists them; a test holds the two together). */
+/** Every metric a node exports, by name (docs/operations.md lists them; a test holds the two together). */
 export const METRIC_NAMES = [
   'dynamo_client_requests_total',
   'dynamo_client_request_duration_seconds',
@@ -61,9 +61,14 @@ export class NodeMetrics {
   private readonly quorumFailures: Counter<'op'>;
   /** label children by op then outcome, looked up once: prom-client hashes the label object on every plain call */
   private readonly children: Record<string, Record<string, { count: Counter; time: Histogram }>> = {};
-  private sources: MetricSources | null = null;
-
-  constructor(nodeId: string) {
+  /**
+   * @param sources what the scrape-time gauges read (the node's NodeStatus), looked up
+   * at each scrape: the container builds this before the node's other parts exist.
+   */
+  constructor(
+    nodeId: string,
+    private readonly sources: () => MetricSources | null = () => null,
+  ) {
     this.registry.setDefaultLabels({ node: nodeId });
     const registers = [this.registry];
     this.requests = new Counter({
@@ -93,7 +98,7 @@ export class NodeMetrics {
           time: this.duration.labels(op, outcome) as unknown as Histogram,
         };
     }
-    const src = () => this.sources;
+    const src = this.sources;
     const gauge = (name: string, help: string, read: (s: MetricSources) => number | Promise<number>) =>
       new Gauge({
         name,
@@ -135,11 +140,6 @@ export class NodeMetrics {
         for (const [state, n] of Object.entries(s.memberStates())) this.labels(state).set(n);
       },
     });
-  }
-
-  /** Wire the scrape-time readings to the node's actors (done once the node is assembled). */
-  bind(sources: MetricSources): void {
-    this.sources = sources;
   }
 
   /** A client request answered: the only metric work on the request path. */

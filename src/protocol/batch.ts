@@ -48,10 +48,6 @@ export function batchItemText(op: Op, bodyText: string): string {
   return `["${op}",${bodyText}]`;
 }
 
-export function batchBody(items: readonly string[]): string {
-  return `{"items":[${items.join(',')}]}`;
-}
-
 /** The reply to a batch from its items' reply texts, spliced in as they are. */
 export function batchReplyText(results: readonly string[]): string {
   return `{"ok":true,"results":[${results.join(',')}]}`;

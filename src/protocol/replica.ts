@@ -1,6 +1,7 @@
 import { NODE_ID } from '../config.js';
 import { ACTOR_ID, type Version } from '../versioning/index.js';
 import { BUCKET_NAME } from './requests.js';
+import { itemsBody } from './batch-fill.js';
 
 /**
  * Node-to-node replica messages. Each carries a list of items so that messages to
@@ -34,7 +35,7 @@ export function replicaPutItem(bucket: string, key: string, versionsText: string
 
 /** A batch of one write. */
 export function replicaPutText(bucket: string, key: string, versionsText: string, hintFor?: string): string {
-  return `{"items":[${replicaPutItem(bucket, key, versionsText, hintFor)}]}`;
+  return itemsBody([replicaPutItem(bucket, key, versionsText, hintFor)]);
 }
 
 export function replicaGetItem(bucket: string, key: string): string {
@@ -45,7 +46,7 @@ export function replicaGetItem(bucket: string, key: string): string {
 export const MAX_SIBLINGS_PER_ITEM = 1024;
 
 export function replicaGetText(bucket: string, key: string): string {
-  return `{"items":[${replicaGetItem(bucket, key)}]}`;
+  return itemsBody([replicaGetItem(bucket, key)]);
 }
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);

@@ -1,4 +1,5 @@
 import type { Transport } from './transport.js';
+import { BatchFill } from '../protocol/batch-fill.js';
 
 /**
  * Items share a batch only with items whose timeout rounds up to the same multiple of
@@ -33,8 +34,7 @@ interface Queue {
   /** the timeout of every item of the batch, rounded up to its class */
   readonly timeoutMs: number;
   readonly kind: BatchKind<unknown>;
-  readonly items: Pending<unknown>[];
-  bytes: number;
+  readonly fill: BatchFill<Pending<unknown>>;
 }
 
 /**
@@ -60,16 +60,15 @@ export class RequestBatcher {
     const name = `${classMs} ${subject}`;
     return new Promise<R>((resolve, reject) => {
       let q = this.queues.get(name);
-      if (q !== undefined && (q.items.length >= this.limits.maxItems || q.bytes + item.length > this.limits.maxBytes)) {
+      if (q?.fill.wouldOverflow(item.length)) {
         this.send(q);
         q = undefined;
       }
       if (q === undefined) {
-        q = { name, subject, timeoutMs: classMs, kind: kind as BatchKind<unknown>, items: [], bytes: 0 };
+        q = { name, subject, timeoutMs: classMs, kind: kind as BatchKind<unknown>, fill: new BatchFill(this.limits.maxItems, this.limits.maxBytes) };
         this.queues.set(name, q);
       }
-      q.items.push({ item, resolve: resolve as (r: unknown) => void, reject });
-      q.bytes += item.length;
+      q.fill.add({ item, resolve: resolve as (r: unknown) => void, reject }, item.length);
       if (!this.scheduled) {
         this.scheduled = true;
         // Everything asked in this turn of the event loop goes in the same batches.
@@ -87,7 +86,7 @@ export class RequestBatcher {
 
   private send(q: Queue): void {
     if (this.queues.get(q.name) === q) this.queues.delete(q.name);
-    const { items } = q;
+    const items = q.fill.take();
     this.transport.request(q.subject, q.kind.body(items.map((i) => i.item)), q.timeoutMs).then(
       (data) => {
         let results: unknown[] | Error;

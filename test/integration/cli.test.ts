@@ -270,7 +270,7 @@ describe('command line (real processes)', function () {
     }
   });
 
-  it("walks the README's orset cart story: a partition, both sides change the cart, and after the heal both changes are there", async () => {
+  it("walks docs/protocol.md's orset cart story: a partition, both sides change the cart, and after the heal both changes are there", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dynamo-cli-cart-'));
     try {
       const u = await up(dir, ['--allow-faults'], { DYNAMO_GOSSIP_INTERVAL: '200', DYNAMO_SUSPECT_AFTER: '600', DYNAMO_DOWN_AFTER: '1000' });

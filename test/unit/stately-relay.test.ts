@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createActor, type InspectionEvent } from 'xstate';
-import { hintedHandoffMachine } from '../../actors/node/hinted-handoff.js';
+import { hintedHandoffMachine } from '../../actors/node/hinted-handoff-machine.js';
 import { getCoordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
 import { nodeConfig } from '../../src/config.js';
 import { Inspection } from '../../src/inspect/inspection.js';

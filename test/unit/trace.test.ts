@@ -20,7 +20,7 @@ import {
 import type { Clock } from '../../src/clock/clock.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
 import { decodeJson } from '../../src/transport/transport.js';
-import { HINT_INTERVAL_MS, hintedHandoffMachine } from '../../actors/node/hinted-handoff.js';
+import { HINT_INTERVAL_MS, hintedHandoffMachine } from '../../actors/node/hinted-handoff-machine.js';
 
 /** A clock that moves only when told to. */
 function manualClock(): Clock & { advance(ms: number): void } {
