@@ -48,7 +48,8 @@ export const nodeMachine = setup({
       initial: 'joining',
       states: {
         joining: {
-          // No timeout: a join moves data for as long as the ranges take; every transfer request has its own timeout and retries, and a failure goes to joinBackoff.
+          // No timeout: a join moves data for as long as the ranges take; every transfer request
+          // has its own timeout and retries, and a failure goes to joinBackoff.
           invoke: { src: 'join', onDone: 'serving', onError: { target: 'joinBackoff', actions: { type: 'recordError', params: errorOf } } },
         },
         joinBackoff: {
