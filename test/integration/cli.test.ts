@@ -35,14 +35,16 @@ describe('command line (real processes)', function () {
   this.timeout(120_000);
   const cwd = mkdtempSync(join(tmpdir(), 'dynamo-cli-'));
   const started: ChildProcess[] = [];
-  after(async () => {
-    // A failed test may leave an `up` running: stop it the way a user would.
-    for (const c of started) {
+  // A failed test may leave an `up` running in the shared folder: stop it the way a user would,
+  // after each test, so one failure does not turn into "already running" in the next tests.
+  afterEach(async () => {
+    for (const c of started.splice(0)) {
+      if (c.exitCode !== null || c.signalCode !== null) continue;
       c.kill('SIGTERM');
       await exited(c);
     }
-    rmSync(cwd, { recursive: true, force: true });
   });
+  after(() => rmSync(cwd, { recursive: true, force: true }));
 
   it('brings up 3 nodes; put, get, delete and status work; SIGTERM leaves no process behind', async () => {
     const u = await up(cwd);
@@ -109,8 +111,11 @@ describe('command line (real processes)', function () {
     expect(await relay.text()).to.contain('stately.ai/inspect');
     expect(dynamo(cwd, ['put', 'metrics:probe', '1']).code).to.equal(0);
     for (const [id, url] of metrics) {
+      // A node's first gossip round comes one interval after it joins: wait for it, then the counter must be there and moving.
+      const rounds = new RegExp(`^dynamo_gossip_rounds_total\\{node="${id}"\\} [1-9]`, 'm');
+      await waitFor(async () => rounds.test(await (await fetch(url)).text()), 10_000, `${id}'s metrics to count a gossip round`);
       const text = await (await fetch(url)).text();
-      expect(text).to.match(new RegExp(`^dynamo_gossip_rounds_total\\{node="${id}"\\} [1-9]`, 'm'));
+      expect(text).to.match(rounds);
       expect(text).to.match(new RegExp(`^dynamo_process_resident_memory_bytes\\{node="${id}"\\} [1-9]`, 'm'));
     }
 
