@@ -21,7 +21,8 @@ export class TransportError extends Error {
   override readonly name: string = 'TransportError';
   constructor(
     message: string,
-    readonly kind: 'no-responders' | 'timeout' | 'closed' | 'other',
+    /** refused: NATS denied the subject to this connection's user */
+    readonly kind: 'no-responders' | 'timeout' | 'closed' | 'refused' | 'other',
     options?: { cause?: unknown },
   ) {
     super(message, options);

@@ -21,3 +21,4 @@ export {
   AbortedError,
 } from './client/errors.js';
 export type { ErrorCode } from './errors.js';
+export type { NatsSecurity } from './transport/nats-security.js';

@@ -5,14 +5,15 @@ import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Random } from '../../src/di/tokens.js';
 import { errorText, TransportError, type ErrorReply } from '../../src/errors.js';
 import type { Membership } from '../../src/membership/membership.js';
-import { isErrorReply, parseRequest, parseRequestBody, type ClientRequest, type Limits, type Op } from '../../src/protocol/requests.js';
+import { isErrorReply, parseBucketRequest, parseRequest, parseRequestBody, type ClientRequest, type Limits, type Op } from '../../src/protocol/requests.js';
 import { batchItemText, batchReplyText, MAX_CLIENT_BATCH, parseBatch } from '../../src/protocol/batch.js';
 import { itemsBody } from '../../src/protocol/batch-fill.js';
 import { RequestBatcher, type BatchKind } from '../../src/transport/batcher.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
 import { pendingReplicas, sloppyPreferenceList } from '../../src/membership/placement.js';
 import { keyPosition } from '../../src/ring/index.js';
-import { decodeJson, tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
+import { decodeJson, tryDecodeJson, type Endpoint, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
+import { VERSION } from '../../src/version.js';
 import { missingResolver } from '../../src/resolvers/index.js';
 import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
 import { Buckets } from './buckets.js';
@@ -34,6 +35,8 @@ const FORWARDED: BatchKind<string> = {
 };
 
 const OPS: readonly Op[] = ['get', 'put', 'delete'];
+/** The name every node's client service has in `nats micro ls` (its metadata tells node, prefix and cluster apart). */
+export const SERVICE_NAME = 'dynamo-kv';
 const NO_HINTS: ReadonlyMap<string, string> = new Map();
 /** Bytes of a replica message beyond the escaped value: clock, dot, bucket, key. */
 const REPLICA_ENVELOPE_BYTES = 4096;
@@ -69,29 +72,44 @@ export class ClientServer {
     return this.runner.inFlight;
   }
 
+  /** Settles once listen()'s client endpoints are subscribed. */
+  ready: Promise<void> = Promise.resolve();
+
+  /**
+   * The client subjects, as one NATS service per node (`$SRV.PING`/`INFO`/`STATS`,
+   * per-endpoint stats) in today's queue group, and the forwarded-batch subject.
+   */
   listen(): Subscription[] {
     const self = this.config.nodeId;
     const r = this.received;
     const s = this.subjects;
-    return [
-      ...OPS.flatMap((op) => [
-        this.transport.subscribe(
-          s.kv(op),
-          (m) => {
-            r.queue++;
-            this.handle(op, m);
-          },
-          { queue: s.queue.kv },
-        ),
-        this.transport.subscribe(s.nodeKv(self, op), (m) => {
-          r.direct++;
-          this.handle(op, m);
-        }),
+    const queue = s.queue.kv;
+    const counted =
+      (via: 'queue' | 'direct', handle: (m: Incoming) => void) =>
+      (m: Incoming): void => {
+        r[via]++;
+        handle(m);
+      };
+    const endpoints: Endpoint[] = [
+      ...OPS.flatMap((op): Endpoint[] => [
+        { name: op, subject: s.kv(op), queue, handler: counted('queue', (m) => this.handle(op, m)) },
+        { name: `bucket-${op}`, subject: s.anyBucketKv(op), queue, handler: counted('queue', (m) => this.handleOnBucket(op, m)) },
+        { name: `node-${op}`, subject: s.nodeKv(self, op), handler: counted('direct', (m) => this.handle(op, m)) },
       ]),
-      this.transport.subscribe(s.kvBatch, (m) => this.handleBatch(m, true, r, 'queue'), { queue: s.queue.kv }),
-      this.transport.subscribe(s.nodeKvBatch(self), (m) => this.handleBatch(m, true, r, 'direct')),
-      this.transport.subscribe(s.coordinateBatch(self), (m) => this.handleBatch(m, false, r, 'forwarded')),
+      { name: 'batch', subject: s.kvBatch, queue, handler: (m) => this.handleBatch(m, true, r, 'queue') },
+      { name: 'node-batch', subject: s.nodeKvBatch(self), handler: (m) => this.handleBatch(m, true, r, 'direct') },
     ];
+    const service = this.transport.serve(
+      {
+        name: SERVICE_NAME,
+        version: VERSION,
+        description: `Dynamo-style key-value store: the client subjects of node ${self}`,
+        metadata: { node: self, prefix: this.config.prefix, cluster: this.config.cluster },
+      },
+      endpoints,
+    );
+    this.ready = service.ready;
+    return [service, this.transport.subscribe(s.coordinateBatch(self), (m) => this.handleBatch(m, false, r, 'forwarded'))];
   }
 
   /** A bucket's limits: its n, r, w and resolver, capped by the ring's size. */
@@ -124,6 +142,19 @@ export class ClientServer {
     this.safely(reply, () => {
       const limits = this.limitsOf();
       this.route(op, parseRequest(op, m.data, limits), limits.last, () => decoder.decode(m.data), reply, true);
+    });
+  }
+
+  /** A request on `<p>.kv.<bucket>.<op>`: the bucket comes from the subject. */
+  private handleOnBucket(op: Op, m: Incoming): void {
+    const reply = this.clientReply(op, (data) => m.respond(data));
+    this.safely(reply, () => {
+      // The subject is `<prefix>.kv.<bucket>.<op>`: the bucket is the token before the op.
+      const tokens = m.subject.split('.');
+      const bucket = tokens[tokens.length - 2] ?? '';
+      const limits = this.limitsOf();
+      const { req, body } = parseBucketRequest(op, m.data, bucket, limits);
+      this.route(op, req, limits.last, () => JSON.stringify(body), reply, true);
     });
   }
 

@@ -246,6 +246,7 @@ export class DynamoNode implements NodeLifecycle {
       await this.done;
       throw new Error(`node ${this.id} failed to start: ${snap.context.error ?? 'stopped while starting'}`);
     }
+    await this.client.ready;
     await this.transport.flush();
     const actors = this.config.actors.length === 4 ? '' : ` (actors here: ${this.config.actors.join(', ')})`;
     this.logger.info(`serving on prefix "${this.config.prefix}"; ring has ${this.membership.ring().size} member(s)${actors}`);

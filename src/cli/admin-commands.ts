@@ -4,11 +4,12 @@ import { simulatePlacement } from '../ring/simulate.js';
 import { TransportError } from '../errors.js';
 import { decodeJson } from '../transport/transport.js';
 import type { PingReply } from '../../actors/node/admin-server.js';
-import { requiredIntFlag, type OptionSpecs } from './args.js';
+import { NATS_SECURITY_OPTIONS, requiredIntFlag, type OptionSpecs } from './args.js';
 import { withCluster, type Outcome } from './client-commands.js';
 
 export const LEAVE_OPTIONS: OptionSpecs = {
   nats: { type: 'string', help: 'NATS URL of the cluster' },
+  ...NATS_SECURITY_OPTIONS,
   prefix: { type: 'string', help: 'subject prefix (default: dynamo)' },
 };
 

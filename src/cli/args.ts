@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { SECURITY_SETTINGS, securityProblem, type NatsSecurity } from '../transport/nats-security.js';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -10,7 +11,27 @@ export interface OptionSpec {
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
 
 /** `--nats-url` reads DYNAMO_NATS_URL when not given; `--nats` reads DYNAMO_NATS_URL too (see ENV_ALIASES). */
-const ENV_ALIASES: Readonly<Record<string, string>> = { nats: 'DYNAMO_NATS_URL', redis: 'DYNAMO_REDIS_URL', id: 'DYNAMO_NODE_ID' };
+const ENV_ALIASES: Readonly<Record<string, string>> = {
+  nats: 'DYNAMO_NATS_URL',
+  redis: 'DYNAMO_REDIS_URL',
+  id: 'DYNAMO_NODE_ID',
+  ...Object.fromEntries(SECURITY_SETTINGS.map((s) => [s.flag, s.env])),
+};
+
+/** How to log in to NATS and check its TLS: on every command that connects to NATS. */
+export const NATS_SECURITY_OPTIONS: OptionSpecs = Object.fromEntries(SECURITY_SETTINGS.map((s) => [s.flag, { type: 'string', help: s.help }]));
+
+/** The NATS login and TLS settings given as flags or variables; a usage error when they do not go together. */
+export function securityFlags(values: Record<string, unknown>): NatsSecurity {
+  const out: Record<string, string> = {};
+  for (const s of SECURITY_SETTINGS) {
+    const v = values[s.flag];
+    if (typeof v === 'string' && v !== '') out[s.field] = v;
+  }
+  const problem = securityProblem(out);
+  if (problem !== null) throw new UsageError(problem);
+  return out;
+}
 
 export function envName(flag: string): string {
   return ENV_ALIASES[flag] ?? `DYNAMO_${flag.replace(/-/g, '_').toUpperCase()}`;

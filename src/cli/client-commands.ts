@@ -2,12 +2,14 @@ import { errorText, TransportError, UsageError } from '../errors.js';
 import { subjects } from '../protocol/subjects.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { decodeJson } from '../transport/transport.js';
-import { intFlag, type OptionSpecs } from './args.js';
+import { intFlag, NATS_SECURITY_OPTIONS, securityFlags, type OptionSpecs } from './args.js';
+import { describeSecurity, redactUrl } from '../transport/nats-security.js';
 import { resolveNatsUrl } from './resolve-nats.js';
 import type { MemberStatus } from '../../actors/node/admin-server.js';
 
 export const CLIENT_OPTIONS: OptionSpecs = {
   nats: { type: 'string', help: 'NATS URL of the cluster' },
+  ...NATS_SECURITY_OPTIONS,
   prefix: { type: 'string', help: 'subject prefix (default: dynamo)' },
   bucket: { type: 'string', help: 'bucket (default: default)' },
   context: { type: 'string', help: 'causal context from an earlier get' },
@@ -39,21 +41,26 @@ export function valueArgument(text: string): unknown {
 export async function withCluster<T>(values: Record<string, unknown>, work: (t: NatsTransport, prefix: string) => Promise<T>): Promise<T> {
   const found = resolveNatsUrl(values['nats'] as string | undefined);
   const prefix = (values['prefix'] as string | undefined) ?? found.prefix ?? 'dynamo';
+  const security = securityFlags(values);
+  const where = `NATS at ${redactUrl(found.url)} (from ${found.source}, ${describeSecurity(security)})`;
+  // A cluster `up --secure` started: say where its client login is, rather than guess at a running cluster.
+  const hint = found.clientEnvFile
+    ? `This cluster was started with --secure: log in with the variables in ${found.clientEnvFile} (. ${found.clientEnvFile})`
+    : 'Is a cluster running? Start one with: npx dynamo up';
   let transport: NatsTransport;
   try {
-    transport = await NatsTransport.connect(found.url, 'dynamo-cli');
+    transport = await NatsTransport.connect(found.url, 'dynamo-cli', security);
   } catch (e) {
-    throw new Error(
-      `cannot connect to NATS at ${found.url} (from ${found.source}): ${(e as Error).message}. Is a cluster running? Start one with: npx dynamo up`,
-      { cause: e },
-    );
+    if (e instanceof UsageError) throw e;
+    throw new Error(`cannot connect to ${where}: ${(e as Error).message}. ${hint}`, { cause: e });
   }
   try {
     return await work(transport, prefix);
   } catch (e) {
     if (e instanceof TransportError && e.kind === 'no-responders') {
-      throw new Error(`no dynamo node answers on prefix "${prefix}" at ${found.url}`, { cause: e });
+      throw new Error(`no dynamo node answers on prefix "${prefix}" at ${redactUrl(found.url)}`, { cause: e });
     }
+    if (e instanceof TransportError && e.kind === 'refused') throw new Error(`${e.message}: not permitted for ${describeSecurity(security)}`, { cause: e });
     throw e;
   } finally {
     await transport.close();
@@ -106,6 +113,7 @@ export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: strin
 
 export const BUCKET_OPTIONS: OptionSpecs = {
   nats: CLIENT_OPTIONS['nats'],
+  ...NATS_SECURITY_OPTIONS,
   prefix: CLIENT_OPTIONS['prefix'],
   resolver: { type: 'string', help: "bucket set: lww, siblings, union, orset, counter, or an application resolver's name" },
   n: { type: 'string', help: "bucket set: replicas (the cluster's n in this version)" },

@@ -10,6 +10,8 @@ export interface ClusterFile {
   /** every process `up` started, for cleanup */
   readonly children: readonly { readonly name: string; readonly pid: number }[];
   readonly nodes: readonly { readonly id: string; readonly redisUrl: string }[];
+  /** `up --secure`: the file of variables that log a client in (never read by the CLI: a user sources it) */
+  readonly clientEnvFile?: string;
 }
 
 export const DEFAULT_STATE_DIR = '.dynamo';

@@ -2,11 +2,13 @@ import { startConsole, type ConsoleServer } from '../console/server.js';
 import { UsageError } from '../errors.js';
 import { PREFIX } from '../config.js';
 import { NatsTransport } from '../transport/nats-transport.js';
-import { requiredIntFlag, type OptionSpecs } from './args.js';
+import { NATS_SECURITY_OPTIONS, requiredIntFlag, securityFlags, type OptionSpecs } from './args.js';
+import { describeSecurity, redactUrl } from '../transport/nats-security.js';
 import { resolveNatsUrl } from './resolve-nats.js';
 
 export const CONSOLE_OPTIONS: OptionSpecs = {
   nats: { type: 'string', help: 'NATS URL of the cluster (default: the cluster `dynamo up` runs from here, else nats://127.0.0.1:4222)' },
+  ...NATS_SECURITY_OPTIONS,
   prefix: { type: 'string', help: 'subject prefix (default: dynamo)' },
   port: { type: 'string', help: 'port of the web console', default: '8080' },
   host: { type: 'string', help: 'address the web console listens on', default: '127.0.0.1' },
@@ -24,11 +26,14 @@ export async function consoleCommand(positionals: string[], values: Record<strin
   const nats = resolveNatsUrl(values['nats'] as string | undefined);
   const prefix = (values['prefix'] as string | undefined) ?? nats.prefix ?? 'dynamo';
   if (!PREFIX.test(prefix)) throw new UsageError(`--prefix "${prefix}" is not a valid NATS subject prefix`);
+  const security = securityFlags(values);
   let transport: NatsTransport;
   try {
-    transport = await NatsTransport.connect(nats.url, 'dynamo-console');
+    transport = await NatsTransport.connect(nats.url, 'dynamo-console', security);
   } catch (e) {
-    process.stderr.write(`dynamo console: cannot connect to NATS at ${nats.url} (from ${nats.source}): ${(e as Error).message}\n`);
+    process.stderr.write(
+      `dynamo console: cannot connect to NATS at ${redactUrl(nats.url)} (from ${nats.source}, ${describeSecurity(security)}): ${(e as Error).message}\n`,
+    );
     return 1;
   }
   let server: ConsoleServer;
@@ -39,7 +44,7 @@ export async function consoleCommand(positionals: string[], values: Record<strin
     process.stderr.write(`dynamo console: cannot listen on ${values['host'] as string}:${port}: ${(e as Error).message}\n`);
     return 1;
   }
-  process.stdout.write(`console for the cluster at ${nats.url} (prefix "${prefix}"): ${consoleUrl(server)}\nCtrl-C stops it.\n`);
+  process.stdout.write(`console for the cluster at ${redactUrl(nats.url)} (prefix "${prefix}"): ${consoleUrl(server)}\nCtrl-C stops it.\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

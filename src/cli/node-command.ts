@@ -9,12 +9,14 @@ import { resolve as resolvePath } from 'node:path';
 import { appResolver, BUILTIN_RESOLVERS, RESOLVER_NAME, type Resolver } from '../resolvers/index.js';
 import { RedisStorage } from '../storage/redis-storage.js';
 import { NatsTransport } from '../transport/nats-transport.js';
-import { intFlag, requiredIntFlag, requiredNumberFlag, type OptionSpecs } from './args.js';
+import { intFlag, NATS_SECURITY_OPTIONS, requiredIntFlag, requiredNumberFlag, securityFlags, type OptionSpecs } from './args.js';
+import { describeSecurity, redactUrl, type NatsSecurity } from '../transport/nats-security.js';
 import { serveMetrics, type MetricsEndpoint } from '../metrics/serve.js';
 
 export const NODE_OPTIONS: OptionSpecs = {
   id: { type: 'string', help: 'this node\'s id (letters, digits, "_", "-")' },
   nats: { type: 'string', help: 'NATS URL', default: 'nats://127.0.0.1:4222' },
+  ...NATS_SECURITY_OPTIONS,
   redis: { type: 'string', help: "this node's own Redis URL", default: 'redis://127.0.0.1:6379' },
   seeds: { type: 'string', help: 'members to contact to join: n1,n2 (none: start a new cluster)' },
   weight: { type: 'string', help: 'share of the ring (256 tokens per unit)', default: '1' },
@@ -93,12 +95,12 @@ export function parseActors(text: string): ActorName[] {
 }
 
 /** `--check-config`: the flags parsed; now NATS and Redis must answer. */
-async function checkConnectivity(natsUrl: string, redisUrl: string): Promise<string | null> {
+async function checkConnectivity(natsUrl: string, security: NatsSecurity, redisUrl: string): Promise<string | null> {
   try {
-    const t = await NatsTransport.connect(natsUrl, 'dynamo-check-config');
+    const t = await NatsTransport.connect(natsUrl, 'dynamo-check-config', security);
     await t.close();
   } catch (e) {
-    return `cannot connect to NATS at ${natsUrl}: ${(e as Error).message}`;
+    return `cannot connect to NATS at ${redactUrl(natsUrl)} (${describeSecurity(security)}): ${(e as Error).message}`;
   }
   const storage = new RedisStorage(redisUrl);
   try {
@@ -126,6 +128,7 @@ export function parseSeeds(text: string | undefined): string[] {
 
 interface NodeOptions {
   readonly config: NodeConfig;
+  readonly security: NatsSecurity;
   readonly metricsPort: number | undefined;
   readonly metricsHost: string;
   readonly resolverFiles: string | undefined;
@@ -171,6 +174,7 @@ function parseNodeOptions(positionals: string[], values: Record<string, unknown>
   if (config.inspectUrl !== null && !config.inspect) throw new UsageError('--inspect-url needs --inspect');
   return {
     config,
+    security: securityFlags(values),
     metricsPort: intFlag(values, 'metrics-port', 0, 65_535),
     metricsHost: values['metrics-host'] as string,
     resolverFiles: values['resolver'] as string | undefined,
@@ -190,9 +194,9 @@ async function startNode(o: NodeOptions, resolvers: Map<string, Resolver>): Prom
   const id = config.nodeId;
   let transport: NatsTransport;
   try {
-    transport = await NatsTransport.connect(config.natsUrl, `dynamo-node-${id}`);
+    transport = await NatsTransport.connect(config.natsUrl, `dynamo-node-${id}`, o.security);
   } catch (e) {
-    return `node ${id}: cannot connect to NATS at ${config.natsUrl}: ${(e as Error).message}`;
+    return `node ${id}: cannot connect to NATS at ${redactUrl(config.natsUrl)} (${describeSecurity(o.security)}): ${(e as Error).message}`;
   }
   const node = createNode(config, { transport, storage: new RedisStorage(config.redisUrl), resolvers });
   let endpoint: MetricsEndpoint | null = null;
@@ -246,10 +250,10 @@ export async function nodeCommand(positionals: string[], values: Record<string, 
   const { config } = o;
   const resolvers = await loadResolvers(o.resolverFiles);
   if (o.checkConfig) {
-    const problem = await checkConnectivity(config.natsUrl, config.redisUrl);
+    const problem = await checkConnectivity(config.natsUrl, o.security, config.redisUrl);
     if (problem) throw new UsageError(`--check-config: ${problem}`);
     process.stdout.write(
-      `config ok: node ${config.nodeId} (actors: ${config.actors.join(', ')}), NATS ${config.natsUrl} and Redis ${config.redisUrl} answer\n`,
+      `config ok: node ${config.nodeId} (actors: ${config.actors.join(', ')}), NATS ${redactUrl(config.natsUrl)} (${describeSecurity(o.security)}) and Redis ${config.redisUrl} answer\n`,
     );
     return 0;
   }

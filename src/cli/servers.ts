@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -102,14 +102,21 @@ async function waitForPort(name: string, child: ChildProcess, port: number, logP
   throw new Error(`${name} did not listen on port ${port} within ${READY_TIMEOUT_MS} ms; see ${logPath}`);
 }
 
-function spawnServer(name: string, bin: string, args: string[], port: number, logPath: string): ServerProcess & { ready: Promise<void> } {
+function spawnServer(
+  name: string,
+  bin: string,
+  args: string[],
+  port: number,
+  logPath: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ServerProcess & { ready: Promise<void> } {
   const log = createWriteStream(logPath, { flags: 'a' });
   // With setpriv (util-linux) the kernel sends the server SIGTERM if its parent dies,
   // even by SIGKILL, so a killed `dynamo up` or test run leaves no server behind.
   // A process group of its own keeps a terminal's Ctrl-C from reaching the server
   // directly: whoever started it stops it, in order.
   const setpriv = process.platform === 'linux' ? findBinary('setpriv') : null;
-  const options = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], detached: true };
+  const options = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], detached: true, env };
   const child = setpriv ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', bin, ...args], options) : spawn(bin, args, options);
   present(child.stdout, 'stdout is piped').pipe(log);
   present(child.stderr, 'stderr is piped').pipe(log);
@@ -140,14 +147,20 @@ async function startOnFreePort(start: (port: number) => ServerProcess & { ready:
   throw lastError;
 }
 
-/** Start a nats-server on a loopback port, its config and log in `dir`. */
-export async function startNatsServer(dir: string, port?: number): Promise<ServerProcess> {
+/**
+ * Start a nats-server on a loopback port, its config and log in `dir`. `extraConfig`
+ * is appended to the config (TLS, authorization); `env` is the server's environment,
+ * for a config that reads passwords as `$VARIABLE`s.
+ */
+export async function startNatsServer(dir: string, port?: number, extraConfig = '', env: NodeJS.ProcessEnv = process.env): Promise<ServerProcess> {
   const bin = requireBinary('nats-server');
   mkdirSync(dir, { recursive: true });
   return startOnFreePort((p) => {
     const conf = join(dir, 'nats.conf');
-    writeFileSync(conf, `host: 127.0.0.1\nport: ${p}\nmax_payload: ${NATS_MAX_PAYLOAD}\n`);
-    return spawnServer('nats-server', bin, ['-c', conf], p, join(dir, 'nats-server.log'));
+    // The config may hold passwords: readable by its owner only.
+    writeFileSync(conf, `host: 127.0.0.1\nport: ${p}\nmax_payload: ${NATS_MAX_PAYLOAD}\n${extraConfig}`, { mode: 0o600 });
+    chmodSync(conf, 0o600);
+    return spawnServer('nats-server', bin, ['-c', conf], p, join(dir, 'nats-server.log'), env);
   }, port);
 }
 

@@ -6,7 +6,9 @@ import { UsageError } from '../errors.js';
 import { subjects } from '../protocol/subjects.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { decodeJson } from '../transport/transport.js';
-import { requiredIntFlag, type OptionSpecs } from './args.js';
+import { NATS_SECURITY_OPTIONS, requiredIntFlag, securityFlags, type OptionSpecs } from './args.js';
+import { describeSecurity, redactUrl, securityEnv, withoutSecurityEnv, type NatsSecurity } from '../transport/nats-security.js';
+import { prepareSecureCluster, type SecureCluster } from './secure-cluster.js';
 import { clusterFilePath, commandLine, DEFAULT_STATE_DIR, isAlive, readClusterFile, writeClusterFile } from './cluster-file.js';
 import { freePort, requireBinary, startNatsServer, startRedisServer, stopProcess, type ServerProcess } from './servers.js';
 import { createInspectorServer } from '@statelyai/inspect/server';
@@ -16,7 +18,12 @@ import { present } from '../invariant.js';
 
 export const UP_OPTIONS: OptionSpecs = {
   nodes: { type: 'string', help: 'number of nodes', default: '3' },
-  nats: { type: 'string', help: 'use this NATS instead of starting one' },
+  nats: { type: 'string', help: 'use this NATS instead of starting one (with the login flags below, for up and its nodes)' },
+  ...NATS_SECURITY_OPTIONS,
+  secure: {
+    type: 'boolean',
+    help: 'start NATS with TLS and users (node, client, operator) holding the shipped permissions; logins kept in <dir>/secure',
+  },
   prefix: { type: 'string', help: 'subject prefix', default: 'dynamo' },
   dir: { type: 'string', help: 'where data, logs and cluster.json live', default: DEFAULT_STATE_DIR },
   'allow-faults': { type: 'boolean', help: 'let `dynamo faults` partition, slow or drop node-to-node traffic' },
@@ -77,18 +84,28 @@ interface UpOptions {
   readonly inspect: boolean;
   /** use this NATS instead of starting one */
   readonly natsUrl: string | undefined;
+  /** how up and its nodes log in to the NATS given with --nats */
+  readonly security: NatsSecurity;
+  readonly secure: boolean;
   readonly allowFaults: boolean;
 }
 
 function parseUpOptions(positionals: string[], values: Record<string, unknown>): UpOptions {
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const natsUrl = (values['nats'] as string | undefined) || undefined;
+  const secure = values['secure'] === true;
+  if (secure && natsUrl !== undefined)
+    throw new UsageError('--secure starts its own NATS; with --nats, give its login with --user, --creds, --tls-ca and the like');
   return {
     count: requiredIntFlag(values, 'nodes', 1, 16),
     prefix: values['prefix'] as string,
     dir: values['dir'] as string,
     consolePort: values['no-console'] === true ? null : requiredIntFlag(values, 'console-port', 0, 65_535),
     inspect: values['inspect'] === true,
-    natsUrl: (values['nats'] as string | undefined) || undefined,
+    natsUrl,
+    // The login flags are for a NATS given with --nats; the NATS up starts has none, or the --secure ones.
+    security: natsUrl !== undefined ? securityFlags(values) : {},
+    secure,
     allowFaults: values['allow-faults'] === true,
   };
 }
@@ -109,6 +126,7 @@ class LocalCluster {
   private relay: { stop(): void } | null = null;
   private transport: NatsTransport | undefined;
   private natsUrl = '';
+  private secured: SecureCluster | null = null;
   private stopping = false;
 
   constructor(private readonly o: UpOptions) {}
@@ -119,6 +137,7 @@ class LocalCluster {
       natsUrl: this.natsUrl,
       prefix: this.o.prefix,
       nodes: this.redis,
+      ...(this.secured ? { clientEnvFile: this.secured.clientEnvFile } : {}),
       children: [
         ...this.servers.map((s) => ({ name: s.name, pid: present(s.child.pid, 'a started server has a pid') })),
         ...this.nodes.map((n) => ({ name: n.name, pid: present(n.child.pid, 'a started node has a pid') })),
@@ -130,10 +149,11 @@ class LocalCluster {
   async start(): Promise<string> {
     const { dir, prefix } = this.o;
     if (this.o.natsUrl === undefined) {
-      const nats = await startNatsServer(dir);
+      this.secured = this.o.secure ? prepareSecureCluster(dir, prefix) : null;
+      const nats = await startNatsServer(dir, undefined, this.secured?.natsConfig ?? '');
       this.servers.push(nats);
       this.natsUrl = nats.url;
-      say(`nats-server     ${this.natsUrl}`);
+      say(`nats-server     ${this.natsUrl}${this.secured ? '  (TLS, users node, client and operator)' : ''}`);
     } else {
       this.natsUrl = this.o.natsUrl;
     }
@@ -145,7 +165,12 @@ class LocalCluster {
       say(`redis-server    ${r.url}  (${id}, append-only file in ${join(dir, id)})`);
       this.record();
     }
-    const transport = await NatsTransport.connect(this.natsUrl, 'dynamo-up');
+    let transport: NatsTransport;
+    try {
+      transport = await NatsTransport.connect(this.natsUrl, 'dynamo-up', this.login('operator'));
+    } catch (e) {
+      throw new Error(`cannot connect to NATS at ${redactUrl(this.natsUrl)} (${describeSecurity(this.login('operator'))}): ${(e as Error).message}`);
+    }
     this.transport = transport;
     const relayPort = this.o.inspect ? await this.startRelay() : null;
     const metricsUrls: string[] = [];
@@ -161,6 +186,11 @@ class LocalCluster {
       this.console_ = await startConsole({ transport, prefix, port: this.o.consolePort, host: '127.0.0.1', anyPortIfTaken: true });
     }
     return this.banner(metricsUrls, relayPort);
+  }
+
+  /** How `role` logs in: the --secure user of that role, else the login given with --nats (the same for all). */
+  private login(role: 'node' | 'operator'): NatsSecurity {
+    return this.secured ? this.secured.login[role] : this.o.security;
   }
 
   /** The Stately inspector's relay: nodes send it their actors' inspection events; its page embeds the Stately UI. */
@@ -191,7 +221,9 @@ class LocalCluster {
       ...(relayPort !== null ? ['--inspect', '--inspect-url', `ws://127.0.0.1:${relayPort}`] : []),
     ];
     // Own process group (Ctrl-C reaches only `up`, which stops nodes before servers); stdin ties the node's life to ours.
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, DYNAMO_SUPERVISED: '1' } });
+    // The login goes in the environment, never in the arguments that ps shows.
+    const env = { ...withoutSecurityEnv(process.env), ...securityEnv(this.login('node')), DYNAMO_SUPERVISED: '1' };
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env });
     child.stdout.pipe(log);
     child.stderr.pipe(log);
     child.once('exit', (code, signal) => {
@@ -210,16 +242,23 @@ class LocalCluster {
       ...(relayPort !== null ? [`Stately inspector (its UI needs the internet): http://localhost:${relayPort}`] : []),
       `Prometheus metrics: ${metricsUrls.join(', ')}`,
     ];
+    const url = redactUrl(this.natsUrl);
+    const login = this.secured
+      ? `NATS asks for TLS and a login. In another terminal, log in as the client user (kv and read-only admin subjects):
+  . ${this.secured.clientEnvFile}
+or as the operator (leave, faults, bucket set, the console): . ${this.secured.operatorEnvFile}
+Then try:`
+      : 'Try:';
     return `
-${this.o.count} node(s) serving. Try:
+${this.o.count} node(s) serving. ${login}
   npx dynamo put cart:alice '["book"]'
   npx dynamo get cart:alice
   npx dynamo status
-or publish requests on NATS at ${this.natsUrl}:
+or publish requests on NATS at ${url}:
   ${prefix}.kv.put  {"key":"cart:alice","value":["book"]}
   ${prefix}.kv.get  {"key":"cart:alice"}
 For programs using the client library, in another terminal:
-  export DYNAMO_NATS_URL=${this.natsUrl}
+  export DYNAMO_NATS_URL=${url}
 ${extras.join('\n')}
 Logs in ${join(this.o.dir, 'logs')}. Ctrl-C stops the cluster.`;
   }

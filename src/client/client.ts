@@ -1,3 +1,4 @@
+import type { NatsSecurity } from '../transport/nats-security.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { TransportError, type ErrorCode } from '../errors.js';
 import { subjects, type Subjects } from '../protocol/subjects.js';
@@ -30,6 +31,11 @@ export interface ClientOptions {
    * own result or error
    */
   readonly batch?: boolean;
+  /**
+   * how `connect()` logs in to NATS and checks its TLS: a credentials or nkey seed file, a
+   * user and password, or a token, and CA/client certificate files (default: none)
+   */
+  readonly security?: NatsSecurity;
 }
 
 export interface CallOptions {
@@ -115,7 +121,7 @@ export class DynamoClient {
 
   /** Connect to the cluster's NATS (comma-separate several server URLs). */
   static async connect(url: string, options: ClientOptions = {}): Promise<DynamoClient> {
-    return new DynamoClient(await NatsTransport.connect(url, 'dynamo-client'), options, true);
+    return new DynamoClient(await NatsTransport.connect(url, 'dynamo-client', options.security), options, true);
   }
 
   /** Use a NATS connection the application already has; close() leaves it open. */

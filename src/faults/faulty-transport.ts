@@ -1,6 +1,6 @@
 import { sleep, systemClock, type Clock } from '../clock/clock.js';
 import { TransportError } from '../errors.js';
-import type { Incoming, SubscribeOptions, Subscription, Transport } from '../transport/transport.js';
+import type { Endpoint, Incoming, ServiceSpec, ServiceSubscription, SubscribeOptions, Subscription, Transport } from '../transport/transport.js';
 import { NO_FAULTS, partitioned, type FaultRules } from './rules.js';
 
 /**
@@ -59,6 +59,10 @@ export class FaultyTransport implements Transport {
 
   subscribe(subject: string, handler: (msg: Incoming) => void, options?: SubscribeOptions): Subscription {
     return this.inner.subscribe(subject, handler, options);
+  }
+
+  serve(spec: ServiceSpec, endpoints: readonly Endpoint[]): ServiceSubscription {
+    return this.inner.serve(spec, endpoints);
   }
 
   flush(): Promise<void> {

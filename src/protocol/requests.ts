@@ -120,6 +120,34 @@ export function parseRequest(op: Op, data: Uint8Array, limitsOf: (bucket: string
   return parseRequestBody(op, body, limitsOf);
 }
 
+/**
+ * A request that came on a bucket's own subject (`<p>.kv.<bucket>.<op>`): its body
+ * with that bucket filled in, so that it reads the same when forwarded. A body that
+ * names another bucket is refused: a NATS permission scoped to one bucket's subjects
+ * must not reach another bucket's data.
+ */
+export function parseBucketRequest(
+  op: Op,
+  data: Uint8Array,
+  subjectBucket: string,
+  limitsOf: (bucket: string) => Limits,
+): { req: ClientRequest | ErrorReply; body: unknown } {
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+  } catch {
+    return { req: bad('request body is not valid JSON'), body: undefined };
+  }
+  if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+    const named = (body as Record<string, unknown>)['bucket'];
+    if (named !== undefined && named !== subjectBucket) {
+      return { req: bad(`"bucket" is "${String(named)}" but the request came on bucket "${subjectBucket}"'s subject`, { field: 'bucket' }), body };
+    }
+    body = { ...body, bucket: subjectBucket };
+  }
+  return { req: parseRequestBody(op, body, limitsOf), body };
+}
+
 /** Validate a request body already parsed from JSON (a request alone, or an item of a batch). */
 export function parseRequestBody(op: Op, body: unknown, limitsOf: (bucket: string) => Limits): ClientRequest | ErrorReply {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return bad('request body must be a JSON object');

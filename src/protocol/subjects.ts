@@ -5,6 +5,10 @@ export function subjects(prefix: string) {
   return {
     /** client requests any node may take (queue group `queue.kv`) */
     kv: (op: Op) => `${prefix}.kv.${op}`,
+    /** client requests on one bucket (any node, queue group `queue.kv`): a NATS permission can scope a user to a bucket */
+    bucketKv: (bucket: string, op: Op) => `${prefix}.kv.${bucket}.${op}`,
+    /** every bucket's subject of `op`, to subscribe to */
+    anyBucketKv: (op: Op) => `${prefix}.kv.*.${op}`,
     /** client requests for one node (partition-aware clients) */
     nodeKv: (node: string, op: Op) => `${prefix}.node.${node}.kv.${op}`,
     /** a batch of client requests (src/protocol/batch.ts): any node (queue group `queue.kv`), or one node */

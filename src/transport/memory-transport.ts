@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../clock/clock.js';
 import { TransportError } from '../errors.js';
-import type { Incoming, SubscribeOptions, Subscription, Transport } from './transport.js';
+import type { Endpoint, Incoming, ServiceSpec, ServiceSubscription, SubscribeOptions, Subscription, Transport } from './transport.js';
 
 interface Sub {
   readonly pattern: string[];
@@ -97,6 +97,17 @@ class MemoryTransport implements Transport {
     const sub = this.network.add({ pattern: subject.split('.'), queue: options.queue, handler });
     this.mine.add(sub);
     return sub;
+  }
+
+  /** Plain subscriptions: the in-memory network has no service discovery. */
+  serve(_spec: ServiceSpec, endpoints: readonly Endpoint[]): ServiceSubscription {
+    const subs = endpoints.map((e) => this.subscribe(e.subject, e.handler, { queue: e.queue }));
+    return {
+      ready: Promise.resolve(),
+      unsubscribe: () => {
+        for (const s of subs) s.unsubscribe();
+      },
+    };
   }
 
   async flush(): Promise<void> {}

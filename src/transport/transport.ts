@@ -14,6 +14,31 @@ export interface SubscribeOptions {
   readonly queue?: string;
 }
 
+/** One request subject of a service. */
+export interface Endpoint {
+  /** letters, digits, "-" and "_": how `nats micro info` names it */
+  readonly name: string;
+  readonly subject: string;
+  /** queue group; none: every subscriber gets each request */
+  readonly queue?: string;
+  readonly handler: (msg: Incoming) => void;
+}
+
+/** A service's identity, as `$SRV.INFO` reports it. */
+export interface ServiceSpec {
+  /** letters, digits, "-" and "_" */
+  readonly name: string;
+  /** semver */
+  readonly version: string;
+  readonly description: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** A service's subscriptions; `ready` settles once every endpoint is subscribed. */
+export interface ServiceSubscription extends Subscription {
+  readonly ready: Promise<void>;
+}
+
 /**
  * Message transport between actors and clients. Production binds NATS; unit tests
  * bind an in-memory network. Failures reject with TransportError.
@@ -24,6 +49,11 @@ export interface Transport {
   request(subject: string, data: Uint8Array | string, timeoutMs: number): Promise<Uint8Array>;
   publish(subject: string, data: Uint8Array | string): void;
   subscribe(subject: string, handler: (msg: Incoming) => void, options?: SubscribeOptions): Subscription;
+  /**
+   * Subscribe `endpoints` as one service: on NATS a micro service that `$SRV.PING`,
+   * `$SRV.INFO` and `$SRV.STATS` (and so `nats micro ls`) find, with per-endpoint stats.
+   */
+  serve(spec: ServiceSpec, endpoints: readonly Endpoint[]): ServiceSubscription;
   /** Resolves when the server has seen every subscription and message sent so far. */
   flush(): Promise<void>;
   close(): Promise<void>;
