@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,21 +42,39 @@ function placement(svc: { args: string[]; env: Record<string, string> }): { node
   return { node: svc.env['DYNAMO_NODE_ID']!, actors, redis: svc.env['DYNAMO_REDIS_URL']! };
 }
 
+/** The passwords compose reads from the shell that runs it (see the top of compose.yaml). */
+const PASSWORDS: Record<string, string> = Object.fromEntries(
+  ['NODE', 'CLIENT', 'OPERATOR', 'CART'].map((u) => [`DYNAMO_${u}_PASSWORD`, `pw${randomBytes(12).toString('hex')}`]),
+);
+
+/** `${NAME}` and `${NAME:?message}` as compose fills them in; a variable the test does not set fails loudly. */
+function interpolate(text: string): string {
+  return text.replace(/\$\{(\w+)(?::?[?-][^}]*)?\}/g, (_m, name: string) => {
+    const v = PASSWORDS[name];
+    if (v === undefined) throw new Error(`the compose file reads \${${name}}, which this test does not set`);
+    return v;
+  });
+}
+
 describe('docker compose files (real servers, no container engine)', function () {
   this.timeout(180_000);
   const dir = mkdtempSync(join(tmpdir(), 'dynamo-compose-'));
   let nats: ServerProcess;
   const redis = new Map<string, ServerProcess>();
-  /** The compose host names, pointed at servers on free loopback ports. */
+  /** The compose host names, pointed at servers on free loopback ports; compose's variables filled in. */
   const local = (env: Record<string, string>) => {
-    const out: Record<string, string> = { ...env, DYNAMO_NATS_URL: nats.url };
+    const out: Record<string, string> = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, interpolate(v)]));
+    out['DYNAMO_NATS_URL'] = nats.url;
     const host = /^redis:\/\/(redis-n\d+):6379$/.exec(env['DYNAMO_REDIS_URL'] ?? '');
     if (host) out['DYNAMO_REDIS_URL'] = redis.get(host[1]!)!.url;
     return out;
   };
 
   before(async () => {
-    nats = await startNatsServer(join(dir, 'nats'));
+    // NATS as compose runs it: docker/nats.conf, its passwords from the environment.
+    mkdirSync(join(dir, 'nats'), { recursive: true });
+    copyFileSync(join(ROOT, 'docker', 'nats.conf'), join(dir, 'nats', 'docker-nats.conf'));
+    nats = await startNatsServer(join(dir, 'nats'), undefined, 'include "docker-nats.conf"\n', { ...process.env, ...PASSWORDS });
     for (const r of ['redis-n1', 'redis-n2', 'redis-n3']) redis.set(r, await startRedisServer(join(dir, r)));
   });
   after(async () => {
@@ -112,15 +131,17 @@ describe('docker compose files (real servers, no container engine)', function ()
     expect(child.exitCode).to.equal(0);
   });
 
-  it('--check-config exits 2 for a bad flag or a server that does not answer', async () => {
-    const run = (args: string[]) =>
-      promisify(execFile)(process.execPath, [CLI, 'node', '--id', 'n1', ...args, '--check-config']).then(
+  it('--check-config exits 2 for a bad flag, a server that does not answer, or a refused login', async () => {
+    const node = { DYNAMO_NATS_USER: 'node', DYNAMO_NATS_PASSWORD: PASSWORDS['DYNAMO_NODE_PASSWORD'] };
+    const run = (args: string[], login: Record<string, string | undefined> = node) =>
+      promisify(execFile)(process.execPath, [CLI, 'node', '--id', 'n1', ...args, '--check-config'], { env: { ...process.env, ...login } }).then(
         () => 0,
         (e: { code: number }) => e.code,
       );
     expect(await run(['--nats', nats.url, '--redis', redis.get('redis-n1')!.url, '--actors', 'node,cook'])).to.equal(2);
     expect(await run(['--nats', nats.url, '--redis', 'redis://127.0.0.1:1'])).to.equal(2);
     expect(await run(['--nats', nats.url, '--redis', redis.get('redis-n1')!.url])).to.equal(0);
+    expect(await run(['--nats', nats.url, '--redis', redis.get('redis-n1')!.url], { DYNAMO_NATS_USER: 'node', DYNAMO_NATS_PASSWORD: 'wrong' })).to.equal(2);
   });
 
   describe("compose.split.yaml's commands as plain processes", () => {
@@ -152,7 +173,7 @@ describe('docker compose files (real servers, no container engine)', function ()
         await c.flushall();
         c.disconnect();
       }
-      client = await NatsTransport.connect(nats.url, 'compose-test');
+      client = await NatsTransport.connect(nats.url, 'compose-test', { user: 'operator', password: PASSWORDS['DYNAMO_OPERATOR_PASSWORD'] });
       for (const name of services.keys()) start(name);
       await waitFor(
         async () => {

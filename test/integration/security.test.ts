@@ -63,7 +63,7 @@ describe('NATS security (real nats-server: TLS, users and permissions, nkeys, to
 
   describe('docker/nats.conf behind TLS, with two node processes', () => {
     const pw = { node: '', client: '', operator: '', cart: '' };
-    for (const k of Object.keys(pw) as (keyof typeof pw)[]) pw[k] = randomBytes(12).toString('base64url');
+    for (const k of Object.keys(pw) as (keyof typeof pw)[]) pw[k] = `pw${randomBytes(12).toString('hex')}`; // nats-server reads a $VARIABLE that starts with a digit as a number
     const login = (user: keyof typeof pw): NatsSecurity => ({ user, password: pw[user], tlsCa: pki.ca });
     let nats: ServerProcess;
     const extraRedis: ServerProcess[] = [];
