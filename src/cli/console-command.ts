@@ -1,4 +1,4 @@
-import { startConsole, type ConsoleServer } from '../console/server.js';
+import { newConsoleToken, startConsole, type ConsoleServer } from '../console/server.js';
 import { UsageError } from '../errors.js';
 import { PREFIX } from '../config.js';
 import { NatsTransport } from '../transport/nats-transport.js';
@@ -12,7 +12,16 @@ export const CONSOLE_OPTIONS: OptionSpecs = {
   prefix: { type: 'string', help: 'subject prefix (default: dynamo)' },
   port: { type: 'string', help: 'port of the web console', default: '8080' },
   host: { type: 'string', help: 'address the web console listens on', default: '127.0.0.1' },
+  'console-token': { type: 'string', help: 'what a browser must show to see the console (default: a random one, in the printed URL)' },
 };
+
+/** --console-token, or a new random one: a console is never open to whoever reaches its port. */
+export function consoleToken(values: Record<string, unknown>): string {
+  const given = values['console-token'];
+  if (given === undefined || given === '') return newConsoleToken();
+  if (typeof given !== 'string' || !/^[A-Za-z0-9_-]{16,}$/.test(given)) throw new UsageError('--console-token must be at least 16 letters, digits, "-" or "_"');
+  return given;
+}
 
 /** The console's address as a person types it into a browser. */
 export function consoleUrl(server: ConsoleServer): string {
@@ -38,7 +47,7 @@ export async function consoleCommand(positionals: string[], values: Record<strin
   }
   let server: ConsoleServer;
   try {
-    server = await startConsole({ transport, prefix, port, host: values['host'] as string });
+    server = await startConsole({ transport, prefix, port, host: values['host'] as string, token: consoleToken(values) });
   } catch (e) {
     await transport.close();
     process.stderr.write(`dynamo console: cannot listen on ${values['host'] as string}:${port}: ${(e as Error).message}\n`);

@@ -11,9 +11,9 @@ import { describeSecurity, redactUrl, securityEnv, withoutSecurityEnv, type Nats
 import { prepareSecureCluster, type SecureCluster } from './secure-cluster.js';
 import { clusterFilePath, commandLine, DEFAULT_STATE_DIR, isAlive, readClusterFile, writeClusterFile } from './cluster-file.js';
 import { freePort, requireBinary, startNatsServer, startRedisServer, stopProcess, type ServerProcess } from './servers.js';
-import { createInspectorServer } from '@statelyai/inspect/server';
+import { startInspectorRelay, type InspectorRelay } from '../inspect/relay-server.js';
 import { startConsole, type ConsoleServer } from '../console/server.js';
-import { consoleUrl } from './console-command.js';
+import { consoleToken, consoleUrl } from './console-command.js';
 import { present } from '../invariant.js';
 
 export const UP_OPTIONS: OptionSpecs = {
@@ -33,6 +33,8 @@ export const UP_OPTIONS: OptionSpecs = {
   },
   'console-port': { type: 'string', help: 'port of the web console (taken: any free one)', default: '8080' },
   'no-console': { type: 'boolean', help: 'do not serve the web console' },
+  'relay-host': { type: 'string', help: 'with --inspect: the address the Stately inspector relay listens on', default: '127.0.0.1' },
+  'console-token': { type: 'string', help: 'what a browser must show to see the console (default: a random one, in the printed URL)' },
 };
 
 const NODE_READY_TIMEOUT_MS = 30_000;
@@ -82,6 +84,8 @@ interface UpOptions {
   /** null: no console */
   readonly consolePort: number | null;
   readonly inspect: boolean;
+  readonly consoleToken: string;
+  readonly relayHost: string;
   /** use this NATS instead of starting one */
   readonly natsUrl: string | undefined;
   /** how up and its nodes log in to the NATS given with --nats */
@@ -102,6 +106,8 @@ function parseUpOptions(positionals: string[], values: Record<string, unknown>):
     dir: values['dir'] as string,
     consolePort: values['no-console'] === true ? null : requiredIntFlag(values, 'console-port', 0, 65_535),
     inspect: values['inspect'] === true,
+    consoleToken: consoleToken(values),
+    relayHost: values['relay-host'] as string,
     natsUrl,
     // The login flags are for a NATS given with --nats; the NATS up starts has none, or the --secure ones.
     security: natsUrl !== undefined ? securityFlags(values) : {},
@@ -123,7 +129,7 @@ class LocalCluster {
   private readonly nodes: Supervised[] = [];
   private readonly redis: { id: string; redisUrl: string }[] = [];
   private console_: ConsoleServer | null = null;
-  private relay: { stop(): void } | null = null;
+  private relay: InspectorRelay | null = null;
   private transport: NatsTransport | undefined;
   private natsUrl = '';
   private secured: SecureCluster | null = null;
@@ -183,9 +189,9 @@ class LocalCluster {
     }
     await Promise.all(this.nodes.map((n) => waitUntilServing(transport, prefix, n.name, n.child, join(dir, 'logs', `${n.name}.log`))));
     if (this.o.consolePort !== null) {
-      this.console_ = await startConsole({ transport, prefix, port: this.o.consolePort, host: '127.0.0.1', anyPortIfTaken: true });
+      this.console_ = await startConsole({ transport, prefix, port: this.o.consolePort, host: '127.0.0.1', anyPortIfTaken: true, token: this.o.consoleToken });
     }
-    return this.banner(metricsUrls, relayPort);
+    return this.banner(metricsUrls);
   }
 
   /** How `role` logs in: the --secure user of that role, else the login given with --nats (the same for all). */
@@ -195,9 +201,8 @@ class LocalCluster {
 
   /** The Stately inspector's relay: nodes send it their actors' inspection events; its page embeds the Stately UI. */
   private async startRelay(): Promise<number> {
-    const port = await freePort();
-    this.relay = createInspectorServer({ port, autoOpen: false });
-    return port;
+    this.relay = await startInspectorRelay(0, this.o.relayHost);
+    return this.relay.port;
   }
 
   private startNode(id: string, redisUrl: string, seeds: string, metricsPort: number, relayPort: number | null): void {
@@ -218,7 +223,7 @@ class LocalCluster {
       String(metricsPort),
       ...(seeds ? ['--seeds', seeds] : []),
       ...(this.o.allowFaults ? ['--allow-faults'] : []),
-      ...(relayPort !== null ? ['--inspect', '--inspect-url', `ws://127.0.0.1:${relayPort}`] : []),
+      ...(relayPort !== null ? ['--inspect', '--inspect-url', `ws://${this.o.relayHost === '0.0.0.0' ? '127.0.0.1' : this.o.relayHost}:${relayPort}`] : []),
     ];
     // Own process group (Ctrl-C reaches only `up`, which stops nodes before servers); stdin ties the node's life to ours.
     // The login goes in the environment, never in the arguments that ps shows.
@@ -233,13 +238,13 @@ class LocalCluster {
     this.record();
   }
 
-  private banner(metricsUrls: string[], relayPort: number | null): string {
+  private banner(metricsUrls: string[]): string {
     const { prefix, inspect } = this.o;
     const extras = [
       ...(this.console_
         ? [`Web console: ${consoleUrl(this.console_)}${inspect ? '' : '  (with --inspect it also shows actor transitions and coordinator runs)'}`]
         : []),
-      ...(relayPort !== null ? [`Stately inspector (its UI needs the internet): http://localhost:${relayPort}`] : []),
+      ...(this.relay !== null ? [`Stately inspector (its UI needs the internet): ${this.relay.url}`] : []),
       `Prometheus metrics: ${metricsUrls.join(', ')}`,
     ];
     const url = redactUrl(this.natsUrl);
@@ -271,7 +276,7 @@ Logs in ${join(this.o.dir, 'logs')}. Ctrl-C stops the cluster.`;
     await this.console_?.close().catch(() => {});
     await this.transport?.close().catch(() => {});
     await Promise.all(this.nodes.map((n) => stopProcess(n.child, 20_000)));
-    this.relay?.stop();
+    await this.relay?.stop();
     await Promise.all(this.servers.filter((s) => s.name !== 'nats-server').map((s) => s.stop()));
     await Promise.all(this.servers.filter((s) => s.name === 'nats-server').map((s) => s.stop()));
     rmSync(clusterFilePath(this.o.dir), { force: true });

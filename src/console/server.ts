@@ -3,6 +3,7 @@ import 'reflect-metadata';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify from 'fastify';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -49,9 +50,37 @@ export interface ConsoleOptions {
   /** the port is taken: listen on a free one instead of failing (dynamo up) */
   readonly anyPortIfTaken?: boolean;
   readonly pollMs?: number;
+  /**
+   * what a browser must show to see the console: in the URL (`?token=`) once, then a
+   * cookie. null: no token (a console that only this machine's users can reach)
+   */
+  readonly token: string | null;
+}
+
+/** A token for a console: 128 random bits. */
+export function newConsoleToken(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+const COOKIE = 'dynamo_console_token';
+
+function sameToken(given: string | undefined, token: string): boolean {
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function cookieToken(header: string | undefined): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const [name, ...rest] = part.trim().split('=');
+    if (name === COOKIE) return rest.join('=');
+  }
+  return undefined;
 }
 
 export interface ConsoleServer {
+  /** where a browser opens the console (with its token, if it has one) */
   readonly url: string;
   readonly bridge: ConsoleBridge;
   close(): Promise<void>;
@@ -65,6 +94,19 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
   if (!existsSync(join(PUBLIC_DIR, 'index.html'))) throw new Error(`the console's page is missing from ${PUBLIC_DIR}: rebuild with npm run build`);
   const bridge = new ConsoleBridge(options.transport, options.prefix, options.pollMs);
   const app = Fastify({ logger: false });
+  const { token } = options;
+  if (token !== null) {
+    // Every route, the WebSocket too: the token in the query (then kept in a cookie), or the cookie.
+    app.addHook('onRequest', async (req, reply) => {
+      const query = (req.query as Record<string, string | undefined>)['token'];
+      if (sameToken(query, token)) return void reply.header('set-cookie', `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict`);
+      if (sameToken(cookieToken(req.headers.cookie), token)) return;
+      return reply
+        .code(401)
+        .type('text/plain')
+        .send('This console wants its token: open the address that dynamo up or dynamo console printed (it ends in ?token=...).\n');
+    });
+  }
   await app.register(fastifyWebsocket, { options: { maxPayload: 1024 } });
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/' });
   await app.register(fastifyStatic, {
@@ -101,8 +143,9 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     }
     address = await app.listen({ port: 0, host: options.host });
   }
+  const base = address.replace('http://[::1]', 'http://localhost');
   return {
-    url: address.replace('http://[::1]', 'http://localhost'),
+    url: token === null ? base : `${base}/?token=${token}`,
     bridge,
     close: async () => {
       bridge.stop();

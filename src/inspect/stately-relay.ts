@@ -104,7 +104,7 @@ export function toStatelyEvent(ev: InspectionEvent): StatelyInspectionEvent | nu
 
 /**
  * Sends a node's inspection events to the Stately inspector's WebSocket relay
- * (`createInspectorServer` from @statelyai/inspect/server, which `dynamo up --inspect`
+ * (src/inspect/relay-server.ts, which `dynamo up --inspect`
  * runs), in the inspector's own event format. It does not use the package's
  * `createInspector`: that serialises every snapshot, machine definition included, to
  * depth 10, and halved a cluster's throughput (npm run bench:inspect). Its queue is

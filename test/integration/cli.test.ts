@@ -29,6 +29,25 @@ async function up(cwd: string, args: string[] = [], env: NodeJS.ProcessEnv = {})
   return { child, output: () => output };
 }
 
+/** `path` on the server of `url`, keeping its query (the console's token) unless told not to. */
+function at(url: string, path: string, keepQuery = true): string {
+  const u = new URL(url);
+  u.pathname = path;
+  if (!keepQuery) u.search = '';
+  return u.href;
+}
+
+/** The addresses a port listens on, as /proc/net/tcp lists them (hex, e.g. 0100007F for 127.0.0.1). */
+function listeningAddresses(port: number): string[] {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A')
+    .map((f) => f[1]!.split(':')[0]!);
+}
+
 const clusterFile = (cwd: string) => JSON.parse(readFileSync(join(cwd, '.dynamo', 'cluster.json'), 'utf8')) as ClusterFile;
 
 describe('command line (real processes)', function () {
@@ -102,13 +121,18 @@ describe('command line (real processes)', function () {
     const page = await fetch(consoleUrl!);
     expect(page.status).to.equal(200);
     expect(await page.text()).to.contain('<title>dynamo console</title>');
+    // Without the token the printed URL carries, the console shows nothing.
+    expect(new URL(consoleUrl!).searchParams.get('token')).to.have.length.of.at.least(16);
+    for (const path of ['/', '/api/state', '/api/charts', '/ws']) expect((await fetch(at(consoleUrl!, path, false))).status, path).to.equal(401);
     await waitFor(
-      async () => ((await (await fetch(`${consoleUrl}/api/state`)).json()) as { status: { members: unknown[] } | null }).status?.members.length === 3,
+      async () => ((await (await fetch(at(consoleUrl!, '/api/state'))).json()) as { status: { members: unknown[] } | null }).status?.members.length === 3,
       10_000,
       'the console to see 3 members',
     );
     const relay = await fetch(relayUrl!);
     expect(await relay.text()).to.contain('stately.ai/inspect');
+    // The relay carries keys and values: loopback only, unless told otherwise.
+    expect(listeningAddresses(Number(new URL(relayUrl!).port))).to.deep.equal(['0100007F']);
     expect(dynamo(cwd, ['put', 'metrics:probe', '1']).code).to.equal(0);
     for (const [id, url] of metrics) {
       // A node's first gossip round comes one interval after it joins: wait for it, then the counter must be there and moving.

@@ -119,10 +119,11 @@ describe('docker compose files (real servers, no container engine)', function ()
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     try {
       await waitFor(() => /http:\/\/localhost:\d+/.test(out) || child.exitCode !== null, 15_000, 'the console to print its URL');
-      const url = /(http:\/\/localhost:\d+)/.exec(out)?.[1];
-      expect(url, out).to.be.a('string');
+      const url = /(http:\/\/localhost:\d+)\/\?token=([\w-]+)/.exec(out);
+      expect(url, out).to.not.equal(null);
       expect(out).to.contain(`console for the cluster at ${nats.url}`);
-      const state = (await (await fetch(`${url}/api/state`)).json()) as { prefix: string };
+      expect((await fetch(`${url![1]}/api/state`)).status).to.equal(401);
+      const state = (await (await fetch(`${url![1]}/api/state?token=${url![2]}`)).json()) as { prefix: string };
       expect(state.prefix).to.equal('dynamo');
     } finally {
       child.kill('SIGTERM');

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startConsole, type ConsoleServer } from '../../src/console/server.js';
+import { newConsoleToken, startConsole, type ConsoleServer } from '../../src/console/server.js';
 import type { RunTrace, TransitionTrace } from '../../src/inspect/trace.js';
 import { NatsTransport } from '../../src/transport/nats-transport.js';
 import { decodeJson } from '../../src/transport/transport.js';
@@ -41,7 +41,8 @@ describe('web console (real processes, headless Chromium)', function () {
       ['--gossip-interval', '100', '--suspect-after', '300', '--down-after', String(DOWN_AFTER_MS), '--inspect'],
     ).start();
     watcher = await NatsTransport.connect(cluster.nats.url, 'console-test');
-    console_ = await startConsole({ transport: watcher, prefix: 'dynamo', port: 0, host: '127.0.0.1', pollMs: 250 });
+    // With a token, as dynamo up and dynamo console start it: the browser opens the URL that carries it.
+    console_ = await startConsole({ transport: watcher, prefix: 'dynamo', port: 0, host: '127.0.0.1', pollMs: 250, token: newConsoleToken() });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1500, height: 1800 } });
   });
