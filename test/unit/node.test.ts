@@ -38,7 +38,15 @@ describe('node (in memory)', () => {
   it('answers every request exactly once and stores nothing, whatever the bytes', async () => {
     const subjects = ['get', 'put', 'delete'].flatMap((op) => [`dynamo.kv.${op}`, `dynamo.node.n2.kv.${op}`]);
     subjects.push('dynamo.kv.batch', 'dynamo.node.n2.kv.batch', 'dynamo.node.n3.coord.batch');
+    subjects.push('dynamo.kv.cart.get', 'dynamo.kv.cart.put', 'dynamo.kv.cart.delete');
     subjects.push('dynamo.node.n1.replica.put', 'dynamo.node.n1.replica.get', 'dynamo.node.n1.gossip', 'dynamo.node.n2.handoff.pull', 'dynamo.node.n3.ae');
+    // Every other subject a node answers: membership between a node's processes, admin, faults (refused
+    // here: no --allow-faults). Not admin.leave, whose every request is a real order to leave, nor the
+    // every-node faults subject, which only nodes started with --allow-faults answer.
+    subjects.push('dynamo.node.n1.membership.get', 'dynamo.node.n2.membership.control');
+    subjects.push('dynamo.node.n1.admin.ping', 'dynamo.node.n2.admin.status', 'dynamo.admin.status', 'dynamo.admin.ring');
+    subjects.push('dynamo.admin.bucket.set', 'dynamo.admin.bucket.get', 'dynamo.admin.bucket.list');
+    subjects.push('dynamo.node.n3.admin.faults', 'dynamo.node.n3.replica.inspect');
     const junkJson = fc.oneof(
       fc.record(
         {
@@ -94,17 +102,25 @@ describe('node (in memory)', () => {
       fc.asyncProperty(fc.constantFrom(...subjects), payload, async (subject, data) => {
         const before = await snapshot();
         const i = replyCounts.push(0) - 1;
+        let listeners = 0;
         const reply = await new Promise<Record<string, unknown>>((resolve) => {
-          cluster.network.deliver(subject, data, (r) => {
+          listeners = cluster.network.deliver(subject, data, (r) => {
             replyCounts[i]!++;
             resolve(JSON.parse(typeof r === 'string' ? r : new TextDecoder().decode(r)) as Record<string, unknown>);
           });
+          // A subject no node listens on any more would hang here: say which.
+          if (listeners === 0) resolve({ unheard: subject });
+          // A request left unanswered fails the property with its subject, rather than the whole test by timeout.
+          setTimeout(() => resolve({ unanswered: subject }), 3000).unref();
         });
-        expect(reply).to.have.property('ok').that.is.a('boolean');
+        expect(listeners, `${subject} has a listener`).to.be.greaterThan(0);
+        // membership.get answers with the view itself; every other subject with ok true or false.
+        if (subject.endsWith('.membership.get')) expect(reply).to.have.property('members');
+        else expect(reply).to.have.property('ok').that.is.a('boolean');
         // A rejected request leaves every replica as it was.
         if (reply['ok'] === false) expect(await snapshot()).to.equal(before);
       }),
-      { numRuns: 400 },
+      { numRuns: 800 },
     );
     // Once every coordinator is idle, no request may have been answered twice.
     await waitFor(() => [...cluster.nodes.values()].every((n) => n.inFlight === 0));
