@@ -8,6 +8,7 @@ export {
   type UpdateOptions,
   type GetResult,
   type PutResult,
+  type Outcome,
 } from './client/client.js';
 export {
   DynamoError,

@@ -6,7 +6,7 @@ import { TOKENS, type Random } from '../../src/di/tokens.js';
 import { errorText, TransportError, type ErrorReply } from '../../src/errors.js';
 import type { Membership } from '../../src/membership/membership.js';
 import { isErrorReply, parseBucketRequest, parseRequest, parseRequestBody, type ClientRequest, type Limits, type Op } from '../../src/protocol/requests.js';
-import { batchItemText, batchReplyText, MAX_CLIENT_BATCH, parseBatch } from '../../src/protocol/batch.js';
+import { batchItemText, fittedBatchReply, MAX_CLIENT_BATCH, parseBatch, parseMulti, type MultiItem } from '../../src/protocol/batch.js';
 import { itemsBody } from '../../src/protocol/batch-fill.js';
 import { RequestBatcher, type BatchKind } from '../../src/transport/batcher.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
@@ -96,8 +96,10 @@ export class ClientServer {
         { name: `bucket-${op}`, subject: s.anyBucketKv(op), queue, handler: counted('queue', (m) => this.handleOnBucket(op, m)) },
         { name: `node-${op}`, subject: s.nodeKv(self, op), handler: counted('direct', (m) => this.handle(op, m)) },
       ]),
-      { name: 'batch', subject: s.kvBatch, queue, handler: (m) => this.handleBatch(m, true, r, 'queue') },
-      { name: 'node-batch', subject: s.nodeKvBatch(self), handler: (m) => this.handleBatch(m, true, r, 'direct') },
+      { name: 'batch', subject: s.kvBatch, queue, handler: (m) => this.handleBatch(m, true, 'queue') },
+      { name: 'node-batch', subject: s.nodeKvBatch(self), handler: (m) => this.handleBatch(m, true, 'direct') },
+      { name: 'mget', subject: s.kvMget, queue, handler: (m) => this.runItems(m, parseMulti('mget', tryDecodeJson(m.data)), true, 'queue') },
+      { name: 'mput', subject: s.kvMput, queue, handler: (m) => this.runItems(m, parseMulti('mput', tryDecodeJson(m.data)), true, 'queue') },
     ];
     const service = this.transport.serve(
       {
@@ -109,7 +111,7 @@ export class ClientServer {
       endpoints,
     );
     this.ready = service.ready;
-    return [service, this.transport.subscribe(s.coordinateBatch(self), (m) => this.handleBatch(m, false, r, 'forwarded'))];
+    return [service, this.transport.subscribe(s.coordinateBatch(self), (m) => this.handleBatch(m, false, 'forwarded'))];
   }
 
   /** A bucket's limits: its n, r, w and resolver, capped by the ring's size. */
@@ -162,25 +164,31 @@ export class ClientServer {
    * A batch: every item routed as a request of its own would be (coordinated here, or
    * forwarded in a batch to a replica), and one reply once every item has its answer.
    */
-  private handleBatch(m: Incoming, fromClient: boolean, counts: ClientServer['received'], via: 'queue' | 'direct' | 'forwarded'): void {
-    const items = parseBatch(tryDecodeJson(m.data));
+  private handleBatch(m: Incoming, fromClient: boolean, via: 'queue' | 'direct' | 'forwarded'): void {
+    this.runItems(m, parseBatch(tryDecodeJson(m.data)), fromClient, via);
+  }
+
+  /** The items of a batch, an mget or an mput, each as a request of its own; one reply with every result, fitted to the message limit. */
+  private runItems(m: Incoming, items: readonly MultiItem[] | ErrorReply, fromClient: boolean, via: 'queue' | 'direct' | 'forwarded'): void {
     if (isErrorReply(items)) return void m.respond(JSON.stringify(items));
-    counts[via] += items.length;
+    this.received[via] += items.length;
     const results: string[] = new Array(items.length);
     let left = items.length;
-    items.forEach(({ op, body }, i) => {
+    items.forEach(({ op, body, refused }, i) => {
       let answered = false;
       const respond: Reply = (data) => {
         if (answered) return;
         answered = true;
         results[i] = typeof data === 'string' ? data : decoder.decode(data);
-        if (--left === 0) m.respond(batchReplyText(results));
+        if (--left === 0) m.respond(fittedBatchReply(results, this.transport.maxPayload));
       };
       const reply = fromClient ? this.clientReply(op, respond) : respond;
-      this.safely(reply, () => {
-        const limits = this.limitsOf();
-        this.route(op, parseRequestBody(op, body, limits), limits.last, () => JSON.stringify(body), reply, fromClient);
-      });
+      if (refused !== undefined) reply(JSON.stringify(refused));
+      else
+        this.safely(reply, () => {
+          const limits = this.limitsOf();
+          this.route(op, parseRequestBody(op, body, limits), limits.last, () => JSON.stringify(body), reply, fromClient);
+        });
     });
   }
 

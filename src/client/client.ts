@@ -9,7 +9,8 @@ import { decodeJson, type Transport } from '../transport/transport.js';
 import { RequestBatcher, type BatchKind } from '../transport/batcher.js';
 import { batchItemText, MAX_CLIENT_BATCH } from '../protocol/batch.js';
 import { itemsBody } from '../protocol/batch-fill.js';
-import { AbortedError, ConflictError, DynamoTimeoutError, errorFromReply, UnavailableError } from './errors.js';
+import { AbortedError, ConflictError, DynamoTimeoutError, errorFromReply, UnavailableError, type DynamoError } from './errors.js';
+import { present } from '../invariant.js';
 import { Semaphore } from './semaphore.js';
 
 export interface ClientOptions {
@@ -37,6 +38,11 @@ export interface ClientOptions {
    */
   readonly security?: NatsSecurity;
 }
+
+/** What one key of a getMany or putMany came to. */
+export type Outcome<T> =
+  | { readonly key: string; readonly ok: true; readonly result: T }
+  | { readonly key: string; readonly ok: false; readonly error: DynamoError };
 
 export interface CallOptions {
   readonly bucket?: string;
@@ -172,6 +178,57 @@ export class DynamoClient {
         await new Promise((r) => setTimeout(r, backoff / 2 + Math.random() * (backoff / 2)));
       }
     }
+  }
+
+  /**
+   * Read many keys in one request (`<p>.kv.mget`, at most 1024): one outcome per key, in
+   * order, each its own success or error (not atomic). Throws only when the request as a
+   * whole fails (refused, or no reply in time).
+   */
+  async getMany<T = unknown>(keys: readonly string[], opts: Omit<GetOptions, 'signal'> = {}): Promise<Outcome<GetResult<T>>[]> {
+    const results = await this.many(this.subjects.kvMget, { keys, r: opts.r }, opts);
+    return results.map((reply, i) =>
+      reply.ok
+        ? {
+            key: present(keys[i], 'a result per key'),
+            ok: true,
+            result: { found: reply.found ?? false, values: (reply.values ?? []) as T[], context: reply.context ?? null },
+          }
+        : { key: present(keys[i], 'a result per key'), ok: false, error: errorFromReply(reply.error) },
+    );
+  }
+
+  /** Write many keys in one request (`<p>.kv.mput`, at most 1024): one outcome per item, in order, not atomic. */
+  async putMany<T = unknown>(
+    items: readonly { readonly key: string; readonly value: T; readonly context?: string | null }[],
+    opts: Pick<WriteOptions, 'bucket' | 'w' | 'timeoutMs'> = {},
+  ): Promise<Outcome<PutResult>[]> {
+    const body = items.map(({ key, value, context }) => (context ? { key, value, context } : { key, value }));
+    const results = await this.many(this.subjects.kvMput, { items: body, w: opts.w }, opts);
+    return results.map((reply, i) => {
+      const key = present(items[i], 'a result per item').key;
+      return reply.ok ? { key, ok: true, result: { context: reply.context as string } } : { key, ok: false, error: errorFromReply(reply.error) };
+    });
+  }
+
+  private async many(subject: string, fields: Record<string, unknown>, opts: CallOptions): Promise<Reply[]> {
+    const bucket = opts.bucket ?? this.options.bucket;
+    const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs;
+    const body: Record<string, unknown> = { ...fields, bucket, timeoutMs };
+    for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+    await this.slots.acquire();
+    let reply: { ok: true; results: Reply[] } | Extract<Reply, { ok: false }>;
+    try {
+      reply = decodeJson(await this.transport.request(subject, JSON.stringify(body), (timeoutMs ?? 1000) + 1000));
+    } catch (e) {
+      if (e instanceof TransportError && e.kind === 'timeout') throw new DynamoTimeoutError('TIMEOUT', `no reply on ${subject} in time`, {}, { cause: e });
+      if (e instanceof TransportError && e.kind === 'no-responders') throw new UnavailableError('UNAVAILABLE', 'no dynamo node is listening', {}, { cause: e });
+      throw e;
+    } finally {
+      this.slots.release();
+    }
+    if (!reply.ok) throw errorFromReply(reply.error);
+    return reply.results;
   }
 
   /** Requests in flight now (at most `maxInFlight`). */

@@ -14,6 +14,9 @@ export function subjects(prefix: string) {
     /** a batch of client requests (src/protocol/batch.ts): any node (queue group `queue.kv`), or one node */
     kvBatch: `${prefix}.kv.batch`,
     nodeKvBatch: (node: string) => `${prefix}.node.${node}.kv.batch`,
+    /** many keys in one request, one result per key (src/protocol/batch.ts parseMulti): any node (queue group `queue.kv`) */
+    kvMget: `${prefix}.kv.mget`,
+    kvMput: `${prefix}.kv.mput`,
     /** requests forwarded by another node, as a batch: coordinate them here, never forward again */
     coordinateBatch: (node: string) => `${prefix}.node.${node}.coord.batch`,
     /** replica reads and writes between nodes, batched */

@@ -60,6 +60,40 @@ describe('client (real servers)', function () {
     }
   });
 
+  it('putMany and getMany: one outcome per key, in order; getMany keeps answering with a node down', async () => {
+    const items = Array.from({ length: 300 }, (_, i) => ({ key: `many:${i}`, value: { i } }));
+    const puts = await client.putMany(items, { w: 3 });
+    expect(puts.map((p) => p.key)).to.deep.equal(items.map((it) => it.key));
+    expect(puts.every((p) => p.ok)).to.equal(true);
+
+    await c.stopNode('n3');
+    const keys = [...items.map((it) => it.key), 'many:absent', ''];
+    const gets = await client.getMany<{ i: number }>(keys, { r: 2 });
+    expect(gets).to.have.length(keys.length);
+    for (let i = 0; i < 300; i++) {
+      const g = gets[i]!;
+      expect(g.ok && g.result.values, g.key).to.deep.equal([{ i }]);
+    }
+    expect(gets[300]).to.deep.include({ key: 'many:absent', ok: true, result: { found: false, values: [], context: null } });
+    // A bad key fails that key alone.
+    const bad = gets[301]!;
+    expect(bad.ok === false && bad.error).to.be.instanceOf(BadRequestError);
+
+    // One refused item of an mput; the others are written.
+    const mixed = await client.putMany(
+      [
+        { key: 'many:ok', value: 1 },
+        { key: '', value: 2 },
+      ],
+      { w: 2 },
+    );
+    expect(mixed.map((m) => m.ok)).to.deep.equal([true, false]);
+    expect((await client.get('many:ok')).values).to.deep.equal([1]);
+    // Over the limit, the request as a whole is refused.
+    const tooMany = await client.getMany(Array.from({ length: 1025 }, (_, i) => `k${i}`)).catch((e: unknown) => e);
+    expect(tooMany).to.be.instanceOf(BadRequestError);
+  });
+
   it('raises QuorumNotMetError with acks and needed when replicas are gone', async () => {
     await c.stopNode('n2');
     await c.stopNode('n3');

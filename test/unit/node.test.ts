@@ -38,7 +38,7 @@ describe('node (in memory)', () => {
   it('answers every request exactly once and stores nothing, whatever the bytes', async () => {
     const subjects = ['get', 'put', 'delete'].flatMap((op) => [`dynamo.kv.${op}`, `dynamo.node.n2.kv.${op}`]);
     subjects.push('dynamo.kv.batch', 'dynamo.node.n2.kv.batch', 'dynamo.node.n3.coord.batch');
-    subjects.push('dynamo.kv.cart.get', 'dynamo.kv.cart.put', 'dynamo.kv.cart.delete');
+    subjects.push('dynamo.kv.cart.get', 'dynamo.kv.cart.put', 'dynamo.kv.cart.delete', 'dynamo.kv.mget', 'dynamo.kv.mput');
     subjects.push('dynamo.node.n1.replica.put', 'dynamo.node.n1.replica.get', 'dynamo.node.n1.gossip', 'dynamo.node.n2.handoff.pull', 'dynamo.node.n3.ae');
     // Every other subject a node answers: membership between a node's processes, admin, faults (refused
     // here: no --allow-faults). Not admin.leave, whose every request is a real order to leave, nor the
@@ -73,6 +73,17 @@ describe('node (in memory)', () => {
         { requiredKeys: [] },
       ),
       fc.record({ items: fc.array(fc.record({ b: fc.jsonValue(), k: fc.jsonValue(), x: fc.jsonValue() }, { requiredKeys: [] })) }),
+      // mget and mput bodies: near-valid and junk keys and items.
+      fc.record(
+        {
+          keys: fc.oneof(fc.array(fc.oneof(fc.string(), fc.jsonValue()), { maxLength: 40 }), fc.jsonValue()),
+          items: fc.oneof(fc.array(fc.oneof(fc.record({ key: fc.string(), value: fc.jsonValue() }), fc.jsonValue()), { maxLength: 40 }), fc.jsonValue()),
+          bucket: fc.oneof(fc.constantFrom('cart', 'default'), fc.jsonValue()),
+          r: fc.jsonValue(),
+          w: fc.jsonValue(),
+        },
+        { requiredKeys: [] },
+      ),
       // Batches of client requests: good and bad operations, junk and near-valid bodies.
       fc.record({
         items: fc.array(
