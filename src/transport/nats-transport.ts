@@ -1,4 +1,4 @@
-import { connect, NoRespondersError, PermissionViolationError, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import { connect, NoRespondersError, PermissionViolationError, RequestError, TimeoutError, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { TransportError } from '../errors.js';
 import { Svcm } from '@nats-io/services';
 import type { Endpoint, Incoming, ServiceSpec, ServiceSubscription, SubscribeOptions, Subscription, Transport } from './transport.js';
@@ -13,6 +13,17 @@ function toTransportError(e: unknown, subject: string): TransportError {
     return new TransportError(`request on ${subject} timed out`, 'timeout', { cause: e });
   }
   return new TransportError(`request on ${subject} failed: ${(e as Error).message}`, 'other', { cause: e });
+}
+
+/** A NATS message as the actors see it: a message sent without a reply subject ignores its answer. */
+function incoming(m: Msg): Incoming {
+  return {
+    subject: m.subject,
+    data: m.data,
+    respond: (data) => {
+      if (m.reply) m.respond(data);
+    },
+  };
 }
 
 /** A first connection that takes longer has failed (nats.js waits 20 s by default). */
@@ -91,13 +102,7 @@ export class NatsTransport implements Transport {
           reported = true;
           return;
         }
-        handler({
-          subject: m.subject,
-          data: m.data,
-          respond: (data) => {
-            if (m.reply) m.respond(data);
-          },
-        });
+        handler(incoming(m));
       },
     });
   }
@@ -112,13 +117,7 @@ export class NatsTransport implements Transport {
           queue: e.queue ?? '',
           handler: (err, m) => {
             if (err) return;
-            e.handler({
-              subject: m.subject,
-              data: m.data,
-              respond: (data) => {
-                if (m.reply) m.respond(data);
-              },
-            });
+            e.handler(incoming(m));
           },
         });
       }
