@@ -36,6 +36,7 @@ export async function consoleCommand(positionals: string[], values: Record<strin
   const prefix = (values['prefix'] as string | undefined) ?? nats.prefix ?? 'dynamo';
   if (!PREFIX.test(prefix)) throw new UsageError(`--prefix "${prefix}" is not a valid NATS subject prefix`);
   const security = securityFlags(values);
+  const token = consoleToken(values);
   let transport: NatsTransport;
   try {
     transport = await NatsTransport.connect(nats.url, 'dynamo-console', security);
@@ -47,7 +48,7 @@ export async function consoleCommand(positionals: string[], values: Record<strin
   }
   let server: ConsoleServer;
   try {
-    server = await startConsole({ transport, prefix, port, host: values['host'] as string, token: consoleToken(values) });
+    server = await startConsole({ transport, prefix, port, host: values['host'] as string, token });
   } catch (e) {
     await transport.close();
     process.stderr.write(`dynamo console: cannot listen on ${values['host'] as string}:${port}: ${(e as Error).message}\n`);

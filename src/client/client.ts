@@ -212,23 +212,31 @@ export class DynamoClient {
   }
 
   private async many(subject: string, fields: Record<string, unknown>, opts: CallOptions): Promise<Reply[]> {
-    const bucket = opts.bucket ?? this.options.bucket;
-    const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs;
-    const body: Record<string, unknown> = { ...fields, bucket, timeoutMs };
-    for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+    const { body, transportTimeoutMs } = this.requestBody(fields, opts);
     await this.slots.acquire();
     let reply: { ok: true; results: Reply[] } | Extract<Reply, { ok: false }>;
     try {
-      reply = decodeJson(await this.transport.request(subject, JSON.stringify(body), (timeoutMs ?? 1000) + 1000));
+      reply = decodeJson(await this.transport.request(subject, JSON.stringify(body), transportTimeoutMs));
     } catch (e) {
-      if (e instanceof TransportError && e.kind === 'timeout') throw new DynamoTimeoutError('TIMEOUT', `no reply on ${subject} in time`, {}, { cause: e });
-      if (e instanceof TransportError && e.kind === 'no-responders') throw new UnavailableError('UNAVAILABLE', 'no dynamo node is listening', {}, { cause: e });
-      throw e;
+      throw clientError(e, transportTimeoutMs);
     } finally {
       this.slots.release();
     }
     if (!reply.ok) throw errorFromReply(reply.error);
     return reply.results;
+  }
+
+  /** A request's body: `fields`, the bucket and timeout (the call's, else the client's), nothing undefined; and how long the transport waits. */
+  private requestBody(
+    fields: Record<string, unknown>,
+    opts: CallOptions,
+  ): { body: Record<string, unknown>; bucket: string | undefined; transportTimeoutMs: number } {
+    const bucket = opts.bucket ?? this.options.bucket;
+    const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs;
+    const body: Record<string, unknown> = { ...fields, bucket, timeoutMs };
+    for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+    // The cluster answers within timeoutMs; the transport waits a little longer for that answer.
+    return { body, bucket, transportTimeoutMs: (timeoutMs ?? 1000) + 1000 };
   }
 
   /** Requests in flight now (at most `maxInFlight`). */
@@ -259,15 +267,8 @@ export class DynamoClient {
   }
 
   private async call(op: Op, key: string, fields: Record<string, unknown>, opts: CallOptions): Promise<Extract<Reply, { ok: true }>> {
-    const bucket = opts.bucket ?? this.options.bucket;
-    const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs;
-    const body: Record<string, unknown> = { key, ...fields };
-    if (bucket !== undefined) body['bucket'] = bucket;
-    if (timeoutMs !== undefined) body['timeoutMs'] = timeoutMs;
-    for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+    const { body, bucket, transportTimeoutMs } = this.requestBody({ key, ...fields }, opts);
     const data = JSON.stringify(body);
-    // The cluster answers within timeoutMs; the transport waits a little longer for that answer.
-    const transportTimeoutMs = (timeoutMs ?? 1000) + 1000;
 
     const signal = opts.signal;
     if (signal?.aborted) throw new AbortedError('aborted before it was sent');
@@ -297,9 +298,7 @@ export class DynamoClient {
       }
       return await this.ask(op, data, timeoutMs, null);
     } catch (e) {
-      if (e instanceof TransportError && e.kind === 'timeout') throw new DynamoTimeoutError('TIMEOUT', `no reply within ${timeoutMs} ms`, {}, { cause: e });
-      if (e instanceof TransportError && e.kind === 'no-responders') throw new UnavailableError('UNAVAILABLE', 'no dynamo node is listening', {}, { cause: e });
-      throw e;
+      throw clientError(e, timeoutMs);
     }
   }
 
@@ -322,6 +321,13 @@ const BATCH_REPLY: BatchKind<Reply> = {
     return reply.ok ? reply.results : errorFromReply(reply.error);
   },
 };
+
+/** A transport failure as the client's own error: no reply in time, or no node listening. */
+function clientError(e: unknown, timeoutMs: number): unknown {
+  if (e instanceof TransportError && e.kind === 'timeout') return new DynamoTimeoutError('TIMEOUT', `no reply within ${timeoutMs} ms`, {}, { cause: e });
+  if (e instanceof TransportError && e.kind === 'no-responders') return new UnavailableError('UNAVAILABLE', 'no dynamo node is listening', {}, { cause: e });
+  return e;
+}
 
 function writeFields(opts: WriteOptions): Record<string, unknown> {
   return { w: opts.w, context: opts.context ?? undefined, ifMatch: opts.ifMatch, ifNoneMatch: opts.ifNoneMatch || undefined };

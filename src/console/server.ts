@@ -64,8 +64,9 @@ export function newConsoleToken(): string {
 
 const COOKIE = 'dynamo_console_token';
 
-function sameToken(given: string | undefined, token: string): boolean {
-  if (given === undefined) return false;
+function sameToken(given: unknown, token: string): boolean {
+  // A query may repeat a parameter (an array) or lack it: only one string can match.
+  if (typeof given !== 'string') return false;
   const a = Buffer.from(given);
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
@@ -98,7 +99,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
   if (token !== null) {
     // Every route, the WebSocket too: the token in the query (then kept in a cookie), or the cookie.
     app.addHook('onRequest', async (req, reply) => {
-      const query = (req.query as Record<string, string | undefined>)['token'];
+      const query = (req.query as Record<string, unknown>)['token'];
       if (sameToken(query, token)) return void reply.header('set-cookie', `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict`);
       if (sameToken(cookieToken(req.headers.cookie), token)) return;
       return reply

@@ -111,13 +111,18 @@ function writeTerms(b: Record<string, unknown>, op: 'put' | 'delete'): { context
  * send; never throws, whatever the bytes.
  */
 export function parseRequest(op: Op, data: Uint8Array, limitsOf: (bucket: string) => Limits): ClientRequest | ErrorReply {
-  let body: unknown;
+  const body = jsonBody(data);
+  return body === NOT_JSON ? bad('request body is not valid JSON') : parseRequestBody(op, body, limitsOf);
+}
+
+const NOT_JSON: unique symbol = Symbol('not JSON');
+
+function jsonBody(data: Uint8Array): unknown {
   try {
-    body = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+    return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
   } catch {
-    return bad('request body is not valid JSON');
+    return NOT_JSON;
   }
-  return parseRequestBody(op, body, limitsOf);
 }
 
 /**
@@ -132,12 +137,8 @@ export function parseBucketRequest(
   subjectBucket: string,
   limitsOf: (bucket: string) => Limits,
 ): { req: ClientRequest | ErrorReply; body: unknown } {
-  let body: unknown;
-  try {
-    body = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
-  } catch {
-    return { req: bad('request body is not valid JSON'), body: undefined };
-  }
+  let body = jsonBody(data);
+  if (body === NOT_JSON) return { req: bad('request body is not valid JSON'), body: undefined };
   if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
     const named = (body as Record<string, unknown>)['bucket'];
     if (named !== undefined && named !== subjectBucket) {

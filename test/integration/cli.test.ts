@@ -124,6 +124,8 @@ describe('command line (real processes)', function () {
     // Without the token the printed URL carries, the console shows nothing.
     expect(new URL(consoleUrl!).searchParams.get('token')).to.have.length.of.at.least(16);
     for (const path of ['/', '/api/state', '/api/charts', '/ws']) expect((await fetch(at(consoleUrl!, path, false))).status, path).to.equal(401);
+    const token = new URL(consoleUrl!).searchParams.get('token')!;
+    expect((await fetch(`${at(consoleUrl!, '/api/state', false)}?token=${token}&token=${token}`)).status, 'a repeated token').to.equal(401);
     await waitFor(
       async () => ((await (await fetch(at(consoleUrl!, '/api/state'))).json()) as { status: { members: unknown[] } | null }).status?.members.length === 3,
       10_000,
@@ -160,6 +162,7 @@ describe('command line (real processes)', function () {
   it('refuses bad observability flags with exit 2 and a message that names the flag', () => {
     const cases: [string[], RegExp][] = [
       [['node', '--id', 'n1', '--inspect-url', 'ws://127.0.0.1:1'], /--inspect-url needs --inspect/],
+      [['console', '--console-token', 'short'], /--console-token must be at least 16/],
       [['node', '--id', 'n1', '--inspect', '--inspect-url', 'http://127.0.0.1:1'], /must be a ws:\/\/ or wss:\/\/ URL/],
       [['node', '--id', 'n1', '--inspect-runs-per-second', 'lots'], /--inspect-runs-per-second must be an integer from 0 to 10000/],
       [['node', '--id', 'n1', '--metrics-port', '70000'], /--metrics-port must be an integer from 0 to 65535/],
