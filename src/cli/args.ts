@@ -94,7 +94,8 @@ export function requiredNumberFlag(values: Record<string, unknown>, name: string
 }
 
 export function optionsHelp(specs: OptionSpecs): string {
-  return Object.entries(specs)
-    .map(([k, s]) => `${`  --${k}${s.type === 'string' ? ' VALUE' : ''}`.padEnd(26)}${s.help} [${envName(k)}]`)
-    .join('\n');
+  const flags = Object.entries(specs).map(([k, s]) => [`  --${k}${s.type === 'string' ? ' VALUE' : ''}`, `${s.help} [${envName(k)}]`] as const);
+  // One column for the help, wide enough for the longest flag (--anti-entropy-max-message-bytes VALUE).
+  const width = Math.max(26, ...flags.map(([f]) => f.length + 2));
+  return flags.map(([f, help]) => `${f.padEnd(width)}${help}`).join('\n');
 }

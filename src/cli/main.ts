@@ -1,119 +1,153 @@
 #!/usr/bin/env node
 import { parseFlags, optionsHelp, type OptionSpecs } from './args.js';
-import { FAULTS_OPTIONS, faultsCommand, LEAVE_OPTIONS, leaveCommand, pingCommand, RING_OPTIONS, ringCommand } from './admin-commands.js';
-import { BUCKET_OPTIONS, bucketCommand, CLIENT_OPTIONS, kvCommand, statusCommand } from './client-commands.js';
-import { NODE_OPTIONS, nodeCommand } from './node-command.js';
-import { UP_OPTIONS, upCommand } from './up.js';
-import { CONSOLE_OPTIONS, consoleCommand } from './console-command.js';
 import { UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 
-interface Command {
-  readonly summary: string;
+/** A command's flags and what it does, loaded only when it runs: a health check's `dynamo ping` starts in a fraction of what `dynamo up` loads. */
+interface Loaded {
   readonly options: OptionSpecs;
   run(positionals: string[], values: Record<string, unknown>): Promise<number>;
 }
+
+interface Command {
+  readonly summary: string;
+  load(): Promise<Loaded>;
+}
+
+const admin = () => import('./admin-commands.js');
+const client = () => import('./client-commands.js');
 
 const print = (o: { out: string; code: number }) => {
   process.stdout.write(`${o.out}\n`);
   return o.code;
 };
 
+const BENCH_OPTIONS: OptionSpecs = {
+  seconds: { type: 'string', help: 'seconds per row', default: '10' },
+  concurrency: { type: 'string', help: 'callers in the closed loop (a second run uses 1)', default: '64' },
+  rounds: { type: 'string', help: 'measure every row this many times, turn about, and keep the median', default: '1' },
+  json: { type: 'boolean', help: 'print JSON instead of a table' },
+  breakdown: { type: 'boolean', help: 'add CPU µs per op of each kind of server process (nats-server, redis-server, node)' },
+};
+
+async function benchCommand(p: string[], v: Record<string, unknown>): Promise<number> {
+  if (p.length) throw new UsageError(`unexpected argument "${p[0]}"`);
+  let bench: typeof import('../../bench/compare.js');
+  try {
+    bench = await import('../../bench/compare.js');
+  } catch (e) {
+    throw new Error(`dynamo bench runs from a clone of the repository after npm ci (its dev dependencies drive JetStream KV): ${(e as Error).message}`);
+  }
+  const seconds = Number(v['seconds']);
+  const concurrency = Number(v['concurrency']);
+  const rounds = Number(v['rounds']);
+  if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(rounds) || rounds < 1) {
+    throw new UsageError('--seconds must be positive, --concurrency and --rounds positive integers');
+  }
+  const progress = bench.progressPrinter();
+  const rows = await bench.runBench(seconds, concurrency, progress.say, rounds);
+  progress.done();
+  return print({
+    out: v['json'] ? JSON.stringify({ seconds, concurrency, rounds, rows }) : bench.benchReport(rows, seconds, rounds, concurrency, v['breakdown'] === true),
+    code: 0,
+  });
+}
+
 const COMMANDS: Record<string, Command> = {
   up: {
     summary: 'up [--nodes 3] [--nats URL]   start a local cluster (nats-server, a redis-server per node, node processes)',
-    options: UP_OPTIONS,
-    run: upCommand,
+    load: async () => {
+      const m = await import('./up.js');
+      return { options: m.UP_OPTIONS, run: m.upCommand };
+    },
   },
   console: {
     summary: 'console [--nats URL] [--port 8080]          the web console of a running cluster (ring, members, actors, runs, charts)',
-    options: CONSOLE_OPTIONS,
-    run: consoleCommand,
+    load: async () => {
+      const m = await import('./console-command.js');
+      return { options: m.CONSOLE_OPTIONS, run: m.consoleCommand };
+    },
   },
   node: {
     summary: 'node --id n1 --nats URL --redis URL [--seeds n2,n3] [--weight 1]   run one node in the foreground',
-    options: NODE_OPTIONS,
-    run: nodeCommand,
+    load: async () => {
+      const m = await import('./node-command.js');
+      return { options: m.NODE_OPTIONS, run: m.nodeCommand };
+    },
   },
-  get: { summary: 'get KEY [--r 2]                       read a key', options: CLIENT_OPTIONS, run: async (p, v) => print(await kvCommand('get', p, v)) },
+  get: {
+    summary: 'get KEY [--r 2]                       read a key',
+    load: async () => {
+      const m = await client();
+      return { options: m.CLIENT_OPTIONS, run: async (p, v) => print(await m.kvCommand('get', p, v)) };
+    },
+  },
   put: {
     summary:
       'put KEY VALUE [--context C] [--w 2]   write a key (VALUE is JSON; other text is stored as a string); put KEY --op OP for orset and counter buckets',
-    options: CLIENT_OPTIONS,
-    run: async (p, v) => print(await kvCommand('put', p, v)),
+    load: async () => {
+      const m = await client();
+      return { options: m.CLIENT_OPTIONS, run: async (p, v) => print(await m.kvCommand('put', p, v)) };
+    },
   },
   delete: {
     summary: 'delete KEY [--context C] [--w 2]      delete a key (a tombstone)',
-    options: CLIENT_OPTIONS,
-    run: async (p, v) => print(await kvCommand('delete', p, v)),
+    load: async () => {
+      const m = await client();
+      return { options: m.CLIENT_OPTIONS, run: async (p, v) => print(await m.kvCommand('delete', p, v)) };
+    },
   },
   bucket: {
     summary: 'bucket set NAME [--resolver R] [--r 2] [--w 2] | get NAME | list   bucket properties',
-    options: BUCKET_OPTIONS,
-    run: async (p, v) => print(await bucketCommand(p, v)),
+    load: async () => {
+      const m = await client();
+      return { options: m.BUCKET_OPTIONS, run: async (p, v) => print(await m.bucketCommand(p, v)) };
+    },
   },
-  status: { summary: 'status [--json]                       members table', options: CLIENT_OPTIONS, run: async (p, v) => print(await statusCommand(p, v)) },
+  status: {
+    summary: 'status [--json]                       members table',
+    load: async () => {
+      const m = await client();
+      return { options: m.CLIENT_OPTIONS, run: async (p, v) => print(await m.statusCommand(p, v)) };
+    },
+  },
   ping: {
     summary: 'ping [NODE]                           exit 0 when the node serves (NODE defaults to DYNAMO_NODE_ID; for health checks)',
-    options: LEAVE_OPTIONS,
-    run: async (p, v) => print(await pingCommand(p, v)),
+    load: async () => {
+      const m = await admin();
+      return { options: m.LEAVE_OPTIONS, run: async (p, v) => print(await m.pingCommand(p, v)) };
+    },
   },
   leave: {
     summary: "leave NODE                            hand a node's ranges to the others, then stop it",
-    options: LEAVE_OPTIONS,
-    run: async (p, v) => print(await leaveCommand(p, v)),
+    load: async () => {
+      const m = await admin();
+      return { options: m.LEAVE_OPTIONS, run: async (p, v) => print(await m.leaveCommand(p, v)) };
+    },
   },
   faults: {
     summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)',
-    options: FAULTS_OPTIONS,
-    run: async (p, v) => print(await faultsCommand(p, v)),
+    load: async () => {
+      const m = await admin();
+      return { options: m.FAULTS_OPTIONS, run: async (p, v) => print(await m.faultsCommand(p, v)) };
+    },
   },
   bench: {
     summary:
       'bench [--seconds 10] [--concurrency 64] [--rounds 1] [--breakdown] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
-    options: {
-      seconds: { type: 'string', help: 'seconds per row', default: '10' },
-      concurrency: { type: 'string', help: 'callers in the closed loop (a second run uses 1)', default: '64' },
-      rounds: { type: 'string', help: 'measure every row this many times, turn about, and keep the median', default: '1' },
-      json: { type: 'boolean', help: 'print JSON instead of a table' },
-      breakdown: { type: 'boolean', help: 'add CPU µs per op of each kind of server process (nats-server, redis-server, node)' },
-    },
-    run: async (p, v) => {
-      if (p.length) throw new UsageError(`unexpected argument "${p[0]}"`);
-      let bench: typeof import('../../bench/compare.js');
-      try {
-        bench = await import('../../bench/compare.js');
-      } catch (e) {
-        throw new Error(`dynamo bench runs from a clone of the repository after npm ci (its dev dependencies drive JetStream KV): ${(e as Error).message}`);
-      }
-      const seconds = Number(v['seconds']);
-      const concurrency = Number(v['concurrency']);
-      const rounds = Number(v['rounds']);
-      if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(rounds) || rounds < 1) {
-        throw new UsageError('--seconds must be positive, --concurrency and --rounds positive integers');
-      }
-      const progress = bench.progressPrinter();
-      const rows = await bench.runBench(seconds, concurrency, progress.say, rounds);
-      progress.done();
-      return print({
-        out: v['json']
-          ? JSON.stringify({ seconds, concurrency, rounds, rows })
-          : bench.benchReport(rows, seconds, rounds, concurrency, v['breakdown'] === true),
-        code: 0,
-      });
-    },
+    load: async () => ({ options: BENCH_OPTIONS, run: benchCommand }),
   },
   ring: {
     summary: 'ring simulate [--nodes 10] [--keys 100000] [--vnodes 128]   compare key placement strategies',
-    options: RING_OPTIONS,
-    run: async (p, v) => print(await ringCommand(p, v)),
+    load: async () => {
+      const m = await admin();
+      return { options: m.RING_OPTIONS, run: async (p, v) => print(await m.ringCommand(p, v)) };
+    },
   },
 };
 
-function usage(command?: string): string {
-  if (command && COMMANDS[command]) {
-    return `usage: dynamo ${COMMANDS[command].summary}\n\noptions (each also read from the environment variable shown):\n${optionsHelp(COMMANDS[command].options)}`;
-  }
+function usage(command?: { summary: string; options: OptionSpecs }): string {
+  if (command) return `usage: dynamo ${command.summary}\n\noptions (each also read from the environment variable shown):\n${optionsHelp(command.options)}`;
   return `dynamo ${VERSION}: a Dynamo-style key-value store on NATS and Redis\n\nusage:\n${Object.values(COMMANDS)
     .map((c) => `  dynamo ${c.summary}`)
     .join('\n')}\n\nRun "dynamo COMMAND --help" for a command's options.`;
@@ -134,16 +168,18 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`dynamo: unknown command "${name}"\n\n${usage()}\n`);
     return 2;
   }
+  const loaded = await command.load();
+  const help = { summary: command.summary, options: loaded.options };
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`${usage(name)}\n`);
+    process.stdout.write(`${usage(help)}\n`);
     return 0;
   }
   try {
-    const { values, positionals } = parseFlags(rest, command.options);
-    return await command.run(positionals, values);
+    const { values, positionals } = parseFlags(rest, loaded.options);
+    return await loaded.run(positionals, values);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`dynamo ${name}: ${e.message}\n\n${usage(name)}\n`);
+      process.stderr.write(`dynamo ${name}: ${e.message}\n\n${usage(help)}\n`);
       return 2;
     }
     process.stderr.write(`dynamo ${name}: ${(e as Error).message}\n`);
