@@ -63,6 +63,8 @@ export function newConsoleToken(): string {
 }
 
 const COOKIE = 'dynamo_console_token';
+/** Answers without a token, for health checks: it says only that the console serves. */
+const HEALTH_PATH = '/healthz';
 
 function sameToken(given: unknown, token: string): boolean {
   // A query may repeat a parameter (an array) or lack it: only one string can match.
@@ -98,7 +100,9 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
   const { token } = options;
   if (token !== null) {
     // Every route, the WebSocket too: the token in the query (then kept in a cookie), or the cookie.
+    // All but /healthz, which tells a container engine that the console serves, and nothing else.
     app.addHook('onRequest', async (req, reply) => {
+      if (req.routeOptions.url === HEALTH_PATH) return;
       const query = (req.query as Record<string, unknown>)['token'];
       if (sameToken(query, token)) return void reply.header('set-cookie', `${COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict`);
       if (sameToken(cookieToken(req.headers.cookie), token)) return;
@@ -116,6 +120,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     decorateReply: false,
     allowedPath: (p) => /^\/?uPlot\.(iife\.min\.js|min\.css)$/.test(p),
   });
+  app.get(HEALTH_PATH, async () => ({ ok: true }));
   app.get('/api/charts', async () => machineCharts());
   app.get('/api/state', async () => ({ version: VERSION, prefix: options.prefix, ...bridge.snapshot() }));
   app.register(async (scoped) => {

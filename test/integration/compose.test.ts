@@ -123,6 +123,7 @@ describe('docker compose files (real servers, no container engine)', function ()
       expect(url, out).to.not.equal(null);
       expect(out).to.contain(`console for the cluster at ${nats.url}`);
       expect((await fetch(`${url![1]}/api/state`)).status).to.equal(401);
+      expect(await (await fetch(`${url![1]}/healthz`)).json(), 'the health check needs no token').to.deep.equal({ ok: true });
       const state = (await (await fetch(`${url![1]}/api/state?token=${url![2]}`)).json()) as { prefix: string };
       expect(state.prefix).to.equal('dynamo');
     } finally {
