@@ -142,7 +142,7 @@ describe('buckets and resolvers (in memory)', function () {
     expect(await put('default', 'new', { value: 'again', ifNoneMatch: true })).to.have.property('ok', true);
   });
 
-  it('keeps lww keys at one version, however many blind writes', async () => {
+  it('keeps a blind-written lww key at two stored versions at most, however many writes, and reads the last', async () => {
     for (let i = 0; i < 20; i++) await put('default', 'hot', { value: i }, `n${(i % 3) + 1}`);
     expect((await get('default', 'hot')).values).to.deep.equal([19]);
     for (const st of cluster.storages.values()) expect((await st.read('default', 'hot')).length).to.be.at.most(2);
