@@ -15,6 +15,9 @@ const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
  * redis-server and a `dynamo node` process, all on free loopback ports. For fault
  * tests that kill, pause and partition them.
  */
+/** Fast failure detection and the fault subjects: what the fault tests start every node with. */
+export const FAULT_NODE_ARGS: readonly string[] = ['--gossip-interval', '100', '--suspect-after', '300', '--down-after', '600', '--allow-faults'];
+
 export class ProcessCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'dynamo-fault-'));
   nats!: ServerProcess;
@@ -24,7 +27,7 @@ export class ProcessCluster {
 
   constructor(
     readonly ids: string[],
-    private readonly nodeArgs: string[] = ['--gossip-interval', '100', '--suspect-after', '300', '--down-after', '600', '--allow-faults'],
+    private readonly nodeArgs: readonly string[] = FAULT_NODE_ARGS,
   ) {}
 
   async start(): Promise<this> {
