@@ -15,12 +15,23 @@ interface Command {
 }
 
 const admin = () => import('./admin-commands.js');
+
 const client = () => import('./client-commands.js');
 
 const print = (o: { out: string; code: number }) => {
   process.stdout.write(`${o.out}\n`);
   return o.code;
 };
+
+type Printing = (positionals: string[], values: Record<string, unknown>) => Promise<{ out: string; code: number }>;
+
+/** A command of module `from` whose outcome is printed: `pick` names its flags and its function. */
+function printing<M>(from: () => Promise<M>, pick: (m: M) => [OptionSpecs, Printing]): () => Promise<Loaded> {
+  return async () => {
+    const [options, command] = pick(await from());
+    return { options, run: async (p, v) => print(await command(p, v)) };
+  };
+}
 
 const BENCH_OPTIONS: OptionSpecs = {
   seconds: { type: 'string', help: 'seconds per row', default: '10' },
@@ -77,60 +88,36 @@ const COMMANDS: Record<string, Command> = {
   },
   get: {
     summary: 'get KEY [--r 2]                       read a key',
-    load: async () => {
-      const m = await client();
-      return { options: m.CLIENT_OPTIONS, run: async (p, v) => print(await m.kvCommand('get', p, v)) };
-    },
+    load: printing(client, (m) => [m.CLIENT_OPTIONS, (p, v) => m.kvCommand('get', p, v)]),
   },
   put: {
     summary:
       'put KEY VALUE [--context C] [--w 2]   write a key (VALUE is JSON; other text is stored as a string); put KEY --op OP for orset and counter buckets',
-    load: async () => {
-      const m = await client();
-      return { options: m.CLIENT_OPTIONS, run: async (p, v) => print(await m.kvCommand('put', p, v)) };
-    },
+    load: printing(client, (m) => [m.CLIENT_OPTIONS, (p, v) => m.kvCommand('put', p, v)]),
   },
   delete: {
     summary: 'delete KEY [--context C] [--w 2]      delete a key (a tombstone)',
-    load: async () => {
-      const m = await client();
-      return { options: m.CLIENT_OPTIONS, run: async (p, v) => print(await m.kvCommand('delete', p, v)) };
-    },
+    load: printing(client, (m) => [m.CLIENT_OPTIONS, (p, v) => m.kvCommand('delete', p, v)]),
   },
   bucket: {
     summary: 'bucket set NAME [--resolver R] [--r 2] [--w 2] | get NAME | list   bucket properties',
-    load: async () => {
-      const m = await client();
-      return { options: m.BUCKET_OPTIONS, run: async (p, v) => print(await m.bucketCommand(p, v)) };
-    },
+    load: printing(client, (m) => [m.BUCKET_OPTIONS, (p, v) => m.bucketCommand(p, v)]),
   },
   status: {
     summary: 'status [--json]                       members table',
-    load: async () => {
-      const m = await client();
-      return { options: m.CLIENT_OPTIONS, run: async (p, v) => print(await m.statusCommand(p, v)) };
-    },
+    load: printing(client, (m) => [m.CLIENT_OPTIONS, (p, v) => m.statusCommand(p, v)]),
   },
   ping: {
     summary: 'ping [NODE]                           exit 0 when the node serves (NODE defaults to DYNAMO_NODE_ID; for health checks)',
-    load: async () => {
-      const m = await admin();
-      return { options: m.LEAVE_OPTIONS, run: async (p, v) => print(await m.pingCommand(p, v)) };
-    },
+    load: printing(admin, (m) => [m.LEAVE_OPTIONS, (p, v) => m.pingCommand(p, v)]),
   },
   leave: {
     summary: "leave NODE                            hand a node's ranges to the others, then stop it",
-    load: async () => {
-      const m = await admin();
-      return { options: m.LEAVE_OPTIONS, run: async (p, v) => print(await m.leaveCommand(p, v)) };
-    },
+    load: printing(admin, (m) => [m.LEAVE_OPTIONS, (p, v) => m.leaveCommand(p, v)]),
   },
   faults: {
     summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)',
-    load: async () => {
-      const m = await admin();
-      return { options: m.FAULTS_OPTIONS, run: async (p, v) => print(await m.faultsCommand(p, v)) };
-    },
+    load: printing(admin, (m) => [m.FAULTS_OPTIONS, (p, v) => m.faultsCommand(p, v)]),
   },
   bench: {
     summary:
@@ -139,10 +126,7 @@ const COMMANDS: Record<string, Command> = {
   },
   ring: {
     summary: 'ring simulate [--nodes 10] [--keys 100000] [--vnodes 128]   compare key placement strategies',
-    load: async () => {
-      const m = await admin();
-      return { options: m.RING_OPTIONS, run: async (p, v) => print(await m.ringCommand(p, v)) };
-    },
+    load: printing(admin, (m) => [m.RING_OPTIONS, (p, v) => m.ringCommand(p, v)]),
   },
 };
 

@@ -13,6 +13,7 @@ import { exited, startNatsServer, startRedisServer, type ServerProcess } from '.
 import { RedisStorage } from '../../src/storage/redis-storage.js';
 import { NatsTransport } from '../../src/transport/nats-transport.js';
 import { decodeJson } from '../../src/transport/transport.js';
+import { memberState, waitAllUp } from '../helpers/members.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -164,10 +165,7 @@ describe('docker compose files (real servers, no container engine)', function ()
     };
     const ask = async <T>(subject: string, body: unknown, timeoutMs = 3000): Promise<T> =>
       decodeJson<T>(await client.request(subject, JSON.stringify(body), timeoutMs));
-    const stateOf = async (viewer: string, node: string) => {
-      const st = await ask<{ members: { id: string; state: string }[] }>(`dynamo.node.${viewer}.admin.status`, '').catch(() => null);
-      return st?.members.find((m) => m.id === node)?.state;
-    };
+    const stateOf = (viewer: string, node: string) => memberState(client, viewer, node);
 
     before(async () => {
       for (const r of redis.values()) {
@@ -177,15 +175,7 @@ describe('docker compose files (real servers, no container engine)', function ()
       }
       client = await NatsTransport.connect(nats.url, 'compose-test', { user: 'operator', password: PASSWORDS['DYNAMO_OPERATOR_PASSWORD'] });
       for (const name of services.keys()) start(name);
-      await waitFor(
-        async () => {
-          // Every node's view of every node: a coordinator that still sees two members caps n (and so w) at 2.
-          for (const viewer of ['n1', 'n2', 'n3']) for (const n of ['n1', 'n2', 'n3']) if ((await stateOf(viewer, n)) !== 'up') return false;
-          return true;
-        },
-        40_000,
-        'the split cluster up as n1, n2 and n3 each see it',
-      );
+      await waitAllUp(client, ['n1', 'n2', 'n3'], 40_000, 'the split cluster up as n1, n2 and n3 each see it');
     });
     after(async () => {
       for (const p of procs.values()) p.kill('SIGTERM');

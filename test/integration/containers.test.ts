@@ -10,6 +10,7 @@ import { RedisStorage } from '../../src/storage/redis-storage.js';
 import { NatsTransport } from '../../src/transport/nats-transport.js';
 import { decodeJson } from '../../src/transport/transport.js';
 import { dockerEngine, type DockerEngine } from '../helpers/docker-engine.js';
+import { memberState, waitAllUp } from '../helpers/members.js';
 import { waitFor } from '../helpers/wait.js';
 
 // The image and both compose files on a real container engine: docker/offline-images.sh stands in
@@ -184,10 +185,6 @@ describe('containers on a real engine: the image, compose.yaml and compose.split
     let addr: Record<string, string>;
     const ask = async <T>(subject: string, body: unknown, timeoutMs = 5000): Promise<T> =>
       decodeJson<T>(await client.request(subject, JSON.stringify(body), timeoutMs));
-    const memberState = async (viewer: string, node: string) =>
-      (await ask<{ members: { id: string; state: string }[] }>(`dynamo.node.${viewer}.admin.status`, '').catch(() => null))?.members.find((m) => m.id === node)
-        ?.state;
-
     before(async () => {
       addr = await hostAddresses();
       project = new Project('compose.yaml', addr, passwords);
@@ -199,15 +196,7 @@ describe('containers on a real engine: the image, compose.yaml and compose.split
         user: 'operator',
         password: passwords['DYNAMO_OPERATOR_PASSWORD'],
       });
-      await waitFor(
-        async () => {
-          for (const v of ['n1', 'n2', 'n3']) for (const n of ['n1', 'n2', 'n3']) if ((await memberState(v, n)) !== 'up') return false;
-          return true;
-        },
-        60_000,
-        'every node up as every node sees it',
-        250,
-      );
+      await waitAllUp(client, ['n1', 'n2', 'n3'], 60_000, 'every node up as every node sees it');
     });
     after(async () => {
       await client?.close();
@@ -231,7 +220,7 @@ describe('containers on a real engine: the image, compose.yaml and compose.split
       const n2 = await project.id('n2');
       await docker('kill', n2);
       await waitFor(async () => (await project.state('n2')).startsWith('exited'), 30_000, 'n2 exited', 250);
-      await waitFor(async () => (await memberState('n1', 'n2')) === 'down', 30_000, 'n2 down as n1 sees it', 250);
+      await waitFor(async () => (await memberState(client, 'n1', 'n2')) === 'down', 30_000, 'n2 down as n1 sees it', 250);
       for (let i = 0; i < 50; i++) expect(await ask('dynamo.kv.put', { key: `k-${i}`, value: i, w: 2 }), `put k-${i} with n2 down`).to.include({ ok: true });
       await docker('start', n2);
       await project.waitHealthy(['n2'], 90_000);
