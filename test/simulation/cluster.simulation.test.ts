@@ -189,10 +189,11 @@ async function runSeed(seed: number): Promise<{
     }
     if (value !== key) lost.push(key);
   }
-  // Convergence: once the reads above have repaired what they saw, every replica holds the same versions, and no hint is left.
+  // Convergence: once the reads above have repaired what they saw, every replica holds the same versions of every
+  // acknowledged and every deleted key, and no hint is left.
   await sim.advance(1500);
   const diverged: string[] = [];
-  for (const key of acked) {
+  for (const key of [...acked, ...deleted]) {
     const views = await Promise.all(
       IDS.map(async (id) =>
         (await sim.storages.get(id)!.read('default', key))
@@ -206,6 +207,9 @@ async function runSeed(seed: number): Promise<{
   const hints = (await Promise.all(IDS.map((id) => sim.storages.get(id)!.hintCount()))).reduce((a, b) => a + b, 0);
   const resurrected: string[] = [];
   for (const key of deleted) {
+    // Converged: no replica may hold a value for it (a read could miss one that R=2 did not ask)...
+    for (const id of IDS) if ((await sim.storages.get(id)!.read('default', key)).some((v) => v.v !== undefined)) resurrected.push(`${key} on ${id}`);
+    // ...and a read finds it absent.
     const r = await sim.during(sim.request<{ ok: boolean; found?: boolean }>(`dynamo.node.n2.kv.get`, { key, r: 2 }), 5000);
     if (r?.found !== false) resurrected.push(key);
   }
