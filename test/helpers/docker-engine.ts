@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -41,11 +41,14 @@ export async function dockerEngine(): Promise<DockerEngine> {
   const dir = mkdtempSync(join(tmpdir(), 'dkr-'));
   const log = join(dir, 'dockerd.log');
   const env = { ...process.env, DOCKER_HOST: `unix://${dir}/docker.sock` };
+  const out = openSync(log, 'a');
   const child = spawn(
     dockerd,
     ['--bridge=none', '--iptables=false', `--data-root=${dir}/data`, `--exec-root=${dir}/exec`, `--pidfile=${dir}/docker.pid`, `--host=${env.DOCKER_HOST}`],
-    { stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')] },
+    { stdio: ['ignore', out, out] },
   );
+  // The engine holds its own copy of the descriptor.
+  closeSync(out);
   const stop = async () => {
     await stopProcess(child, 20_000);
     // The engine leaves the host's network namespace bind-mounted under its exec root (netns/default), and
