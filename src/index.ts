@@ -4,6 +4,7 @@ export {
   type ClientOptions,
   type CallOptions,
   type GetOptions,
+  type KeysOptions,
   type WriteOptions,
   type UpdateOptions,
   type GetResult,

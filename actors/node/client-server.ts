@@ -19,6 +19,7 @@ import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
 import { Buckets } from './buckets.js';
 import { NodeMetrics } from '../../src/metrics/metrics.js';
 import { outcomeOf } from '../../src/inspect/trace.js';
+import { KeysServer } from './keys-server.js';
 
 type Reply = (data: string | Uint8Array) => void;
 
@@ -33,6 +34,12 @@ const FORWARDED: BatchKind<string> = {
     return reply.results.map((r) => JSON.stringify(r));
   },
 };
+
+/** The subject's `fromEnd`-th token from the end (1 is the last): a bucket's subjects are `<prefix>.kv.<bucket>.<op>`. */
+function subjectToken(subject: string, fromEnd: number): string {
+  const tokens = subject.split('.');
+  return tokens[tokens.length - fromEnd] ?? '';
+}
 
 const OPS: readonly Op[] = ['get', 'put', 'delete'];
 /** The name every node's client service has in `nats micro ls` (its metadata tells node, prefix and cluster apart). */
@@ -64,6 +71,7 @@ export class ClientServer {
     private readonly runner: CoordinatorRunner,
     private readonly buckets: Buckets,
     private readonly metrics: NodeMetrics,
+    private readonly keys: KeysServer,
   ) {
     this.forwards = new RequestBatcher(transport, { maxItems: MAX_CLIENT_BATCH, maxBytes: FORWARD_BATCH_BYTES });
   }
@@ -100,6 +108,8 @@ export class ClientServer {
       { name: 'node-batch', subject: s.nodeKvBatch(self), handler: (m) => this.handleBatch(m, true, 'direct') },
       { name: 'mget', subject: s.kvMget, queue, handler: (m) => this.runItems(m, parseMulti('mget', tryDecodeJson(m.data)), true, 'queue') },
       { name: 'mput', subject: s.kvMput, queue, handler: (m) => this.runItems(m, parseMulti('mput', tryDecodeJson(m.data)), true, 'queue') },
+      { name: 'keys', subject: s.kvKeys, queue, handler: (m) => void this.keys.handle(m) },
+      { name: 'bucket-keys', subject: s.anyBucketKeys, queue, handler: (m) => void this.keys.handle(m, subjectToken(m.subject, 2)) },
     ];
     const service = this.transport.serve(
       {
@@ -152,8 +162,7 @@ export class ClientServer {
     const reply = this.clientReply(op, (data) => m.respond(data));
     this.safely(reply, () => {
       // The subject is `<prefix>.kv.<bucket>.<op>`: the bucket is the token before the op.
-      const tokens = m.subject.split('.');
-      const bucket = tokens[tokens.length - 2] ?? '';
+      const bucket = subjectToken(m.subject, 2);
       const limits = this.limitsOf();
       const { req, body } = parseBucketRequest(op, m.data, bucket, limits);
       this.route(op, req, limits.last, () => JSON.stringify(body), reply, true);

@@ -21,6 +21,7 @@ import { HandoffServer } from './handoff-server.js';
 import { HintedHandoff } from './hinted-handoff.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
+import { KeysServer } from './keys-server.js';
 import { Transfers } from './transfers.js';
 import type { NodeLifecycle } from './node-status.js';
 
@@ -64,6 +65,7 @@ export class DynamoNode implements NodeLifecycle {
     private readonly handoff: HandoffServer,
     private readonly admin: AdminServer,
     private readonly faults: FaultsServer,
+    private readonly keys: KeysServer,
     private readonly inspection: Inspection,
     readonly metrics: NodeMetrics,
   ) {
@@ -73,7 +75,9 @@ export class DynamoNode implements NodeLifecycle {
         boot: fromPromise(() => this.boot()),
         serve: fromCallback(() => {
           const subs: Subscription[] = [
-            ...(this.hosts('node') ? [...this.replica.listen(), ...this.handoff.listen(), ...this.admin.listen(), ...this.faults.listen()] : []),
+            ...(this.hosts('node')
+              ? [...this.replica.listen(), ...this.handoff.listen(), ...this.admin.listen(), ...this.faults.listen(), ...this.keys.listen()]
+              : []),
             ...(this.hosts('anti-entropy') ? this.antiEntropy.server.listen() : []),
             ...(this.hosts('coordinator') ? this.client.listen() : []),
           ];

@@ -6,6 +6,8 @@ export interface OptionSpec {
   readonly type: 'string' | 'boolean';
   readonly help: string;
   readonly default?: string | boolean;
+  /** the environment variable it falls back to, when not DYNAMO_<FLAG>; null for none */
+  readonly env?: string | null;
 }
 
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
@@ -33,7 +35,8 @@ export function securityFlags(values: Record<string, unknown>): NatsSecurity {
   return out;
 }
 
-export function envName(flag: string): string {
+export function envName(flag: string, spec?: OptionSpec): string | null {
+  if (spec?.env !== undefined) return spec.env;
   return ENV_ALIASES[flag] ?? `DYNAMO_${flag.replace(/-/g, '_').toUpperCase()}`;
 }
 
@@ -56,7 +59,8 @@ export function parseFlags(argv: string[], specs: OptionSpecs, env: NodeJS.Proce
   const values: Record<string, string | boolean | undefined> = {};
   for (const [k, s] of Object.entries(specs)) {
     const given = parsed.values[k];
-    const fromEnv = env[envName(k)];
+    const name = envName(k, s);
+    const fromEnv = name === null ? undefined : env[name];
     if (given !== undefined) values[k] = given as string | boolean;
     else if (fromEnv !== undefined) values[k] = s.type === 'boolean' ? /^(1|true|yes)$/i.test(fromEnv) : fromEnv;
     else values[k] = s.default;
@@ -94,7 +98,9 @@ export function requiredNumberFlag(values: Record<string, unknown>, name: string
 }
 
 export function optionsHelp(specs: OptionSpecs): string {
-  const flags = Object.entries(specs).map(([k, s]) => [`  --${k}${s.type === 'string' ? ' VALUE' : ''}`, `${s.help} [${envName(k)}]`] as const);
+  const flags = Object.entries(specs).map(
+    ([k, s]) => [`  --${k}${s.type === 'string' ? ' VALUE' : ''}`, `${s.help}${envName(k, s) === null ? '' : ` [${envName(k, s)}]`}`] as const,
+  );
   // One column for the help, wide enough for the longest flag (--anti-entropy-max-message-bytes VALUE).
   const width = Math.max(26, ...flags.map(([f]) => f.length + 2));
   return flags.map(([f, help]) => `${f.padEnd(width)}${help}`).join('\n');

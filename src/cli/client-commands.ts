@@ -111,6 +111,62 @@ export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: strin
   });
 }
 
+export const KEYS_OPTIONS: OptionSpecs = {
+  nats: CLIENT_OPTIONS['nats'],
+  ...NATS_SECURITY_OPTIONS,
+  'subject-prefix': { type: 'string', help: "subject prefix of the cluster (default: dynamo); --prefix here is the keys' prefix", env: 'DYNAMO_PREFIX' },
+  bucket: CLIENT_OPTIONS['bucket'],
+  prefix: { type: 'string', help: 'only keys that start with this', env: null },
+  limit: { type: 'string', help: 'print at most this many (default: all)' },
+  r: { type: 'string', help: 'live replicas asked per range of the ring (default 1)' },
+  timeout: CLIENT_OPTIONS['timeout'],
+};
+
+/** Keys asked for per request while listing (the most one page may hold). */
+const KEYS_PAGE = 1000;
+
+/**
+ * `dynamo keys [--bucket B] [--prefix P] [--limit N]`: a bucket's keys, one a line in
+ * UTF-8 byte order, page by page as they come (the pages' cursors followed to the end).
+ */
+export async function keysCommand(
+  positionals: string[],
+  values: Record<string, unknown>,
+  write: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+): Promise<Outcome> {
+  if (positionals.length > 0) throw new UsageError('usage: dynamo keys [--bucket B] [--prefix P] [--limit N]');
+  const limit = intFlag(values, 'limit', 1, Number.MAX_SAFE_INTEGER);
+  const timeoutMs = intFlag(values, 'timeout', 1, 60_000) ?? 5000;
+  const r = intFlag(values, 'r', 1, 64);
+  return withCluster({ ...values, prefix: values['subject-prefix'] }, async (t, prefix) => {
+    const s = subjects(prefix);
+    let printed = 0;
+    for (let cursor: string | null = null; limit === undefined || printed < limit; ) {
+      const body = {
+        bucket: values['bucket'],
+        prefix: values['prefix'],
+        cursor: cursor ?? undefined,
+        limit: Math.min(KEYS_PAGE, (limit ?? KEYS_PAGE) - printed),
+        r,
+        timeoutMs,
+      };
+      let reply: { ok: boolean; keys?: string[]; cursor?: string | null };
+      try {
+        reply = decodeJson(await t.request(s.kvKeys, JSON.stringify(body), timeoutMs + 500));
+      } catch (e) {
+        if (e instanceof TransportError && e.kind === 'timeout') return { out: errorText('TIMEOUT', `no reply within ${timeoutMs} ms`), code: 1 };
+        throw e;
+      }
+      if (!reply.ok) return { out: JSON.stringify(reply), code: 1 };
+      for (const key of reply.keys ?? []) write(key);
+      printed += reply.keys?.length ?? 0;
+      if (reply.cursor === null || reply.cursor === undefined) break;
+      cursor = reply.cursor;
+    }
+    return { out: '', code: 0 };
+  });
+}
+
 export const BUCKET_OPTIONS: OptionSpecs = {
   nats: CLIENT_OPTIONS['nats'],
   ...NATS_SECURITY_OPTIONS,

@@ -99,6 +99,20 @@ const COMMANDS: Record<string, Command> = {
     summary: 'delete KEY [--context C] [--w 2]      delete a key (a tombstone)',
     load: printing(client, (m) => [m.CLIENT_OPTIONS, (p, v) => m.kvCommand('delete', p, v)]),
   },
+  keys: {
+    summary: "keys [--bucket B] [--prefix P] [--limit N]   list a bucket's keys, one a line (tombstones left out)",
+    load: async () => {
+      const m = await client();
+      return {
+        options: m.KEYS_OPTIONS,
+        run: async (p, v) => {
+          const o = await m.keysCommand(p, v);
+          if (o.out !== '') process.stdout.write(`${o.out}\n`);
+          return o.code;
+        },
+      };
+    },
+  },
   bucket: {
     summary: 'bucket set NAME [--resolver R] [--r 2] [--w 2] | get NAME | list   bucket properties',
     load: printing(client, (m) => [m.BUCKET_OPTIONS, (p, v) => m.bucketCommand(p, v)]),

@@ -66,6 +66,15 @@ export interface WriteOptions extends CallOptions {
   readonly ifNoneMatch?: boolean;
 }
 
+export interface KeysOptions extends Omit<CallOptions, 'signal'> {
+  /** only keys that start with this */
+  readonly prefix?: string;
+  /** keys per page, 1 to 1000 (default 100) */
+  readonly limit?: number;
+  /** live replicas asked per range of the ring (default 1; more sees writes that reached fewer replicas) */
+  readonly r?: number;
+}
+
 export interface GetResult<T> {
   readonly found: boolean;
   /** one value, or several when concurrent versions are returned unresolved */
@@ -209,6 +218,31 @@ export class DynamoClient {
       const key = present(items[i], 'a result per item').key;
       return reply.ok ? { key, ok: true, result: { context: reply.context as string } } : { key, ok: false, error: errorFromReply(reply.error) };
     });
+  }
+
+  /**
+   * A bucket's keys (`<p>.kv.keys`), page by page in UTF-8 byte order, as an async
+   * iterator: `for await (const page of client.keys({ prefix: 'user:' }))`. Each page is
+   * one request of at most `limit` keys (default 100, at most 1000); a page may hold
+   * fewer and still not be the last. Tombstones are not listed.
+   */
+  async *keys(opts: KeysOptions = {}): AsyncGenerator<string[], void, undefined> {
+    for (let cursor: string | null = null; ; ) {
+      const { body, transportTimeoutMs } = this.requestBody({ prefix: opts.prefix, limit: opts.limit, r: opts.r, cursor: cursor ?? undefined }, opts);
+      await this.slots.acquire();
+      let reply: { ok: true; keys: string[]; cursor: string | null } | Extract<Reply, { ok: false }>;
+      try {
+        reply = decodeJson(await this.transport.request(this.subjects.kvKeys, JSON.stringify(body), transportTimeoutMs));
+      } catch (e) {
+        throw clientError(e, transportTimeoutMs);
+      } finally {
+        this.slots.release();
+      }
+      if (!reply.ok) throw errorFromReply(reply.error);
+      if (reply.keys.length > 0) yield reply.keys;
+      if (reply.cursor === null) return;
+      cursor = reply.cursor;
+    }
   }
 
   private async many(subject: string, fields: Record<string, unknown>, opts: CallOptions): Promise<Reply[]> {

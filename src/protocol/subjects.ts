@@ -17,6 +17,11 @@ export function subjects(prefix: string) {
     /** many keys in one request, one result per key (src/protocol/batch.ts parseMulti): any node (queue group `queue.kv`) */
     kvMget: `${prefix}.kv.mget`,
     kvMput: `${prefix}.kv.mput`,
+    /** one page of a bucket's keys (src/protocol/keys.ts): any node (queue group `queue.kv`), or on the bucket's own subject */
+    kvKeys: `${prefix}.kv.keys`,
+    anyBucketKeys: `${prefix}.kv.*.keys`,
+    /** a node's part of a key listing another node planned */
+    nodeKeys: (node: string) => `${prefix}.node.${node}.keys`,
     /** requests forwarded by another node, as a batch: coordinate them here, never forward again */
     coordinateBatch: (node: string) => `${prefix}.node.${node}.coord.batch`,
     /** replica reads and writes between nodes, batched */

@@ -14,6 +14,7 @@ import {
   type StoredKey,
 } from './storage.js';
 import { present } from '../invariant.js';
+import { compareKeys, type KeysPage } from '../protocol/keys.js';
 
 /**
  * In-memory replica store for unit tests and simulation. It applies the same
@@ -109,6 +110,29 @@ export class MemoryStorage implements Storage {
       .slice(0, count);
     const done = keys.length < count;
     return { cursor: done ? SCAN_START : keys[keys.length - 1], keys: keys.map((k) => present(parseDataKey(k), 'only data keys are listed')) };
+  }
+
+  async listKeys(bucket: string, prefix: string, after: string | null, limit: number, accept: (key: string) => boolean, maxScan: number): Promise<KeysPage> {
+    const live: string[] = [];
+    for (const [name, siblings] of this.data) {
+      const k = parseDataKey(name);
+      if (k === null || k.bucket !== bucket || !k.key.startsWith(prefix) || !siblings.some((s) => !isTombstone(s))) continue;
+      if (after === null || compareKeys(k.key, after) > 0) live.push(k.key);
+    }
+    live.sort(compareKeys);
+    const keys: string[] = [];
+    for (let i = 0; i < live.length; i++) {
+      if (i >= maxScan) return { keys, next: live[i - 1] };
+      if (accept(live[i])) keys.push(live[i]);
+      if (keys.length === limit) return { keys, next: i === live.length - 1 ? null : live[i] };
+    }
+    return { keys, next: null };
+  }
+
+  async liveKeyCount(): Promise<number> {
+    let n = 0;
+    for (const siblings of this.data.values()) if (siblings.some((s) => !isTombstone(s))) n++;
+    return n;
   }
 
   async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {

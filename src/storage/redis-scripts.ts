@@ -92,6 +92,19 @@ local function xorleaves(leaves, acc)
     redis.call('SETRANGE', leaves, off, leafbytes(x1, x2, x3, x4))
   end
 end
+-- The listing index (k:index, every field holding a value, all scores 0, in byte order): in it while
+-- any sibling holds a value, out of it once only tombstones are left.
+local function indexkey(field, sibs)
+  if sibs ~= nil then
+    for _, s in ipairs(sibs) do
+      if s.v ~= nil then
+        redis.call('ZADD', 'k:index', 0, field)
+        return
+      end
+    end
+  end
+  redis.call('ZREM', 'k:index', field)
+end
 -- Record what the key holds now (sibs nil or empty: nothing) in its segment's index, and its leaf's change in acc.
 local function track(acc, index, seg, field, sibs)
   local old = redis.call('HGET', index, field)
@@ -145,6 +158,7 @@ for _, m in ipairs(members) do
   local cur = redis.call('GET', 'v:' .. field)
   local sibs = nil
   if cur then sibs = cjson.decode(cur) end
+  indexkey(field, sibs)
   track(acc, 't:s:' .. seg, seg, field, sibs)
 end
 xorleaves(KEYS[1], acc)
@@ -266,6 +280,7 @@ for i = 1, #ARGV / 2 do
   local cur = redis.call('GET', KEYS[2 * i])
   local sibs = nil
   if cur then sibs = cjson.decode(cur) end
+  indexkey(ARGV[2 * i - 1], sibs)
   track(acc, KEYS[2 * i + 1], tonumber(ARGV[2 * i]), ARGV[2 * i - 1], sibs)
 end
 xorleaves(KEYS[1], acc)

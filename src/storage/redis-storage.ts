@@ -25,6 +25,7 @@ import {
   type Storage,
   type StoredKey,
 } from './storage.js';
+import type { KeysPage } from '../protocol/keys.js';
 
 type ScriptedRedis = Redis & {
   dynamoStoreHint(
@@ -79,7 +80,12 @@ const TREE_DIRTY = 't:dirty';
 const FOLD_BATCH = 256;
 /** Number of segment indexes (kept by the scripts). */
 const TREE_SEGMENTS = 't:segs';
-const TREE_VERSION = `xor16-sha1-${SEGMENTS}`;
+/** The listing index: every `bucket:key` holding a value, kept by the same folds (see indexkey in redis-scripts.ts). */
+const LIST_INDEX = 'k:index';
+/** Index entries read per command while listing. */
+const LIST_CHUNK = 1000;
+/** What the tree and the listing index were built as: a store built as anything else is rebuilt. */
+const TREE_VERSION = `xor16-sha1-${SEGMENTS}+keys`;
 /** The leases a node's processes take (one per actor), kept beside the data. */
 const LEASE_NAMES = ['node', 'coordinator', 'gossiper', 'anti-entropy'];
 /** Keys per script call while rebuilding a tree. */
@@ -191,6 +197,38 @@ export class RedisStorage implements Storage {
     } catch (e) {
       throw new StorageError(`scan failed: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  async listKeys(bucket: string, prefix: string, after: string | null, limit: number, accept: (key: string) => boolean, maxScan: number): Promise<KeysPage> {
+    try {
+      // The index is kept by the folds, like the tree: fold first, so it holds every acknowledged write.
+      await this.foldTree();
+      const head = `${bucket}:`;
+      // Everything starting with the prefix sorts below prefix + 0xff: no UTF-8 text holds that byte.
+      const max = Buffer.concat([Buffer.from(`(${head}${prefix}`, 'utf8'), Buffer.from([0xff])]);
+      let min = after === null ? `[${head}${prefix}` : `(${head}${after}`;
+      const keys: string[] = [];
+      for (let scanned = 0; scanned < maxScan; ) {
+        const chunk = Math.min(LIST_CHUNK, maxScan - scanned);
+        const fields = await this.redis.zrangebylex(LIST_INDEX, min, max, 'LIMIT', 0, chunk);
+        for (let i = 0; i < fields.length; i++) {
+          const key = fields[i].slice(head.length);
+          if (accept(key)) keys.push(key);
+          if (keys.length === limit) return { keys, next: key };
+        }
+        scanned += fields.length;
+        if (fields.length < chunk) return { keys, next: null };
+        min = `(${fields[fields.length - 1]}`;
+      }
+      return { keys, next: min.slice(1 + head.length) };
+    } catch (e) {
+      throw new StorageError(`key listing failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async liveKeyCount(): Promise<number> {
+    await this.foldTree();
+    return this.redis.zcard(LIST_INDEX);
   }
 
   async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {
@@ -372,7 +410,19 @@ export class RedisStorage implements Storage {
     // Everything that is not a data key: bookkeeping, hints and their per-owner indexes.
     const [size, meta, hints, owners] = await Promise.all([
       this.redis.dbsize(),
-      this.redis.exists(DOT_COUNTER_KEY, EPOCH_KEY, META_KEY, HINT_OWNERS, HINT_BYTES, HINT_COUNT, TREE_LEAVES, TREE_BUILT, TREE_SEGMENTS, TREE_DIRTY),
+      this.redis.exists(
+        DOT_COUNTER_KEY,
+        EPOCH_KEY,
+        META_KEY,
+        HINT_OWNERS,
+        HINT_BYTES,
+        HINT_COUNT,
+        TREE_LEAVES,
+        TREE_BUILT,
+        TREE_SEGMENTS,
+        TREE_DIRTY,
+        LIST_INDEX,
+      ),
       this.hintCount(),
       this.redis.scard(HINT_OWNERS),
     ]);

@@ -1,3 +1,4 @@
+import type { KeysPage } from '../protocol/keys.js';
 import type { VClock, Version } from '../versioning/index.js';
 
 /** What the coordinator asks of the local replica when it starts a write. */
@@ -58,6 +59,15 @@ export interface Storage {
    * are returned at least once.
    */
   scan(cursor: string, count: number): Promise<{ cursor: string; keys: StoredKey[] }>;
+  /**
+   * One node's part of a key listing: the keys of `bucket` that start with `prefix`,
+   * come after `after` (UTF-8 byte order) and hold a value (not only tombstones), that
+   * `accept` takes; at most `limit` of them, examining at most `maxScan` stored keys.
+   * `next` is the last key examined, or null when none is left past it.
+   */
+  listKeys(bucket: string, prefix: string, after: string | null, limit: number, accept: (key: string) => boolean, maxScan: number): Promise<KeysPage>;
+  /** Keys that hold a value, tombstones not counted. */
+  liveKeyCount(): Promise<number>;
   /** Stored sibling arrays (JSON text, null when absent) for several keys at once. */
   readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]>;
   /** The name this store writes under for `node`: `node.epoch` (see ACTOR_ID), taking an epoch if it has none. */

@@ -85,6 +85,15 @@ describe('command line (real processes)', function () {
     expect(dynamo(cwd, ['delete', 'greeting']).code).to.equal(0);
     expect(JSON.parse(dynamo(cwd, ['get', 'greeting']).out)).to.include({ found: false });
 
+    // Keys: the live ones, one a line; a prefix; a bad flag value.
+    expect(dynamo(cwd, ['put', 'cart:bob', '[]']).code).to.equal(0);
+    const keys = dynamo(cwd, ['keys']);
+    expect(keys.code, keys.err).to.equal(0);
+    expect(keys.out.trim().split('\n')).to.deep.equal(['cart:alice', 'cart:bob']);
+    expect(dynamo(cwd, ['keys', '--prefix', 'cart:b']).out.trim()).to.equal('cart:bob');
+    expect(dynamo(cwd, ['keys', '--limit', '1']).out.trim()).to.equal('cart:alice');
+    expect(dynamo(cwd, ['keys', '--limit', 'x']).code).to.equal(2);
+
     const status = dynamo(cwd, ['status']);
     expect(status.code, status.err).to.equal(0);
     expect(status.out).to.match(/3\/3 nodes up/);

@@ -30,6 +30,6 @@ describe('README client example (real servers)', function () {
     child.stderr.on('data', (d) => (stderr += d));
     const exitCode = await new Promise((resolve) => child.on('close', resolve));
     expect(exitCode, stderr).to.equal(0);
-    expect(stdout).to.equal("true [ [ 'book' ] ]\n[ 'book', 'pen' ]\nBAD_REQUEST r\n");
+    expect(stdout).to.equal("true [ [ 'book' ] ]\n[ 'book', 'pen' ]\n[ 'cart:bob' ]\nBAD_REQUEST r\n");
   });
 });

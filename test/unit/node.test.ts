@@ -39,6 +39,7 @@ describe('node (in memory)', () => {
     const subjects = ['get', 'put', 'delete'].flatMap((op) => [`dynamo.kv.${op}`, `dynamo.node.n2.kv.${op}`]);
     subjects.push('dynamo.kv.batch', 'dynamo.node.n2.kv.batch', 'dynamo.node.n3.coord.batch');
     subjects.push('dynamo.kv.cart.get', 'dynamo.kv.cart.put', 'dynamo.kv.cart.delete', 'dynamo.kv.mget', 'dynamo.kv.mput');
+    subjects.push('dynamo.kv.keys', 'dynamo.kv.cart.keys', 'dynamo.node.n2.keys');
     subjects.push('dynamo.node.n1.replica.put', 'dynamo.node.n1.replica.get', 'dynamo.node.n1.gossip', 'dynamo.node.n2.handoff.pull', 'dynamo.node.n3.ae');
     // Every other subject a node answers: membership between a node's processes, admin, faults (refused
     // here: no --allow-faults). Not admin.leave, whose every request is a real order to leave, nor the
@@ -73,6 +74,18 @@ describe('node (in memory)', () => {
         { requiredKeys: [] },
       ),
       fc.record({ items: fc.array(fc.record({ b: fc.jsonValue(), k: fc.jsonValue(), x: fc.jsonValue() }, { requiredKeys: [] })) }),
+      // Key listings: a client's, and a node's part of one.
+      fc.record(
+        {
+          bucket: fc.oneof(fc.constantFrom('cart', 'default'), fc.jsonValue()),
+          prefix: fc.oneof(fc.string(), fc.jsonValue()),
+          cursor: fc.oneof(fc.base64String(), fc.jsonValue()),
+          limit: fc.oneof(fc.integer({ min: -1, max: 1002 }), fc.jsonValue()),
+          after: fc.oneof(fc.string(), fc.constant(null), fc.jsonValue()),
+          segments: fc.oneof(fc.array(fc.tuple(fc.integer({ min: -1, max: 70_000 }), fc.integer({ min: -1, max: 70_000 })), { maxLength: 20 }), fc.jsonValue()),
+        },
+        { requiredKeys: [] },
+      ),
       // mget and mput bodies: near-valid and junk keys and items.
       fc.record(
         {
