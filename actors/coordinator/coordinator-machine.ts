@@ -179,6 +179,7 @@ export const putCoordinatorMachine = coordinator.createMachine({
             condition: r.condition,
             resolver: r.resolver,
             crdt: r.op === 'put' ? r.crdt : undefined,
+            expiresAt: r.op === 'put' && r.ttlMs !== undefined ? context.input.nowMs + r.ttlMs : undefined,
           };
         },
       },

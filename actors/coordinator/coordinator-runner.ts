@@ -11,7 +11,7 @@ import { getReplyText } from '../../src/quorum/read.js';
 import type { Resolver } from '../../src/resolvers/index.js';
 import { MAX_SIBLINGS, SiblingLimitError, type CoordinatedResult, type Storage } from '../../src/storage/storage.js';
 import { ConflictError } from '../../src/errors.js';
-import { counterOf, isTombstone, merge as mergeClocks, fullClock, prune, type VClock } from '../../src/versioning/index.js';
+import { counterOf, expired, isTombstone, merge as mergeClocks, fullClock, prune, type VClock } from '../../src/versioning/index.js';
 import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import { ReplicaBatcher } from './replica-batcher.js';
@@ -167,7 +167,7 @@ export class CoordinatorRunner {
   /** A get's reply; an application resolver that throws fails this request alone, with a log line. */
   private render(resolver: Resolver, merged: Parameters<typeof getReplyText>[0], seq: number): string {
     try {
-      return getReplyText(merged, resolver);
+      return getReplyText(merged, resolver, this.clock.now());
     } catch (e) {
       this.logger.error(`resolver "${resolver.name}" failed: ${(e as Error).message}`, { requestId: this.requestId(seq) });
       return errorText('INTERNAL', `resolver "${resolver.name}" failed: ${(e as Error).message}`);
@@ -225,7 +225,8 @@ export class CoordinatorRunner {
   private async rewriteNow(w: LocalWrite): Promise<CoordinatedResult> {
     const { resolver, crdt, ...write } = w;
     for (let attempt = 0; ; attempt++) {
-      const stored = await this.storage.read(w.bucket, w.key);
+      // An expired value counts as deleted: it is not folded in, and ifNoneMatch may write over it.
+      const stored = expired(await this.storage.read(w.bucket, w.key), w.ts);
       if (w.condition === 'match' && stored.some((s) => counterOf(w.context, s.d[0]) < s.d[1]))
         throw new ConflictError('a version was written since the context was read');
       if (w.condition === 'none-match' && stored.some((s) => !isTombstone(s))) throw new ConflictError('the key exists');

@@ -136,6 +136,7 @@ export class ClientServer {
       maxTimeoutMs: this.config.maxTimeoutMs,
       maxKeyBytes: this.config.maxKeyBytes,
       maxValueBytes: this.config.maxValueBytes,
+      ttlMs: props.ttlMs,
       resolver: this.buckets.resolver(props.resolver) ?? missingResolver(props.resolver),
     };
   }

@@ -19,6 +19,7 @@ import { ClientServer } from './client-server.js';
 import { FaultsServer } from './faults-server.js';
 import { HandoffServer } from './handoff-server.js';
 import { HintedHandoff } from './hinted-handoff.js';
+import { Reaper } from './reaper.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
 import { KeysServer } from './keys-server.js';
@@ -58,6 +59,7 @@ export class DynamoNode implements NodeLifecycle {
     private readonly mirror: GossipMirror,
     readonly transfers: Transfers,
     readonly hints: HintedHandoff,
+    readonly reaper: Reaper,
     readonly antiEntropy: AntiEntropy,
     readonly buckets: Buckets,
     private readonly client: ClientServer,
@@ -81,7 +83,10 @@ export class DynamoNode implements NodeLifecycle {
             ...(this.hosts('anti-entropy') ? this.antiEntropy.server.listen() : []),
             ...(this.hosts('coordinator') ? this.client.listen() : []),
           ];
-          if (this.hosts('node')) this.hints.start();
+          if (this.hosts('node')) {
+            this.hints.start();
+            this.reaper.start();
+          }
           if (this.hosts('anti-entropy')) this.antiEntropy.start();
           const watch = this.hosts('node') && !this.hosts('gossiper') ? this.watchOwnEntry() : () => {};
           return () => {
@@ -90,6 +95,7 @@ export class DynamoNode implements NodeLifecycle {
             watch();
             this.antiEntropy.stop();
             this.hints.stop();
+            this.reaper.stop();
             for (const s of subs) s.unsubscribe();
           };
         }),

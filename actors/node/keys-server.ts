@@ -1,6 +1,7 @@
 import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS } from '../../src/di/tokens.js';
+import type { Clock } from '../../src/clock/clock.js';
 import { errorText } from '../../src/errors.js';
 import { coveragePlan, segmentTable } from '../../src/membership/coverage.js';
 import type { Membership } from '../../src/membership/membership.js';
@@ -35,6 +36,7 @@ export class KeysServer {
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Membership) private readonly membership: Membership,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
     private readonly buckets: Buckets,
   ) {}
 
@@ -57,7 +59,7 @@ export class KeysServer {
   private page(req: KeysPageRequest): Promise<KeysPage> {
     const mine = segmentTable(req.segments);
     const accept = (key: string) => mine[segmentOf(keyPosition(req.bucket, key))] === 1;
-    return this.storage.listKeys(req.bucket, req.prefix, req.after, req.limit, accept, MAX_KEYS_SCAN);
+    return this.storage.listKeys(req.bucket, req.prefix, req.after, req.limit, accept, MAX_KEYS_SCAN, this.clock.now());
   }
 
   /**

@@ -1,4 +1,4 @@
-import { BUCKET_NAME } from '../protocol/requests.js';
+import { BUCKET_NAME, MAX_TTL_MS } from '../protocol/requests.js';
 
 /** A bucket's properties: replicas, default quorums, and how concurrent versions resolve. */
 export interface BucketProps {
@@ -6,6 +6,8 @@ export interface BucketProps {
   readonly r: number;
   readonly w: number;
   readonly resolver: string;
+  /** time to live (ms) of the values a put writes without a ttlMs of its own; absent: they never expire */
+  readonly ttlMs?: number;
 }
 
 /** One bucket's props as set, with who set them when: the later setting wins everywhere. */
@@ -53,6 +55,7 @@ export function parseBucketTable(x: unknown): BucketTable | null {
     if (!Number.isSafeInteger(at) || typeof by !== 'string' || typeof props !== 'object' || props === null) return null;
     const p = props as Record<string, unknown>;
     if (!isInt(p['n'], 1, 16) || !isInt(p['r'], 1, p['n'] as number) || !isInt(p['w'], 1, p['n'] as number) || typeof p['resolver'] !== 'string') return null;
+    if (p['ttlMs'] !== undefined && !isInt(p['ttlMs'], 1, MAX_TTL_MS)) return null;
   }
   return x as BucketTable;
 }
@@ -71,9 +74,9 @@ export function checkBucketSet(
   clusterN: number,
   knownResolver: (name: string) => boolean,
 ): { bucket: string; props: BucketProps } | string {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'expected {"bucket": NAME, "resolver"?, "n"?, "r"?, "w"?}';
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'expected {"bucket": NAME, "resolver"?, "n"?, "r"?, "w"?, "ttlMs"?}';
   const b = body as Record<string, unknown>;
-  for (const k of Object.keys(b)) if (!['bucket', 'resolver', 'n', 'r', 'w'].includes(k)) return `unknown field "${k}"`;
+  for (const k of Object.keys(b)) if (!['bucket', 'resolver', 'n', 'r', 'w', 'ttlMs'].includes(k)) return `unknown field "${k}"`;
   const bucket = b['bucket'];
   if (typeof bucket !== 'string' || !BUCKET_NAME.test(bucket)) return '"bucket" must be 1-64 characters of letters, digits, "_", "." or "-"';
   if (b['n'] !== undefined && b['n'] !== clusterN) {
@@ -86,5 +89,8 @@ export function checkBucketSet(
   const w = b['w'] ?? current.w;
   if (!isInt(r, 1, clusterN)) return `"r" must be an integer from 1 to ${clusterN}`;
   if (!isInt(w, 1, clusterN)) return `"w" must be an integer from 1 to ${clusterN}`;
-  return { bucket, props: { n: clusterN, r, w, resolver } };
+  // ttlMs: 0 or null clears the bucket's time to live.
+  const ttl = b['ttlMs'] === undefined ? current.ttlMs : b['ttlMs'] === null || b['ttlMs'] === 0 ? undefined : b['ttlMs'];
+  if (ttl !== undefined && !isInt(ttl, 1, MAX_TTL_MS)) return `"ttlMs" must be an integer from 1 to ${MAX_TTL_MS} (365 days), or 0 for none`;
+  return { bucket, props: ttl === undefined ? { n: clusterN, r, w, resolver } : { n: clusterN, r, w, resolver, ttlMs: ttl } };
 }

@@ -76,6 +76,19 @@ export function intFlag(values: Record<string, unknown>, name: string, min: numb
   return n;
 }
 
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration flag in ms: `500ms`, `30s`, `5m`, `2h`, `1d`, or a bare number of ms; whole ms from `min` to `max`. */
+export function durationFlag(values: Record<string, unknown>, name: string, min: number, max: number): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(String(v).trim());
+  const ms = m === null ? Number.NaN : Number(m[1]) * (DURATION_UNITS[m[2] ?? 'ms'] ?? Number.NaN);
+  if (!Number.isInteger(ms) || ms < min || ms > max)
+    throw new UsageError(`--${name} must be a duration such as 500ms, 30s, 5m, 2h or 1d, from ${min} ms to ${max} ms; got "${String(v)}"`);
+  return ms;
+}
+
 export function numberFlag(values: Record<string, unknown>, name: string, min: number, max: number): number | undefined {
   const v = values[name];
   if (v === undefined) return undefined;

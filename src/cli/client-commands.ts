@@ -1,8 +1,9 @@
 import { errorText, TransportError, UsageError } from '../errors.js';
 import { subjects } from '../protocol/subjects.js';
+import { MAX_TTL_MS } from '../protocol/requests.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { decodeJson } from '../transport/transport.js';
-import { intFlag, NATS_SECURITY_OPTIONS, securityFlags, type OptionSpecs } from './args.js';
+import { durationFlag, intFlag, NATS_SECURITY_OPTIONS, securityFlags, type OptionSpecs } from './args.js';
 import { describeSecurity, redactUrl } from '../transport/nats-security.js';
 import { resolveNatsUrl } from './resolve-nats.js';
 import type { MemberStatus } from '../../actors/node/admin-server.js';
@@ -20,6 +21,7 @@ export const CLIENT_OPTIONS: OptionSpecs = {
   r: { type: 'string', help: 'replicas that must answer a get' },
   w: { type: 'string', help: 'replicas that must acknowledge a put or delete' },
   timeout: { type: 'string', help: 'request timeout in ms (default 1000)' },
+  ttl: { type: 'string', help: "put: the value expires after this long (30s, 5m, 2h, 1d; default: the bucket's ttl, if any)" },
   json: { type: 'boolean', help: 'status: print the raw JSON reply' },
 };
 
@@ -83,7 +85,9 @@ export async function kvCommand(op: 'get' | 'put' | 'delete', positionals: strin
     ifMatch: values['if-match'],
     ifNoneMatch: values['if-none-match'] === true ? true : undefined,
     timeoutMs: values['timeout'] === undefined ? undefined : timeoutMs,
+    ttlMs: durationFlag(values, 'ttl', 1, MAX_TTL_MS),
   };
+  if (body['ttlMs'] !== undefined && op !== 'put') throw new UsageError('--ttl goes with put');
   if (op === 'put') {
     if (crdtOp === undefined) body['value'] = valueArgument(positionals[1]);
     else {
@@ -175,6 +179,7 @@ export const BUCKET_OPTIONS: OptionSpecs = {
   n: { type: 'string', help: "bucket set: replicas (the cluster's n in this version)" },
   r: { type: 'string', help: 'bucket set: default read quorum' },
   w: { type: 'string', help: 'bucket set: default write quorum' },
+  ttl: { type: 'string', help: 'bucket set: time to live of values put without one (30s, 5m, 2h, 1d; 0 for none)' },
 };
 
 /** `dynamo bucket set NAME [--resolver R] [--r N] [--w N]`, `bucket get NAME`, `bucket list`. */
@@ -188,7 +193,14 @@ export async function bucketCommand(positionals: string[], values: Record<string
     let body: Record<string, unknown>;
     if (what === 'set') {
       subject = s.bucketSet;
-      body = { bucket: name, resolver: values['resolver'], n: intFlag(values, 'n', 1, 64), r: intFlag(values, 'r', 1, 64), w: intFlag(values, 'w', 1, 64) };
+      body = {
+        bucket: name,
+        resolver: values['resolver'],
+        n: intFlag(values, 'n', 1, 64),
+        r: intFlag(values, 'r', 1, 64),
+        w: intFlag(values, 'w', 1, 64),
+        ttlMs: durationFlag(values, 'ttl', 0, MAX_TTL_MS),
+      };
     } else {
       subject = what === 'get' ? s.bucketGet : s.bucketList;
       body = what === 'get' ? { bucket: name } : {};

@@ -64,6 +64,8 @@ export interface WriteOptions extends CallOptions {
   readonly ifMatch?: string;
   /** create only: fail with ConflictError if the key holds a value */
   readonly ifNoneMatch?: boolean;
+  /** put: the value expires this many ms after the write (default: the bucket's time to live, if any) */
+  readonly ttlMs?: number;
 }
 
 export interface KeysOptions extends Omit<CallOptions, 'signal'> {
@@ -151,7 +153,7 @@ export class DynamoClient {
 
   async put<T = unknown>(key: string, value: T, opts: WriteOptions = {}): Promise<PutResult> {
     if (value === undefined) throw new TypeError('put needs a value (null is a value; undefined is not)');
-    const reply = await this.call('put', key, { ...writeFields(opts), value }, opts);
+    const reply = await this.call('put', key, { ...writeFields(opts), value, ttlMs: opts.ttlMs }, opts);
     return { context: reply.context as string };
   }
 
@@ -209,10 +211,10 @@ export class DynamoClient {
 
   /** Write many keys in one request (`<p>.kv.mput`, at most 1024): one outcome per item, in order, not atomic. */
   async putMany<T = unknown>(
-    items: readonly { readonly key: string; readonly value: T; readonly context?: string | null }[],
+    items: readonly { readonly key: string; readonly value: T; readonly context?: string | null; readonly ttlMs?: number }[],
     opts: Pick<WriteOptions, 'bucket' | 'w' | 'timeoutMs'> = {},
   ): Promise<Outcome<PutResult>[]> {
-    const body = items.map(({ key, value, context }) => (context ? { key, value, context } : { key, value }));
+    const body = items.map(({ key, value, context, ttlMs }) => ({ key, value, ...(context ? { context } : {}), ...(ttlMs === undefined ? {} : { ttlMs }) }));
     const results = await this.many(this.subjects.kvMput, { items: body, w: opts.w }, opts);
     return results.map((reply, i) => {
       const key = present(items[i], 'a result per item').key;

@@ -12,6 +12,7 @@ import { antiEntropyMachine } from '../../actors/anti-entropy/anti-entropy-machi
 import { getCoordinatorMachine, putCoordinatorMachine } from '../../actors/coordinator/coordinator-machine.js';
 import { gossiperMachine } from '../../actors/gossiper/gossiper-machine.js';
 import { hintedHandoffMachine } from '../../actors/node/hinted-handoff-machine.js';
+import { reaperMachine } from '../../actors/node/reaper-machine.js';
 import { nodeMachine } from '../../actors/node/node-machine.js';
 import type { Transport } from '../transport/transport.js';
 import { VERSION } from '../version.js';
@@ -31,6 +32,7 @@ const MACHINES = {
   gossiper: gossiperMachine,
   'anti-entropy': antiEntropyMachine,
   'hinted-handoff': hintedHandoffMachine,
+  reaper: reaperMachine,
   'get-coordinator': getCoordinatorMachine,
   'put-coordinator': putCoordinatorMachine,
 };

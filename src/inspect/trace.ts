@@ -5,7 +5,7 @@
  */
 
 /** The actors whose transitions a node traces; coordinators are traced as whole runs. */
-export const TRACED_ACTORS = ['node', 'gossiper', 'anti-entropy', 'hinted-handoff', 'coordinator'] as const;
+export const TRACED_ACTORS = ['node', 'gossiper', 'anti-entropy', 'hinted-handoff', 'reaper', 'coordinator'] as const;
 export type TracedActor = (typeof TRACED_ACTORS)[number];
 
 /** Coordinator runs a node traces per second at most, by default (`--inspect-runs-per-second`). */

@@ -59,7 +59,7 @@ export const MAX_MULTI = 1024;
 const MGET_FIELDS: ReadonlySet<string> = new Set(['bucket', 'keys', 'r', 'timeoutMs']);
 const MPUT_FIELDS: ReadonlySet<string> = new Set(['bucket', 'items', 'w', 'timeoutMs']);
 /** What an mput item may hold: the rest (bucket, w, timeoutMs) is said once for the whole mput. */
-const MPUT_ITEM_FIELDS: ReadonlySet<string> = new Set(['key', 'value', 'op', 'context', 'ifMatch', 'ifNoneMatch']);
+const MPUT_ITEM_FIELDS: ReadonlySet<string> = new Set(['key', 'value', 'op', 'context', 'ifMatch', 'ifNoneMatch', 'ttlMs']);
 
 /** An item of an mget or mput: a request, or the refusal that is its result. */
 export interface MultiItem extends BatchItem {

@@ -66,7 +66,8 @@ export function isVersion(x: unknown): x is Version {
   if (!Array.isArray(d) || d.length !== 2 || typeof d[0] !== 'string' || !ACTOR_ID.test(d[0]) || !isCount(d[1]) || d[1] < 1) return false;
   if (!isClock(x['c']) || !isCount(x['t'])) return false;
   if (x['v'] !== undefined && typeof x['v'] !== 'string') return false;
-  return Object.keys(x).every((k) => k === 'd' || k === 'c' || k === 't' || k === 'v');
+  if (x['x'] !== undefined && !isCount(x['x'])) return false;
+  return Object.keys(x).every((k) => k === 'd' || k === 'c' || k === 't' || k === 'v' || k === 'x');
 }
 
 function itemBase(x: unknown): x is { b: string; k: string } {

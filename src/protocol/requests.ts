@@ -14,6 +14,8 @@ export interface Limits {
   readonly maxTimeoutMs: number;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
+  /** the bucket's time to live for a put that gives none (ms; undefined: none) */
+  readonly ttlMs?: number;
   /** the bucket's resolver: what a put may carry and what a get answers */
   readonly resolver: Resolver;
 }
@@ -43,6 +45,8 @@ export interface PutRequest {
   readonly timeoutMs: number;
   readonly condition: Condition | undefined;
   readonly resolver: Resolver;
+  /** the value's time to live (ms): the put's own, else its bucket's; undefined: none */
+  readonly ttlMs: number | undefined;
 }
 
 export interface DeleteRequest {
@@ -59,11 +63,13 @@ export interface DeleteRequest {
 export type ClientRequest = GetRequest | PutRequest | DeleteRequest;
 
 export const DEFAULT_BUCKET = 'default';
+/** The longest time to live a put or a bucket may give: 365 days. */
+export const MAX_TTL_MS = 365 * 24 * 3600 * 1000;
 export const BUCKET_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const ALLOWED_FIELDS: Record<Op, ReadonlySet<string>> = {
   get: new Set(['key', 'bucket', 'r', 'timeoutMs']),
-  put: new Set(['key', 'bucket', 'value', 'op', 'context', 'w', 'timeoutMs', 'ifMatch', 'ifNoneMatch']),
+  put: new Set(['key', 'bucket', 'value', 'op', 'context', 'w', 'timeoutMs', 'ifMatch', 'ifNoneMatch', 'ttlMs']),
   delete: new Set(['key', 'bucket', 'context', 'w', 'timeoutMs', 'ifMatch']),
 };
 
@@ -191,6 +197,11 @@ export function parseRequestBody(op: Op, body: unknown, limitsOf: (bucket: strin
 
   if (op === 'delete') return { op, bucket, key, context, w, timeoutMs, condition, resolver };
 
+  const ttl = b['ttlMs'];
+  if (ttl !== undefined && ttl !== null && (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_TTL_MS))
+    return bad(`"ttlMs" must be an integer from 1 to ${MAX_TTL_MS} (365 days)`, { field: 'ttlMs' });
+  const ttlMs = (ttl as number | undefined | null) ?? limits.ttlMs;
+
   const problem = resolver.check(b['value'], b['op']);
   if (problem !== null) return bad(`bucket "${bucket}" (${resolver.name}): ${problem}`, { field: resolver.kind === 'crdt' ? 'op' : 'value' });
   if (resolver.kind === 'crdt') {
@@ -208,6 +219,7 @@ export function parseRequestBody(op: Op, body: unknown, limitsOf: (bucket: strin
       timeoutMs,
       condition,
       resolver,
+      ttlMs,
     };
   }
   if (!('value' in b) || b['value'] === undefined) return bad('a put needs a "value" (any JSON; null is a value)', { field: 'value' });
@@ -216,7 +228,7 @@ export function parseRequestBody(op: Op, body: unknown, limitsOf: (bucket: strin
   if (size > limits.maxValueBytes) {
     return errorReply('TOO_LARGE', `value is ${size} bytes; the limit is ${limits.maxValueBytes}`, { size, limit: limits.maxValueBytes });
   }
-  return { op, bucket, key, value, crdt: undefined, context, w, timeoutMs, condition, resolver };
+  return { op, bucket, key, value, crdt: undefined, context, w, timeoutMs, condition, resolver, ttlMs };
 }
 
 export function isErrorReply(x: unknown): x is ErrorReply {

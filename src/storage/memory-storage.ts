@@ -1,7 +1,7 @@
 import { ConflictError } from '../errors.js';
 import { LeafIndex, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf } from '../ring/index.js';
-import { counterOf, fullClock, isTombstone, merge as mergeClocks, mergeVersion, prune, type VClock, type Version } from '../versioning/index.js';
+import { counterOf, expired, fullClock, isLive, merge as mergeClocks, mergeVersion, prune, type VClock, type Version } from '../versioning/index.js';
 import {
   dataKey,
   HINT_LIMITS,
@@ -74,7 +74,7 @@ export class MemoryStorage implements Storage {
       throw new ConflictError('a version was written since the context was read');
     }
     if (w.condition === 'none-match') {
-      if (current.some((s) => !isTombstone(s))) throw new ConflictError('the key exists');
+      if (current.some((s) => isLive(s, w.ts))) throw new ConflictError('the key exists');
       for (const s of current) context = mergeClocks(context, fullClock(s));
     }
     if (w.supersede) {
@@ -92,7 +92,12 @@ export class MemoryStorage implements Storage {
     let counter = Math.max((this.dotCounters.get(actor) ?? 0) + 1, counterOf(context, actor) + 1);
     for (const s of current) counter = Math.max(counter, counterOf(fullClock(s), actor) + 1);
     this.dotCounters.set(actor, counter);
-    const version: Version = w.value === undefined ? { d: [actor, counter], c: context, t: ts } : { d: [actor, counter], c: context, t: ts, v: w.value };
+    const version: Version =
+      w.value === undefined
+        ? { d: [actor, counter], c: context, t: ts }
+        : w.expiresAt === undefined
+          ? { d: [actor, counter], c: context, t: ts, v: w.value }
+          : { d: [actor, counter], c: context, t: ts, v: w.value, x: w.expiresAt };
     const siblings = mergeVersion(current, version).siblings;
     this.store(w.bucket, w.key, siblings);
     return { version, siblingsText: JSON.stringify(siblings) };
@@ -112,11 +117,19 @@ export class MemoryStorage implements Storage {
     return { cursor: done ? SCAN_START : keys[keys.length - 1], keys: keys.map((k) => present(parseDataKey(k), 'only data keys are listed')) };
   }
 
-  async listKeys(bucket: string, prefix: string, after: string | null, limit: number, accept: (key: string) => boolean, maxScan: number): Promise<KeysPage> {
+  async listKeys(
+    bucket: string,
+    prefix: string,
+    after: string | null,
+    limit: number,
+    accept: (key: string) => boolean,
+    maxScan: number,
+    now: number,
+  ): Promise<KeysPage> {
     const live: string[] = [];
     for (const [name, siblings] of this.data) {
       const k = parseDataKey(name);
-      if (k === null || k.bucket !== bucket || !k.key.startsWith(prefix) || !siblings.some((s) => !isTombstone(s))) continue;
+      if (k === null || k.bucket !== bucket || !k.key.startsWith(prefix) || !siblings.some((s) => isLive(s, now))) continue;
       if (after === null || compareKeys(k.key, after) > 0) live.push(k.key);
     }
     live.sort(compareKeys);
@@ -129,10 +142,25 @@ export class MemoryStorage implements Storage {
     return { keys, next: null };
   }
 
-  async liveKeyCount(): Promise<number> {
+  async liveKeyCount(now: number): Promise<number> {
     let n = 0;
-    for (const siblings of this.data.values()) if (siblings.some((s) => !isTombstone(s))) n++;
+    for (const siblings of this.data.values()) if (siblings.some((s) => isLive(s, now))) n++;
     return n;
+  }
+
+  async reapExpired(now: number, max: number): Promise<number> {
+    let dropped = 0;
+    let keys = 0;
+    for (const [name, siblings] of this.data) {
+      if (keys >= max) break;
+      const after = expired(siblings, now);
+      if (after === siblings) continue;
+      keys++;
+      dropped += siblings.filter((s) => s.v !== undefined).length - after.filter((s) => s.v !== undefined).length;
+      const k = present(parseDataKey(name), 'only data keys are stored');
+      this.store(k.bucket, k.key, [...after]);
+    }
+    return dropped;
   }
 
   async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {

@@ -93,17 +93,23 @@ local function xorleaves(leaves, acc)
   end
 end
 -- The listing index (k:index, every field holding a value, all scores 0, in byte order): in it while
--- any sibling holds a value, out of it once only tombstones are left.
+-- any sibling holds a value, out of it once only tombstones are left. x:index scores a key whose
+-- every value expires by when the last of them does (a key with a value that never expires is not
+-- in it): listings skip a key past its score, and the reaper turns its expired values into tombstones.
 local function indexkey(field, sibs)
+  local live, expiry = false, 0
   if sibs ~= nil then
     for _, s in ipairs(sibs) do
       if s.v ~= nil then
-        redis.call('ZADD', 'k:index', 0, field)
-        return
+        live = true
+        if expiry ~= nil then
+          if s.x == nil then expiry = nil elseif s.x > expiry then expiry = s.x end
+        end
       end
     end
   end
-  redis.call('ZREM', 'k:index', field)
+  if live then redis.call('ZADD', 'k:index', 0, field) else redis.call('ZREM', 'k:index', field) end
+  if live and expiry ~= nil then redis.call('ZADD', 'x:index', expiry, field) else redis.call('ZREM', 'x:index', field) end
 end
 -- Record what the key holds now (sibs nil or empty: nothing) in its segment's index, and its leaf's change in acc.
 local function track(acc, index, seg, field, sibs)
@@ -170,7 +176,8 @@ return #members
  * node, ts, context JSON, value JSON text, '1' for a tombstone, the condition ('1'
  * if-match: CONFLICT when a stored version is not covered by the context; '2'
  * if-none-match: CONFLICT when a value is stored), tree field, segment, '1' to supersede every stored version (last write wins, the
- * timestamp raised above theirs), the sibling bound (0: none; SIBLINGS error beyond).
+ * timestamp raised above theirs), the sibling bound (0: none; SIBLINGS error beyond), the
+ * value's expiry in ms ('' for none; an expired value counts as absent for if-none-match).
  *
  * The writer is `node.epoch`; a store without an epoch (new, or wiped) takes a fresh
  * one from the server clock, so it never reissues a dot from before a loss. The new
@@ -194,6 +201,37 @@ local function epochOf(key)
   redis.call('SET', key, epoch)
   return epoch
 end
+`;
+
+/**
+ * The reaper: turn expired values into tombstones of the same dots (the dots, and so the
+ * tree, stay as they were; the tombstone still supersedes what the version did). KEYS:
+ * the dirty set; ARGV: now, then pairs of (tree field, segment). Returns the values dropped.
+ */
+export const REAP_LUA = `
+local now = tonumber(ARGV[1])
+local dropped = 0
+for i = 2, #ARGV, 2 do
+  local field = ARGV[i]
+  local cur = redis.call('GET', 'v:' .. field)
+  if cur then
+    local sibs = cjson.decode(cur)
+    local changed = false
+    for _, s in ipairs(sibs) do
+      if s.v ~= nil and s.x ~= nil and s.x <= now then
+        s.v = nil
+        changed = true
+        dropped = dropped + 1
+      end
+    end
+    if changed then
+      redis.call('SET', 'v:' .. field, cjson.encode(sibs))
+      redis.call('SADD', KEYS[1], ARGV[i + 1] .. '|' .. field)
+    end
+  end
+  redis.call('ZREM', 'x:index', field)
+end
+return dropped
 `;
 
 /** KEYS[1] the store's epoch. Returns it, taking one if the store has none. */
@@ -223,7 +261,7 @@ if ARGV[6] == '1' then
   end
 elseif ARGV[6] == '2' then
   for _, s in ipairs(sibs) do
-    if s.v ~= nil then return redis.error_reply('CONFLICT the key exists') end
+    if s.v ~= nil and (s.x == nil or s.x > ts) then return redis.error_reply('CONFLICT the key exists') end
     absorb(ctx, s)
   end
 end
@@ -261,7 +299,10 @@ for _, s in ipairs(sibs) do
 end
 redis.call('SET', KEYS[2], counter)
 local v = { d = { node, counter }, c = ctx, t = ts }
-if ARGV[5] ~= '1' then v.v = ARGV[4] end
+if ARGV[5] ~= '1' then
+  v.v = ARGV[4]
+  if ARGV[11] ~= '' then v.x = tonumber(ARGV[11]) end
+end
 local out = merge(sibs, v)
 local text = cjson.encode(out)
 redis.call('SET', KEYS[1], text)

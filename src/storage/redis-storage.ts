@@ -12,6 +12,7 @@ import {
   LEASE_LUA,
   RELEASE_LUA,
   RECOMPUTE_LEAVES_LUA,
+  REAP_LUA,
   REFRESH_TREE_LUA,
   STORE_HINT_LUA,
 } from './redis-scripts.js';
@@ -58,7 +59,9 @@ type ScriptedRedis = Redis & {
     segment: number,
     supersede: string,
     maxSiblings: number,
+    expiresAt: string,
   ): Promise<string>;
+  dynamoReap(dirty: string, now: number, ...fieldsAndSegments: (string | number)[]): Promise<number>;
   dynamoEpoch(key: string): Promise<string>;
   dynamoLease(key: string, owner: string, ttlMs: number): Promise<number>;
   dynamoRelease(key: string, owner: string): Promise<number>;
@@ -82,6 +85,8 @@ const FOLD_BATCH = 256;
 const TREE_SEGMENTS = 't:segs';
 /** The listing index: every `bucket:key` holding a value, kept by the same folds (see indexkey in redis-scripts.ts). */
 const LIST_INDEX = 'k:index';
+/** When each key's values all expire, by field (see indexkey in redis-scripts.ts). */
+const EXPIRY_INDEX = 'x:index';
 /** Index entries read per command while listing. */
 const LIST_CHUNK = 1000;
 /** What the tree and the listing index were built as: a store built as anything else is rebuilt. */
@@ -124,6 +129,7 @@ export class RedisStorage implements Storage {
     redis.defineCommand('dynamoRecomputeLeaves', { lua: RECOMPUTE_LEAVES_LUA });
     redis.defineCommand('dynamoStoreHint', { numberOfKeys: 5, lua: STORE_HINT_LUA });
     redis.defineCommand('dynamoDeleteHint', { numberOfKeys: 5, lua: DELETE_HINT_LUA });
+    redis.defineCommand('dynamoReap', { numberOfKeys: 1, lua: REAP_LUA });
     // Connection errors surface through the commands that fail; without a listener
     // ioredis would print every reconnect attempt.
     redis.on('error', () => {});
@@ -180,6 +186,7 @@ export class RedisStorage implements Storage {
         segment,
         w.supersede ? '1' : '0',
         w.maxSiblings ?? 0,
+        w.expiresAt === undefined ? '' : String(w.expiresAt),
       );
     } catch (e) {
       if ((e as Error).message.startsWith('CONFLICT')) throw new ConflictError((e as Error).message.slice('CONFLICT '.length), { cause: e });
@@ -199,7 +206,15 @@ export class RedisStorage implements Storage {
     }
   }
 
-  async listKeys(bucket: string, prefix: string, after: string | null, limit: number, accept: (key: string) => boolean, maxScan: number): Promise<KeysPage> {
+  async listKeys(
+    bucket: string,
+    prefix: string,
+    after: string | null,
+    limit: number,
+    accept: (key: string) => boolean,
+    maxScan: number,
+    now: number,
+  ): Promise<KeysPage> {
     try {
       // The index is kept by the folds, like the tree: fold first, so it holds every acknowledged write.
       await this.foldTree();
@@ -211,9 +226,12 @@ export class RedisStorage implements Storage {
       for (let scanned = 0; scanned < maxScan; ) {
         const chunk = Math.min(LIST_CHUNK, maxScan - scanned);
         const fields = await this.redis.zrangebylex(LIST_INDEX, min, max, 'LIMIT', 0, chunk);
+        // When each key's values expire, if they all do: a key past it is not listed (the reaper has yet to reach it).
+        const until = fields.length === 0 ? [] : await this.redis.zmscore(EXPIRY_INDEX, ...fields);
         for (let i = 0; i < fields.length; i++) {
           const key = fields[i].slice(head.length);
-          if (accept(key)) keys.push(key);
+          const expiry = until[i];
+          if ((expiry === null || expiry === undefined || Number(expiry) > now) && accept(key)) keys.push(key);
           if (keys.length === limit) return { keys, next: key };
         }
         scanned += fields.length;
@@ -226,9 +244,26 @@ export class RedisStorage implements Storage {
     }
   }
 
-  async liveKeyCount(): Promise<number> {
+  async liveKeyCount(now: number): Promise<number> {
     await this.foldTree();
-    return this.redis.zcard(LIST_INDEX);
+    const [listed, expired] = await Promise.all([this.redis.zcard(LIST_INDEX), this.redis.zcount(EXPIRY_INDEX, '-inf', now)]);
+    return listed - expired;
+  }
+
+  async reapExpired(now: number, max: number): Promise<number> {
+    try {
+      await this.foldTree();
+      const fields = await this.redis.zrangebyscore(EXPIRY_INDEX, '-inf', now, 'LIMIT', 0, max);
+      if (fields.length === 0) return 0;
+      const args: (string | number)[] = [];
+      for (const f of fields) {
+        const { bucket, key } = parseTreeField(f);
+        args.push(f, segmentOf(keyPosition(bucket, key)));
+      }
+      return await this.redis.dynamoReap(TREE_DIRTY, now, ...args);
+    } catch (e) {
+      throw new StorageError(`reaping expired values failed: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {
@@ -422,6 +457,7 @@ export class RedisStorage implements Storage {
         TREE_SEGMENTS,
         TREE_DIRTY,
         LIST_INDEX,
+        EXPIRY_INDEX,
       ),
       this.hintCount(),
       this.redis.scard(HINT_OWNERS),

@@ -25,6 +25,8 @@ export interface CoordinatedWrite {
   readonly supersede?: boolean;
   /** refuse (SiblingLimitError) when the write would leave more siblings than this; 0 or absent: no bound */
   readonly maxSiblings?: number;
+  /** when the new value expires (ms, wall clock; absent: never): the version's `x` */
+  readonly expiresAt?: number;
 }
 
 /** Siblings a key may hold; a write beyond it folds them (or is refused when the client resolves them). */
@@ -62,12 +64,26 @@ export interface Storage {
   /**
    * One node's part of a key listing: the keys of `bucket` that start with `prefix`,
    * come after `after` (UTF-8 byte order) and hold a value (not only tombstones), that
-   * `accept` takes; at most `limit` of them, examining at most `maxScan` stored keys.
+   * `accept` takes, not expired at `now`; at most `limit` of them, examining at most `maxScan` stored keys.
    * `next` is the last key examined, or null when none is left past it.
    */
-  listKeys(bucket: string, prefix: string, after: string | null, limit: number, accept: (key: string) => boolean, maxScan: number): Promise<KeysPage>;
-  /** Keys that hold a value, tombstones not counted. */
-  liveKeyCount(): Promise<number>;
+  listKeys(
+    bucket: string,
+    prefix: string,
+    after: string | null,
+    limit: number,
+    accept: (key: string) => boolean,
+    maxScan: number,
+    now: number,
+  ): Promise<KeysPage>;
+  /** Keys that hold a value at `now`, tombstones and expired values not counted. */
+  liveKeyCount(now: number): Promise<number>;
+  /**
+   * The reaper: turn up to `max` keys' expired values into tombstones of the same dots
+   * (a value's expiry is part of its version, so it reads as gone already; the
+   * tombstone keeps superseding what the version superseded). Resolves to the values dropped.
+   */
+  reapExpired(now: number, max: number): Promise<number>;
   /** Stored sibling arrays (JSON text, null when absent) for several keys at once. */
   readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]>;
   /** The name this store writes under for `node`: `node.epoch` (see ACTOR_ID), taking an epoch if it has none. */

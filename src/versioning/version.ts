@@ -25,10 +25,27 @@ export interface Version {
   readonly t: number;
   /** the value as JSON text; absent for a tombstone */
   readonly v?: string;
+  /**
+   * when the value expires (ms, coordinator wall clock; absent: never). Part of the
+   * version, so every replica decides alike: from then on it reads as a tombstone of
+   * the same dot, and the reaper may drop the value and keep the tombstone.
+   */
+  readonly x?: number;
 }
 
 export function isTombstone(v: Version): boolean {
   return v.v === undefined;
+}
+
+/** True when `v` holds a value at `now`: not a tombstone, not expired. */
+export function isLive(v: Version, now: number): boolean {
+  return v.v !== undefined && (v.x === undefined || v.x > now);
+}
+
+/** The siblings as they read at `now`: an expired version is a tombstone of its dot (the same array when none is). */
+export function expired(siblings: readonly Version[], now: number): readonly Version[] {
+  if (!siblings.some((s) => s.x !== undefined && s.x <= now && s.v !== undefined)) return siblings;
+  return siblings.map((s) => (s.x !== undefined && s.x <= now && s.v !== undefined ? { d: s.d, c: s.c, t: s.t, x: s.x } : s));
 }
 
 function sameDot(a: Dot, b: Dot): boolean {

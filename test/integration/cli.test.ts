@@ -94,6 +94,13 @@ describe('command line (real processes)', function () {
     expect(dynamo(cwd, ['keys', '--limit', '1']).out.trim()).to.equal('cart:alice');
     expect(dynamo(cwd, ['keys', '--limit', 'x']).code).to.equal(2);
 
+    // A value with a time to live reads back, then is gone; bad durations are usage errors.
+    expect(dynamo(cwd, ['put', 'session', '"s"', '--ttl', '700ms']).code).to.equal(0);
+    expect(JSON.parse(dynamo(cwd, ['get', 'session']).out)).to.include({ found: true });
+    await waitFor(() => JSON.parse(dynamo(cwd, ['get', 'session']).out).found === false, 10_000, 'session expired');
+    expect(dynamo(cwd, ['put', 'session', '1', '--ttl', 'soon']).code).to.equal(2);
+    expect(dynamo(cwd, ['delete', 'session', '--ttl', '1s']).code).to.equal(2);
+
     const status = dynamo(cwd, ['status']);
     expect(status.code, status.err).to.equal(0);
     expect(status.out).to.match(/3\/3 nodes up/);

@@ -91,6 +91,7 @@ describe('web console (real processes, headless Chromium)', function () {
       'gossiper',
       'anti-entropy',
       'hinted-handoff',
+      'reaper',
     ]);
     expect(errors).to.deep.equal([]);
   });

@@ -9,6 +9,7 @@ import { HASH_BYTES, LeafIndex, treeField } from '../../src/merkle/index.js';
 import { keyPosition, segmentOf, SEGMENTS } from '../../src/ring/index.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 import { RedisStorage } from '../../src/storage/redis-storage.js';
+import type { Storage } from '../../src/storage/storage.js';
 import type { Version } from '../../src/versioning/index.js';
 
 const dots = (vs: readonly Version[]) => vs.map((v) => v.d.join(':')).sort();
@@ -182,6 +183,44 @@ describe('Redis storage (real redis-server)', function () {
     } finally {
       raw.disconnect();
     }
+  });
+
+  it('lists live keys in byte order as the in-memory store does, bounded per call, skipping expired ones, and the reaper keeps the dots', async () => {
+    const mem = new MemoryStorage();
+    const now = Date.now();
+    const write = async (key: string, value: string | undefined, expiresAt?: number) => {
+      for (const s of [redis, mem] as Storage[])
+        await s.coordinate({ bucket: 'lst', key, context: {}, node: 'n1', ts: now, value, supersede: true, expiresAt });
+    };
+    for (let i = 0; i < 40; i++) await write(`k${String(i).padStart(2, '0')}`, '1');
+    await write('k05', undefined);
+    await write('k06', '1', now - 1);
+    await write('k07', '1', now + 60_000);
+    await write('\u{1F600}', '1');
+    await write('\uFF21', '1');
+    const even = (k: string) => k.length !== 3 || Number(k.slice(1)) % 2 === 0;
+    for (const s of [redis, mem] as Storage[]) {
+      const all: string[] = [];
+      for (let after: string | null = null; ; ) {
+        const page = await s.listKeys('lst', '', after, 1000, even, 7, now);
+        all.push(...page.keys);
+        if (page.next === null) break;
+        after = page.next;
+      }
+      expect(all, s.constructor.name).to.deep.equal([
+        ...Array.from({ length: 20 }, (_, i) => `k${String(2 * i).padStart(2, '0')}`).filter((k) => k !== 'k06'),
+        '\uFF21',
+        '\u{1F600}',
+      ]);
+      expect((await s.listKeys('lst', 'k1', null, 3, () => true, 100, now)).keys).to.deep.equal(['k10', 'k11', 'k12']);
+    }
+    const raw = await redis.readRaw('lst', 'k06');
+    expect(await redis.reapExpired(now, 100)).to.equal(1);
+    expect(await mem.reapExpired(now, 100)).to.equal(1);
+    const reaped = await redis.read('lst', 'k06');
+    expect(reaped.map((v) => [v.d, v.v])).to.deep.equal((JSON.parse(raw!) as Version[]).map((v) => [v.d, undefined]));
+    expect((await mem.read('lst', 'k06')).map((v) => [v.v, v.x])).to.deep.equal(reaped.map((v) => [v.v, v.x]));
+    expect(await redis.reapExpired(now, 100)).to.equal(0);
   });
 
   it('takes a new epoch after its data is wiped, so no dot issued before is issued again', async () => {

@@ -75,6 +75,7 @@ const put = (w: number, timeoutMs = 1000): ClientRequest => ({
   timeoutMs,
   condition: undefined,
   resolver: lww,
+  ttlMs: undefined,
 });
 const get = (r: number, timeoutMs = 1000): ClientRequest => ({ op: 'get', bucket: 'b', key: 'k', r, timeoutMs, resolver: lww });
 const settle = () => new Promise((r) => setImmediate(r));

@@ -6,7 +6,7 @@ const PALETTE = ['#4fb0ff', '#f28e2b', '#59c96b', '#e15759', '#b07aa1', '#edc948
 const RING_SPACE = 2 ** 48;
 const MAX_FEED = 50;
 const MAX_TRANSITIONS_SHOWN = 12;
-const LONG_LIVED = ['node', 'gossiper', 'anti-entropy', 'hinted-handoff'];
+const LONG_LIVED = ['node', 'gossiper', 'anti-entropy', 'hinted-handoff', 'reaper'];
 const PHASE_COLOURS = ['#4fb0ff', '#59c96b', '#edc948', '#b07aa1', '#76b7b2', '#f28e2b'];
 
 const state = { status: null, ring: null, charts: null, runs: [], transitions: [], rates: [], selectedNode: null, selectedRun: null };
