@@ -24,3 +24,5 @@ export {
 } from './client/errors.js';
 export type { ErrorCode } from './errors.js';
 export type { NatsSecurity } from './transport/nats-security.js';
+export { Watch, type WatchOptions, type WatchItem, type LostChanges } from './client/watch.js';
+export type { ChangeEvent } from './protocol/changes.js';

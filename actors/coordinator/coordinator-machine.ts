@@ -38,6 +38,8 @@ export interface CoordinatorInput {
   /** ms left of the request's timeout (the node sends TIMEOUT when none is left) */
   readonly remainingMs: () => number;
   readonly reply: (text: string) => void;
+  /** a write was acknowledged (after its reply): the new version and its context (the change log's event) */
+  readonly acknowledged?: (version: Version, context: string) => void;
   /** the reply to a get, from the merged siblings (the bucket's resolver decides what it holds) */
   readonly render: (merged: readonly Version[]) => string;
 }
@@ -125,11 +127,11 @@ const coordinator = setup({
     replyRead: ({ context }) => context.input.reply(context.input.render(reconcileReplies(context.replies))),
     replyWrite: ({ context }) => {
       const r = context.input.request;
+      const version = present(context.version, 'a write is acknowledged after its local write');
+      const clock = encodeContext(fullClock(version));
       if (r.op === 'delete') context.input.reply('{"ok":true}');
-      else
-        context.input.reply(
-          `{"ok":true,"context":${JSON.stringify(encodeContext(fullClock(present(context.version, 'a write is acknowledged after its local write'))))}}`,
-        );
+      else context.input.reply(`{"ok":true,"context":${JSON.stringify(clock)}}`);
+      context.input.acknowledged?.(version, clock);
     },
     replyQuorumNotMet: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'QUORUM_NOT_MET'))),
     replyTimeout: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'TIMEOUT'))),

@@ -15,6 +15,7 @@ import { counterOf, expired, isTombstone, merge as mergeClocks, fullClock, prune
 import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import { ReplicaBatcher } from './replica-batcher.js';
+import { ChangeLog } from '../node/change-log.js';
 import {
   getCoordinatorMachine,
   putCoordinatorMachine,
@@ -52,6 +53,7 @@ export class CoordinatorRunner {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Random) private readonly random: Random,
     private readonly inspection: Inspection,
+    private readonly changes: ChangeLog,
   ) {
     this.batcher = new ReplicaBatcher(transport, this.subjects);
     const io: CoordinatorIo = {
@@ -130,6 +132,7 @@ export class CoordinatorRunner {
     // Sampled runs only (a bounded number a second); the rest are created with no observer at all.
     const traced = this.inspection.sampleRun(request, replicas, seq);
     const deadline = this.clock.monotonic() + request.timeoutMs;
+    const op = request.op;
     const once = (text: string) => {
       if (replied) return;
       replied = true;
@@ -147,6 +150,7 @@ export class CoordinatorRunner {
         nowMs: this.clock.now(),
         remainingMs: () => Math.max(0, deadline - this.clock.monotonic()),
         reply: once,
+        acknowledged: op === 'get' ? undefined : (version, context) => this.changes.record(op, request.bucket, request.key, version, context),
         render: (merged) => this.render(request.resolver, merged, seq),
       },
       this.clock,

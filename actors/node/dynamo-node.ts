@@ -23,6 +23,7 @@ import { Reaper } from './reaper.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
 import { KeysServer } from './keys-server.js';
+import { ChangeLog } from './change-log.js';
 import { Transfers } from './transfers.js';
 import type { NodeLifecycle } from './node-status.js';
 
@@ -68,6 +69,7 @@ export class DynamoNode implements NodeLifecycle {
     private readonly admin: AdminServer,
     private readonly faults: FaultsServer,
     private readonly keys: KeysServer,
+    readonly changes: ChangeLog,
     private readonly inspection: Inspection,
     readonly metrics: NodeMetrics,
   ) {
@@ -78,7 +80,14 @@ export class DynamoNode implements NodeLifecycle {
         serve: fromCallback(() => {
           const subs: Subscription[] = [
             ...(this.hosts('node')
-              ? [...this.replica.listen(), ...this.handoff.listen(), ...this.admin.listen(), ...this.faults.listen(), ...this.keys.listen()]
+              ? [
+                  ...this.replica.listen(),
+                  ...this.handoff.listen(),
+                  ...this.admin.listen(),
+                  ...this.faults.listen(),
+                  ...this.keys.listen(),
+                  ...this.changes.listen(),
+                ]
               : []),
             ...(this.hosts('anti-entropy') ? this.antiEntropy.server.listen() : []),
             ...(this.hosts('coordinator') ? this.client.listen() : []),

@@ -1,9 +1,10 @@
 import { errorText, TransportError, UsageError } from '../errors.js';
 import { subjects } from '../protocol/subjects.js';
-import { MAX_TTL_MS } from '../protocol/requests.js';
+import { BUCKET_NAME, MAX_TTL_MS } from '../protocol/requests.js';
+import { Watch } from '../client/watch.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { decodeJson } from '../transport/transport.js';
-import { durationFlag, intFlag, NATS_SECURITY_OPTIONS, securityFlags, type OptionSpecs } from './args.js';
+import { durationFlag, intFlag, NATS_SECURITY_OPTIONS, securityFlags, type OptionSpec, type OptionSpecs } from './args.js';
 import { describeSecurity, redactUrl } from '../transport/nats-security.js';
 import { resolveNatsUrl } from './resolve-nats.js';
 import type { MemberStatus } from '../../actors/node/admin-server.js';
@@ -167,6 +168,56 @@ export async function keysCommand(
       if (reply.cursor === null || reply.cursor === undefined) break;
       cursor = reply.cursor;
     }
+    return { out: '', code: 0 };
+  });
+}
+
+export const WATCH_OPTIONS: OptionSpecs = {
+  nats: CLIENT_OPTIONS['nats'],
+  ...NATS_SECURITY_OPTIONS,
+  'subject-prefix': KEYS_OPTIONS['subject-prefix'] as OptionSpec,
+  bucket: CLIENT_OPTIONS['bucket'],
+  prefix: { type: 'string', help: 'only keys that start with this', env: null },
+  from: { type: 'string', help: 'resume after this position (printed when a watch stops)', env: null },
+  count: { type: 'string', help: 'stop after this many events (default: run until Ctrl-C)', env: null },
+};
+
+/**
+ * `dynamo watch [--bucket B] [--prefix P] [--from POSITION] [--count N]`: the bucket's change
+ * events, one JSON line each, until Ctrl-C (or N events); then where to resume, on stderr.
+ */
+export async function watchCommand(
+  positionals: string[],
+  values: Record<string, unknown>,
+  write: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+): Promise<Outcome> {
+  if (positionals.length > 0) throw new UsageError('usage: dynamo watch [--bucket B] [--prefix P] [--from POSITION] [--count N]');
+  const count = intFlag(values, 'count', 1, Number.MAX_SAFE_INTEGER);
+  const bucket = (values['bucket'] as string | undefined) ?? 'default';
+  if (!BUCKET_NAME.test(bucket)) throw new UsageError('--bucket must be 1-64 characters of letters, digits, "_", "." or "-"');
+  return withCluster({ ...values, prefix: values['subject-prefix'] }, async (t, prefix) => {
+    let watch: Watch;
+    try {
+      watch = new Watch(t, subjects(prefix), bucket, { prefix: values['prefix'] as string | undefined, from: values['from'] as string | undefined });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const stop = () => watch.stop();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    let seen = 0;
+    try {
+      for await (const e of watch) {
+        write(JSON.stringify(e));
+        if (count !== undefined && ++seen >= count) break;
+      }
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      watch.stop();
+    }
+    if (watch.failure !== null) return { out: errorText('UNAVAILABLE', `watch failed: ${watch.failure.message}`), code: 1 };
+    process.stderr.write(`to resume: dynamo watch --bucket ${bucket} --from ${watch.position()}\n`);
     return { out: '', code: 0 };
   });
 }

@@ -19,7 +19,8 @@ const admin = () => import('./admin-commands.js');
 const client = () => import('./client-commands.js');
 
 const print = (o: { out: string; code: number }) => {
-  process.stdout.write(`${o.out}\n`);
+  // Commands that print as they go (keys, watch) have nothing left to print.
+  if (o.out !== '') process.stdout.write(`${o.out}\n`);
   return o.code;
 };
 
@@ -101,17 +102,11 @@ const COMMANDS: Record<string, Command> = {
   },
   keys: {
     summary: "keys [--bucket B] [--prefix P] [--limit N]   list a bucket's keys, one a line (tombstones left out)",
-    load: async () => {
-      const m = await client();
-      return {
-        options: m.KEYS_OPTIONS,
-        run: async (p, v) => {
-          const o = await m.keysCommand(p, v);
-          if (o.out !== '') process.stdout.write(`${o.out}\n`);
-          return o.code;
-        },
-      };
-    },
+    load: printing(client, (m) => [m.KEYS_OPTIONS, (p, v) => m.keysCommand(p, v)]),
+  },
+  watch: {
+    summary: "watch [--bucket B] [--prefix P] [--from POSITION] [--count N]   print a bucket's changes live, one JSON line each",
+    load: printing(client, (m) => [m.WATCH_OPTIONS, (p, v) => m.watchCommand(p, v)]),
   },
   bucket: {
     summary: 'bucket set NAME [--resolver R] [--r 2] [--w 2] | get NAME | list   bucket properties',

@@ -31,6 +31,11 @@ export const NODE_OPTIONS: OptionSpecs = {
   'anti-entropy-interval': { type: 'string', help: 'ms between anti-entropy exchanges of one range (0: off)', default: String(DEFAULTS.antiEntropyIntervalMs) },
   'anti-entropy-keys-per-second': { type: 'string', help: 'keys anti-entropy repairs per second, at most', default: String(DEFAULTS.antiEntropyKeysPerSecond) },
   'anti-entropy-max-message-bytes': { type: 'string', help: 'bytes per anti-entropy message, at most', default: String(DEFAULTS.antiEntropyMaxMessageBytes) },
+  'change-log-size': {
+    type: 'string',
+    help: 'change events kept for watchers to resume from (about; 0: none recorded, watch sees nothing from this node)',
+    default: String(DEFAULTS.changeLogSize),
+  },
   'anti-entropy-max-exchanges': {
     type: 'string',
     help: 'exchanges other nodes may run against this one at once',
@@ -162,6 +167,7 @@ function parseNodeOptions(positionals: string[], values: Record<string, unknown>
       antiEntropyKeysPerSecond: requiredIntFlag(values, 'anti-entropy-keys-per-second', 1, 1_000_000),
       antiEntropyMaxMessageBytes: requiredIntFlag(values, 'anti-entropy-max-message-bytes', 4096, 64 * 1024 * 1024),
       antiEntropyMaxExchanges: requiredIntFlag(values, 'anti-entropy-max-exchanges', 1, 64),
+      changeLogSize: requiredIntFlag(values, 'change-log-size', 0, 10_000_000),
       rebuildTree: values['rebuild-tree'] === true,
       actors: parseActors(values['actors'] as string),
       inspect: values['inspect'] === true,

@@ -12,6 +12,7 @@ import { itemsBody } from '../protocol/batch-fill.js';
 import { AbortedError, ConflictError, DynamoTimeoutError, errorFromReply, UnavailableError, type DynamoError } from './errors.js';
 import { present } from '../invariant.js';
 import { Semaphore } from './semaphore.js';
+import { Watch, type WatchOptions } from './watch.js';
 
 export interface ClientOptions {
   /** subject prefix of the cluster (default `dynamo`) */
@@ -245,6 +246,17 @@ export class DynamoClient {
       if (reply.cursor === null) return;
       cursor = reply.cursor;
     }
+  }
+
+  /**
+   * Change events of a bucket (`<p>.watch.<bucket>`), as an async iterator:
+   * `for await (const e of client.watch({ prefix: 'user:' }))`. Every acknowledged write
+   * at least once, in order per coordinating node, from now on (or after `from`, a
+   * `position()` of an earlier watch). An `{ op: 'lost' }` item says a node's log no
+   * longer held events this watcher missed. `stop()` or breaking out of the loop ends it.
+   */
+  watch(opts: WatchOptions & { readonly bucket?: string } = {}): Watch {
+    return new Watch(this.transport, this.subjects, opts.bucket ?? this.options.bucket ?? 'default', opts);
   }
 
   private async many(subject: string, fields: Record<string, unknown>, opts: CallOptions): Promise<Reply[]> {

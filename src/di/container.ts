@@ -12,6 +12,9 @@ import { DynamoNode } from '../../actors/node/dynamo-node.js';
 import { HandoffServer } from '../../actors/node/handoff-server.js';
 import { FaultsServer } from '../../actors/node/faults-server.js';
 import { HintedHandoff } from '../../actors/node/hinted-handoff.js';
+import { Reaper } from '../../actors/node/reaper.js';
+import { ChangeLog } from '../../actors/node/change-log.js';
+import { KeysServer } from '../../actors/node/keys-server.js';
 import { FaultyTransport } from '../faults/faulty-transport.js';
 import { ReplicaServer } from '../../actors/node/replica-server.js';
 import { Transfers } from '../../actors/node/transfers.js';
@@ -63,6 +66,9 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
     AntiEntropy,
     Transfers,
     HintedHandoff,
+    Reaper,
+    ChangeLog,
+    KeysServer,
     FaultsServer,
     CoordinatorRunner,
     ClientServer,

@@ -5,9 +5,10 @@
  * - node: every subject under the prefix (replica, gossip, handoff, anti-entropy,
  *   admin, trace) and `$SRV` (service discovery).
  * - client: the kv subjects (any node, one node, one bucket), the read-only admin
- *   subjects, and `$SRV` discovery; nothing node-to-node.
+ *   subjects, change events and the nodes' change logs, and `$SRV` discovery; nothing
+ *   else node-to-node.
  * - operator: a client's subjects, every admin subject, and the trace stream (the console).
- * - bucket: one bucket's own kv subjects, nothing else.
+ * - bucket: one bucket's own kv subjects and its change events (live), nothing else.
  *
  * Replies come back on `_INBOX.>`, so every role may subscribe there. A user who may
  * subscribe to `_INBOX.>` could read replies meant for others; a deployment that needs
@@ -34,20 +35,22 @@ function clientPublish(p: string): string[] {
     `${p}.admin.bucket.list`,
     `${p}.node.*.admin.ping`,
     `${p}.node.*.admin.status`,
+    `${p}.node.*.watch.since`,
     SERVICES,
   ];
 }
 
 export function permissions(prefix: string, role: Role): Permissions {
   if (role === 'node') return { publish: [`${prefix}.>`, INBOX, SERVICES], subscribe: [`${prefix}.>`, INBOX, SERVICES] };
-  if (role === 'client') return { publish: clientPublish(prefix), subscribe: [INBOX] };
+  if (role === 'client') return { publish: clientPublish(prefix), subscribe: [INBOX, `${prefix}.watch.>`] };
   if (role === 'operator') {
     return {
       publish: [...clientPublish(prefix), `${prefix}.admin.>`, `${prefix}.node.*.admin.>`, `${prefix}.node.*.replica.inspect`],
-      subscribe: [INBOX, `${prefix}.trace.>`],
+      subscribe: [INBOX, `${prefix}.watch.>`, `${prefix}.trace.>`],
     };
   }
-  return { publish: [`${prefix}.kv.${role.bucket}.*`], subscribe: [INBOX] };
+  // A bucket's user watches it live; resuming reads a node's whole log, which this role may not.
+  return { publish: [`${prefix}.kv.${role.bucket}.*`], subscribe: [INBOX, `${prefix}.watch.${role.bucket}`] };
 }
 
 export interface NatsUser {

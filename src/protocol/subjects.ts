@@ -20,6 +20,10 @@ export function subjects(prefix: string) {
     /** one page of a bucket's keys (src/protocol/keys.ts): any node (queue group `queue.kv`), or on the bucket's own subject */
     kvKeys: `${prefix}.kv.keys`,
     anyBucketKeys: `${prefix}.kv.*.keys`,
+    /** change events of a bucket, published after each acknowledged write (src/protocol/changes.ts) */
+    watch: (bucket: string) => `${prefix}.watch.${bucket}`,
+    /** a node's change log, for a watcher to fetch what it missed */
+    nodeWatchSince: (node: string) => `${prefix}.node.${node}.watch.since`,
     /** a node's part of a key listing another node planned */
     nodeKeys: (node: string) => `${prefix}.node.${node}.keys`,
     /** requests forwarded by another node, as a batch: coordinate them here, never forward again */

@@ -12,9 +12,11 @@ import {
   type CoordinatedWrite,
   type Storage,
   type StoredKey,
+  type ChangePage,
 } from './storage.js';
 import { present } from '../invariant.js';
 import { compareKeys, type KeysPage } from '../protocol/keys.js';
+import { compareChangeIds } from '../protocol/changes.js';
 
 /**
  * In-memory replica store for unit tests and simulation. It applies the same
@@ -161,6 +163,27 @@ export class MemoryStorage implements Storage {
       this.store(k.bucket, k.key, [...after]);
     }
     return dropped;
+  }
+
+  private readonly changeLog: { id: string; bucket: string; key: string; event: string }[] = [];
+  private changeSeq = 0;
+  private changeTrimmed: string | null = null;
+
+  async appendChange(bucket: string, key: string, event: string, keep: number): Promise<string> {
+    const id = `0-${++this.changeSeq}`;
+    this.changeLog.push({ id, bucket, key, event });
+    while (this.changeLog.length > keep) this.changeTrimmed = present(this.changeLog.shift(), 'the log is longer than it keeps').id;
+    return id;
+  }
+
+  async readChanges(after: string | null, count: number): Promise<ChangePage> {
+    const changes = after === null ? [] : this.changeLog.filter((c) => compareChangeIds(c.id, after) > 0).slice(0, count);
+    return {
+      changes,
+      head: this.changeLog[this.changeLog.length - 1]?.id ?? this.changeTrimmed,
+      oldest: this.changeLog[0]?.id ?? null,
+      trimmed: this.changeTrimmed !== null,
+    };
   }
 
   async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {

@@ -25,6 +25,7 @@ import {
   type CoordinatedWrite,
   type Storage,
   type StoredKey,
+  type ChangePage,
 } from './storage.js';
 import type { KeysPage } from '../protocol/keys.js';
 
@@ -87,6 +88,8 @@ const TREE_SEGMENTS = 't:segs';
 const LIST_INDEX = 'k:index';
 /** When each key's values all expire, by field (see indexkey in redis-scripts.ts). */
 const EXPIRY_INDEX = 'x:index';
+/** The change log: one entry per acknowledged write this node coordinated (see actors/node/change-log.ts). */
+const CHANGE_LOG = 'w:log';
 /** Index entries read per command while listing. */
 const LIST_CHUNK = 1000;
 /** What the tree and the listing index were built as: a store built as anything else is rebuilt. */
@@ -263,6 +266,41 @@ export class RedisStorage implements Storage {
       return await this.redis.dynamoReap(TREE_DIRTY, now, ...args);
     } catch (e) {
       throw new StorageError(`reaping expired values failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async appendChange(bucket: string, key: string, event: string, keep: number): Promise<string> {
+    try {
+      return (await this.redis.xadd(CHANGE_LOG, 'MAXLEN', '~', keep, '*', 'b', bucket, 'k', key, 'e', event)) as string;
+    } catch (e) {
+      throw new StorageError(`change log append failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async readChanges(after: string | null, count: number): Promise<ChangePage> {
+    try {
+      const [entries, info] = await Promise.all([
+        after === null ? Promise.resolve([]) : this.redis.xrange(CHANGE_LOG, `(${after}`, '+', 'COUNT', count),
+        this.redis.call('XINFO', 'STREAM', CHANGE_LOG).catch(() => null) as Promise<unknown[] | null>,
+      ]);
+      // XINFO STREAM answers a flat list of names and values.
+      const field = (name: string): unknown => {
+        if (info === null) return null;
+        const i = info.indexOf(name);
+        return i >= 0 ? info[i + 1] : null;
+      };
+      const head = field('last-generated-id');
+      const first = field('first-entry');
+      const oldest = Array.isArray(first) && typeof first[0] === 'string' ? first[0] : null;
+      return {
+        changes: entries.map(([id, f]) => ({ id, bucket: f[1] ?? '', key: f[3] ?? '', event: f[5] ?? '{}' })),
+        head: typeof head === 'string' && head !== '0-0' ? head : null,
+        oldest,
+        // Trimming (MAXLEN) keeps no record of what it dropped but the count added beyond the length.
+        trimmed: Number(field('entries-added') ?? 0) > Number(field('length') ?? 0),
+      };
+    } catch (e) {
+      throw new StorageError(`change log read failed: ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -458,6 +496,7 @@ export class RedisStorage implements Storage {
         TREE_DIRTY,
         LIST_INDEX,
         EXPIRY_INDEX,
+        CHANGE_LOG,
       ),
       this.hintCount(),
       this.redis.scard(HINT_OWNERS),

@@ -84,6 +84,17 @@ export interface Storage {
    * tombstone keeps superseding what the version superseded). Resolves to the values dropped.
    */
   reapExpired(now: number, max: number): Promise<number>;
+  /**
+   * The change log (a Redis stream): append one acknowledged write's event (JSON text),
+   * keeping about the last `keep`; resolves to its id (`ms-seq`, increasing). Appends
+   * made in one turn resolve in the order they were made.
+   */
+  appendChange(bucket: string, key: string, event: string, keep: number): Promise<string>;
+  /**
+   * Up to `count` changes after `after` (null: the log's head only), in order; `head` is
+   * the latest id, `oldest` the oldest it still holds, `trimmed` whether it has dropped any.
+   */
+  readChanges(after: string | null, count: number): Promise<ChangePage>;
   /** Stored sibling arrays (JSON text, null when absent) for several keys at once. */
   readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]>;
   /** The name this store writes under for `node`: `node.epoch` (see ACTOR_ID), taking an epoch if it has none. */
@@ -146,6 +157,14 @@ export interface CoordinatedResult {
 
 /** Bounds of a node's hint store; a hinted write beyond them is refused (and does not count towards W). */
 export const HINT_LIMITS = { maxHints: 100_000, maxBytes: 64 * 1024 * 1024 } as const;
+
+/** A read of the change log. */
+export interface ChangePage {
+  readonly changes: { readonly id: string; readonly bucket: string; readonly key: string; readonly event: string }[];
+  readonly head: string | null;
+  readonly oldest: string | null;
+  readonly trimmed: boolean;
+}
 
 export interface StoredKey {
   readonly bucket: string;

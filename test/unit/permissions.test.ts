@@ -23,14 +23,14 @@ describe('NATS permission model', () => {
     const p = permissions('dynamo', 'client');
     expect(p.publish).to.include.members(['dynamo.kv.>', 'dynamo.node.*.kv.>', 'dynamo.admin.status', 'dynamo.admin.ring', '$SRV.>']);
     for (const s of p.publish) expect(s, s).to.not.match(/replica|gossip|handoff|\.ae$|membership|faults|leave|bucket\.set|^dynamo\.>$|admin\.>$/);
-    expect(p.subscribe).to.deep.equal(['_INBOX.>']);
+    expect(p.subscribe).to.deep.equal(['_INBOX.>', 'dynamo.watch.>']);
   });
 
   it('lets operators use every admin subject and the trace stream; a bucket user its own bucket only', () => {
     const op = permissions('p', 'operator');
     expect(op.publish).to.include.members(['p.admin.>', 'p.node.*.admin.>']);
     expect(op.subscribe).to.include('p.trace.>');
-    expect(permissions('p', { bucket: 'cart' })).to.deep.equal({ publish: ['p.kv.cart.*'], subscribe: ['_INBOX.>'] });
+    expect(permissions('p', { bucket: 'cart' })).to.deep.equal({ publish: ['p.kv.cart.*'], subscribe: ['_INBOX.>', 'p.watch.cart'] });
     expect(permissions('p', 'node').publish).to.include.members(['p.>', '_INBOX.>', '$SRV.>']);
   });
 

@@ -1,0 +1,138 @@
+import { inject, injectable } from 'tsyringe';
+import type { NodeConfig } from '../../src/config.js';
+import { TOKENS, type Logger } from '../../src/di/tokens.js';
+import { errorText } from '../../src/errors.js';
+import { BatchFill } from '../../src/protocol/batch-fill.js';
+import { changeText, compareChangeIds, parseWatchSince, publishedText } from '../../src/protocol/changes.js';
+import { isErrorReply } from '../../src/protocol/requests.js';
+import type { Subjects } from '../../src/protocol/subjects.js';
+import type { Storage } from '../../src/storage/storage.js';
+import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
+import type { Version } from '../../src/versioning/index.js';
+
+/** Events in one published message, at most. */
+const EVENTS_PER_MESSAGE = 256;
+
+interface Pending {
+  readonly bucket: string;
+  readonly text: string;
+  readonly id: Promise<string>;
+}
+
+/**
+ * This node's change events. Each write it coordinates and acknowledges is appended to
+ * the node's log in Redis (a stream of about `changeLogSize` entries) and then published
+ * on `<p>.watch.<bucket>`: the events of one event-loop turn go as one message per
+ * bucket, after the client's reply, so a write's latency does not wait on them. Each
+ * event names its log id and the previous id of the same bucket on this node, so a
+ * watcher sees when it missed one and asks `<p>.node.<id>.watch.since` for the rest.
+ */
+@injectable()
+export class ChangeLog {
+  private pending: Pending[] = [];
+  private scheduled = false;
+  /** publishing runs one batch at a time, in order, so each bucket's chain of ids holds */
+  private tail: Promise<void> = Promise.resolve();
+  /** the last id published per bucket since this process started */
+  private readonly last = new Map<string, string>();
+  /** events published, and acknowledged writes whose event could not be logged */
+  published = 0;
+  lost = 0;
+  private failing = false;
+
+  constructor(
+    @inject(TOKENS.Subjects) private readonly subjects: Subjects,
+    @inject(TOKENS.Config) private readonly config: NodeConfig,
+    @inject(TOKENS.Transport) private readonly transport: Transport,
+    @inject(TOKENS.Storage) private readonly storage: Storage,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+  ) {}
+
+  /** An acknowledged write coordinated here: `version` is the new version, `context` the reply's. */
+  record(op: 'put' | 'delete', bucket: string, key: string, version: Version, context: string): void {
+    if (this.config.changeLogSize === 0) return;
+    const text = changeText(op, bucket, key, version.v, context, version.t, version.x);
+    const id = this.storage.appendChange(bucket, key, text, this.config.changeLogSize);
+    // Settled in publish(); a rejection must not go unhandled meanwhile.
+    id.catch(() => {});
+    this.pending.push({ bucket, text, id });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        const batch = this.pending;
+        this.pending = [];
+        this.tail = this.tail.then(() => this.publish(batch));
+      });
+    }
+  }
+
+  private async publish(batch: readonly Pending[]): Promise<void> {
+    const ids = await Promise.allSettled(batch.map((p) => p.id));
+    const byBucket = new Map<string, string[]>();
+    ids.forEach((r, i) => {
+      const p = batch[i] as Pending;
+      if (r.status === 'rejected') {
+        this.lost++;
+        if (!this.failing) this.logger.warn(`change log append failed; watchers miss these writes: ${(r.reason as Error).message}`);
+        this.failing = true;
+        return;
+      }
+      this.failing = false;
+      const text = publishedText(this.config.nodeId, r.value, this.last.get(p.bucket) ?? null, p.text);
+      this.last.set(p.bucket, r.value);
+      const list = byBucket.get(p.bucket) ?? [];
+      list.push(text);
+      byBucket.set(p.bucket, list);
+    });
+    const maxBytes = Math.max(1, this.transport.maxPayload - 64);
+    for (const [bucket, events] of byBucket) {
+      const fill = new BatchFill<string>(EVENTS_PER_MESSAGE, maxBytes);
+      const send = () => {
+        const items = fill.take();
+        if (items.length > 0) this.transport.publish(this.subjects.watch(bucket), `{"events":[${items.join(',')}]}`);
+      };
+      for (const e of events) {
+        // An event too large for a message with others goes alone; one too large for any message is left to the log.
+        if (e.length * 3 > maxBytes && Buffer.byteLength(e, 'utf8') > maxBytes) continue;
+        if (fill.wouldOverflow(Buffer.byteLength(e, 'utf8'))) send();
+        fill.add(e, Buffer.byteLength(e, 'utf8'));
+      }
+      send();
+      this.published += events.length;
+    }
+  }
+
+  /** Resolves once every event recorded so far is published (tests, and a stopping node). */
+  async drain(): Promise<void> {
+    while (this.pending.length > 0 || this.scheduled) await new Promise((r) => setImmediate(r));
+    await this.tail;
+  }
+
+  listen(): Subscription[] {
+    return [this.transport.subscribe(this.subjects.nodeWatchSince(this.config.nodeId), (m) => void this.since(m))];
+  }
+
+  /** `watch.since`: the bucket's events after an id, from the log; with `after: null`, the log's head only. */
+  private async since(m: Incoming): Promise<void> {
+    const req = parseWatchSince(tryDecodeJson(m.data));
+    if (isErrorReply(req)) return void m.respond(JSON.stringify(req));
+    try {
+      const page = await this.storage.readChanges(req.after, req.limit);
+      const events: string[] = [];
+      for (const c of page.changes) {
+        if (req.bucket !== undefined && c.bucket !== req.bucket) continue;
+        if (!c.key.startsWith(req.prefix)) continue;
+        events.push(publishedText(this.config.nodeId, c.id, null, c.event));
+      }
+      const examined = page.changes[page.changes.length - 1]?.id ?? null;
+      // Entries before the oldest kept one were dropped: if the watcher's place is before it, some it never saw may be among them.
+      const truncated = req.after !== null && page.trimmed && (page.oldest === null || compareChangeIds(req.after, page.oldest) < 0);
+      m.respond(
+        `{"ok":true,"node":${JSON.stringify(this.config.nodeId)},"events":[${events.join(',')}],"next":${examined === null ? 'null' : `"${examined}"`},"more":${page.changes.length === req.limit},"head":${page.head === null ? 'null' : `"${page.head}"`},"truncated":${truncated}}`,
+      );
+    } catch (e) {
+      m.respond(errorText('UNAVAILABLE', `reading the change log failed: ${(e as Error).message}`));
+    }
+  }
+}
