@@ -180,6 +180,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Output piped into a reader that has stopped (`dynamo keys | head`): stop quietly, as Unix tools do.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
