@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS } from '../../src/di/tokens.js';
 import { errorReply, errorText } from '../../src/errors.js';
@@ -25,7 +26,10 @@ export interface PingReply {
   ok: true;
   node: string;
   state: string;
+  /** keys holding a value now */
   keys: number;
+  /** keys holding only tombstones (deleted, or expired) */
+  tombstones: number;
   inFlight: number;
   transfer: TransferProgress | null;
   /** client requests taken so far: on the any-node subject, on this node's own subject, forwarded by another node */
@@ -74,6 +78,7 @@ export interface MemberStatus {
   /** fraction of the ring the member owns as first replica */
   ownership: number;
   keys: number | null;
+  tombstones: number | null;
   inFlight: number | null;
   /** hints it holds for members that were down */
   hints: number | null;
@@ -100,6 +105,7 @@ export class AdminServer {
     private readonly buckets: Buckets,
     private readonly metrics: NodeMetrics,
     private readonly status_: NodeStatus,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
   ) {}
 
   listen(): Subscription[] {
@@ -124,12 +130,18 @@ export class AdminServer {
 
   async ping(): Promise<PingReply> {
     const { state, inFlight, transfer, requests, hints, siblingsFolded, antiEntropy, actors, trace } = this.status_.probe();
-    const [keys, pending, latency] = await Promise.all([this.storage.keyCount(), this.storage.hintCount(), this.metrics.latency()]);
+    const [stored, keys, pending, latency] = await Promise.all([
+      this.storage.keyCount(),
+      this.storage.liveKeyCount(this.clock.now()),
+      this.storage.hintCount(),
+      this.metrics.latency(),
+    ]);
     return {
       ok: true,
       node: this.config.nodeId,
       state,
       keys,
+      tombstones: Math.max(0, stored - keys),
       inFlight,
       transfer,
       requests: { ...requests },
@@ -170,6 +182,7 @@ export class AdminServer {
         const unknown = {
           ...base,
           keys: null,
+          tombstones: null,
           inFlight: null,
           hints: null,
           transfer: null,
@@ -188,6 +201,7 @@ export class AdminServer {
           return {
             ...base,
             keys: p.keys,
+            tombstones: p.tombstones ?? null,
             inFlight: p.inFlight,
             hints: p.hints.pending,
             transfer: p.transfer?.phase === 'done' ? null : p.transfer,

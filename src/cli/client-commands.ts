@@ -308,7 +308,7 @@ export function rangesTable(members: readonly MemberStatus[]): string {
 }
 
 export function statusTable(members: readonly MemberStatus[]): string {
-  const rows = [['NODE', 'STATE', 'HEARTBEAT', 'WEIGHT', 'TOKENS', 'OWNS', 'KEYS', 'HINTS', 'IN-FLIGHT', 'TRANSFER', 'SYNC', 'REPAIRED']];
+  const rows = [['NODE', 'STATE', 'HEARTBEAT', 'WEIGHT', 'TOKENS', 'OWNS', 'KEYS', 'TOMBSTONES', 'HINTS', 'IN-FLIGHT', 'TRANSFER', 'SYNC', 'REPAIRED']];
   for (const m of members) {
     rows.push([
       m.id,
@@ -318,6 +318,7 @@ export function statusTable(members: readonly MemberStatus[]): string {
       String(m.tokens),
       percent(m.ownership),
       m.keys === null ? '-' : String(m.keys),
+      m.tombstones === null || m.tombstones === undefined ? '-' : String(m.tombstones),
       m.hints === null ? '-' : String(m.hints),
       m.inFlight === null ? '-' : String(m.inFlight),
       transferText(m.transfer),

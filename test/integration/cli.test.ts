@@ -105,6 +105,15 @@ describe('command line (real processes)', function () {
     expect(status.code, status.err).to.equal(0);
     expect(status.out).to.match(/3\/3 nodes up/);
     for (const id of ['n1', 'n2', 'n3']) expect(status.out).to.match(new RegExp(`^${id}\\s+up`, 'm'));
+    // Live keys and tombstones apart: cart:alice and cart:bob hold values; greeting (deleted) and session (expired) do not.
+    await waitFor(
+      () => {
+        const members = JSON.parse(dynamo(cwd, ['status', '--json']).out).members as { keys: number; tombstones: number }[];
+        return members.every((m) => m.keys === 2 && m.tombstones === 2);
+      },
+      10_000,
+      'every replica with 2 live keys and 2 tombstones',
+    );
 
     const bad = dynamo(cwd, ['get', 'k', '--r', 'two']);
     expect(bad.code).to.equal(2);
