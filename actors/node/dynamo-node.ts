@@ -24,6 +24,7 @@ import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
 import { KeysServer } from './keys-server.js';
 import { ChangeLog } from './change-log.js';
+import { BackupServer } from './backup-server.js';
 import { Transfers } from './transfers.js';
 import type { NodeLifecycle } from './node-status.js';
 
@@ -70,6 +71,7 @@ export class DynamoNode implements NodeLifecycle {
     private readonly faults: FaultsServer,
     private readonly keys: KeysServer,
     readonly changes: ChangeLog,
+    private readonly backup: BackupServer,
     private readonly inspection: Inspection,
     readonly metrics: NodeMetrics,
   ) {
@@ -87,6 +89,7 @@ export class DynamoNode implements NodeLifecycle {
                   ...this.faults.listen(),
                   ...this.keys.listen(),
                   ...this.changes.listen(),
+                  ...this.backup.listen(),
                 ]
               : []),
             ...(this.hosts('anti-entropy') ? this.antiEntropy.server.listen() : []),

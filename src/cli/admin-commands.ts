@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { progressLine } from './progress.js';
 import { subjects } from '../protocol/subjects.js';
 import { simulatePlacement } from '../ring/simulate.js';
 import { TransportError } from '../errors.js';
@@ -24,13 +25,6 @@ export const RING_OPTIONS: OptionSpecs = {
 
 const POLL_MS = 250;
 
-function bar(done: number, total: number): string {
-  const share = total > 0 ? Math.min(1, done / total) : 0;
-  const width = 30;
-  const filled = Math.round(share * width);
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.round(share * 100)).padStart(3)}% ${done}/${total} keys`;
-}
-
 /** `dynamo leave NODE`: ask the node to hand its ranges over and leave, showing the transfer as it runs. */
 export async function leaveCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
   if (positionals.length !== 1) throw new UsageError('usage: dynamo leave NODE');
@@ -39,8 +33,7 @@ export async function leaveCommand(positionals: string[], values: Record<string,
     const s = subjects(prefix);
     const reply = decodeJson<{ ok: boolean; keys?: number; error?: { message: string } }>(await t.request(s.leave(node), '', 5000));
     if (!reply.ok) return { out: `dynamo leave: ${reply.error?.message ?? 'refused'}`, code: 1 };
-    const tty = process.stderr.isTTY;
-    let lastShown = -1;
+    const progress = progressLine();
     let moved = 0;
     for (;;) {
       let ping: PingReply;
@@ -55,14 +48,11 @@ export async function leaveCommand(positionals: string[], values: Record<string,
       const p = ping.transfer;
       if (p) {
         moved = p.moved;
-        const tenth = p.total ? Math.floor((p.done / p.total) * 10) : 0;
-        if (tty) process.stderr.write(`\r${p.phase.padEnd(8)} ${bar(p.done, p.total)}`);
-        else if (tenth !== lastShown) process.stderr.write(`${p.phase} ${bar(p.done, p.total)}\n`);
-        lastShown = tenth;
+        progress.show(p.phase, p.done, p.total);
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
-    if (tty) process.stderr.write('\n');
+    progress.end();
     return { out: `${node} left the cluster (${moved} keys handed over)`, code: 0 };
   });
 }

@@ -17,6 +17,7 @@ interface Command {
 const admin = () => import('./admin-commands.js');
 
 const client = () => import('./client-commands.js');
+const backups = () => import('./backup-commands.js');
 
 const print = (o: { out: string; code: number }) => {
   // Commands that print as they go (keys, watch) have nothing left to print.
@@ -123,6 +124,14 @@ const COMMANDS: Record<string, Command> = {
   leave: {
     summary: "leave NODE                            hand a node's ranges to the others, then stop it",
     load: printing(admin, (m) => [m.LEAVE_OPTIONS, (p, v) => m.leaveCommand(p, v)]),
+  },
+  backup: {
+    summary: "backup FILE                           every key's versions (siblings, clocks, tombstones) as NDJSON, with progress",
+    load: printing(backups, (m) => [m.BACKUP_OPTIONS, (p, v) => m.backupCommand(p, v)]),
+  },
+  restore: {
+    summary: 'restore FILE                          merge a backup into the running cluster (any size; twice changes nothing)',
+    load: printing(backups, (m) => [m.BACKUP_OPTIONS, (p, v) => m.restoreCommand(p, v)]),
   },
   faults: {
     summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)',

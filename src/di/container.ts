@@ -15,6 +15,7 @@ import { HintedHandoff } from '../../actors/node/hinted-handoff.js';
 import { Reaper } from '../../actors/node/reaper.js';
 import { ChangeLog } from '../../actors/node/change-log.js';
 import { KeysServer } from '../../actors/node/keys-server.js';
+import { BackupServer } from '../../actors/node/backup-server.js';
 import { FaultyTransport } from '../faults/faulty-transport.js';
 import { ReplicaServer } from '../../actors/node/replica-server.js';
 import { Transfers } from '../../actors/node/transfers.js';
@@ -69,6 +70,7 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
     Reaper,
     ChangeLog,
     KeysServer,
+    BackupServer,
     FaultsServer,
     CoordinatorRunner,
     ClientServer,

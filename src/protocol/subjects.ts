@@ -24,6 +24,9 @@ export function subjects(prefix: string) {
     watch: (bucket: string) => `${prefix}.watch.${bucket}`,
     /** a node's change log, for a watcher to fetch what it missed */
     nodeWatchSince: (node: string) => `${prefix}.node.${node}.watch.since`,
+    /** backups: one page of a node's stored keys (operators); restore: versions merged into their replicas (any node) */
+    nodeBackup: (node: string) => `${prefix}.node.${node}.admin.backup`,
+    restore: `${prefix}.admin.restore`,
     /** a node's part of a key listing another node planned */
     nodeKeys: (node: string) => `${prefix}.node.${node}.keys`,
     /** requests forwarded by another node, as a batch: coordinate them here, never forward again */
