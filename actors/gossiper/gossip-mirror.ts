@@ -140,4 +140,9 @@ export class GossipMirror implements NodeMembership {
   async announceToAll(): Promise<number> {
     return (await this.control({ op: 'announce' }))['failed'] as number;
   }
+
+  async removeMember(id: string): Promise<void> {
+    const reply = await this.control({ op: 'remove', id });
+    this.take(reply['view']);
+  }
 }

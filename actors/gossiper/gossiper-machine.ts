@@ -1,6 +1,7 @@
 import { assign, fromPromise, setup } from 'xstate';
 import { notProvided } from '../not-provided.js';
 import { currentRingMembers, futureRingMembers, inTransition, reconcile, type Member, type MemberTable } from '../../src/membership/member.js';
+import { removedEntry } from '../../src/membership/removal.js';
 import { choosePeers } from '../../src/membership/peers.js';
 import { Ring } from '../../src/ring/index.js';
 
@@ -52,7 +53,9 @@ export interface TableMessage {
 export type GossiperEvent =
   | ({ type: 'GOSSIP.RECEIVED' } & TableMessage)
   | { type: 'GOSSIP.DROPPED'; reason: 'malformed' | 'foreignCluster' }
-  | { type: 'SET_WEIGHTS'; weight: number; ringWeight: number };
+  | { type: 'SET_WEIGHTS'; weight: number; ringWeight: number }
+  /** an operator removed a member that is down for good (see src/membership/removal.ts) */
+  | { type: 'REMOVE_MEMBER'; id: string };
 
 /** Result of one exchange round: the tables the reachable peers sent back. */
 export interface ExchangeOutput {
@@ -160,6 +163,12 @@ export const gossiperMachine = setup({
       },
     }),
     setWeights: assign(({ context }, p: { weight: number; ringWeight: number }) => bumpSelf(context, p)),
+    removeMember: assign(({ context }, p: { id: string }) => {
+      const m = context.table[p.id];
+      if (m === undefined || p.id === context.self) return {};
+      const table = { ...context.table, [p.id]: removedEntry(m) };
+      return { table, ...ringsOf(table) };
+    }),
     beat: assign(({ context }) => ({ ...bumpSelf(context), metrics: { ...context.metrics, rounds: context.metrics.rounds + 1 } })),
     noteAnnounceFailure: assign(({ context }) => {
       context.input.log(`no seed (${context.input.seeds.join(', ')}) answered; retrying`);
@@ -184,6 +193,7 @@ export const gossiperMachine = setup({
     'GOSSIP.RECEIVED': { actions: { type: 'mergeReceived', params: ({ event }) => event } },
     'GOSSIP.DROPPED': { actions: { type: 'countDropped', params: ({ event }) => ({ reason: event.reason }) } },
     SET_WEIGHTS: { actions: { type: 'setWeights', params: ({ event }) => ({ weight: event.weight, ringWeight: event.ringWeight }) } },
+    REMOVE_MEMBER: { actions: { type: 'removeMember', params: ({ event }) => ({ id: event.id }) } },
   },
   initial: 'starting',
   states: {

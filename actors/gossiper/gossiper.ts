@@ -168,6 +168,11 @@ export class Gossiper implements NodeMembership {
     present(this.actor, 'the gossiper is started before weights are set').send({ type: 'SET_WEIGHTS', weight, ringWeight });
   }
 
+  async removeMember(id: string): Promise<void> {
+    present(this.actor, 'the gossiper is started before a member is removed').send({ type: 'REMOVE_MEMBER', id });
+    await this.announceToAll();
+  }
+
   stop(): void {
     this.subscription?.unsubscribe();
     for (const s of this.viewSubscriptions) s.unsubscribe();
@@ -214,7 +219,10 @@ export class Gossiper implements NodeMembership {
       m.respond(errorText('BAD_REQUEST', "only this node's own processes may change its entry (the control token is in its Redis)"));
       return;
     }
-    if (body.op === 'announce') {
+    if (body.op === 'remove' && typeof (body as { id?: unknown }).id === 'string') {
+      await this.removeMember((body as { id: string }).id);
+      m.respond(JSON.stringify({ ok: true, view: this.view() }));
+    } else if (body.op === 'announce') {
       m.respond(JSON.stringify({ ok: true, failed: await this.announceToAll() }));
     } else if (
       body.op === 'setWeights' &&
@@ -227,7 +235,7 @@ export class Gossiper implements NodeMembership {
     ) {
       await this.setWeights(body.weight, body.ringWeight);
       m.respond(JSON.stringify({ ok: true, view: this.view() }));
-    } else m.respond(errorText('BAD_REQUEST', 'expected {"op":"announce"} or {"op":"setWeights","weight":W,"ringWeight":R}'));
+    } else m.respond(errorText('BAD_REQUEST', 'expected {"op":"announce"}, {"op":"remove","id":ID} or {"op":"setWeights","weight":W,"ringWeight":R}'));
   }
 
   /** The machine's state (stopped before start and after stop). */

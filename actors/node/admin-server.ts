@@ -1,5 +1,7 @@
 import { inject, injectable } from 'tsyringe';
 import type { Clock } from '../../src/clock/clock.js';
+import { removalRefusal } from '../../src/membership/removal.js';
+import { NODE_ID } from '../../src/config.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS } from '../../src/di/tokens.js';
 import { errorReply, errorText } from '../../src/errors.js';
@@ -125,6 +127,7 @@ export class AdminServer {
         queue: this.subjects.queue.admin,
       }),
       this.transport.subscribe(this.subjects.bucketList, (m) => reply(m, async () => this.bucketList()), { queue: this.subjects.queue.admin }),
+      this.transport.subscribe(this.subjects.remove, (m) => reply(m, () => this.remove(tryDecodeJson(m.data))), { queue: this.subjects.queue.admin }),
     ];
   }
 
@@ -153,6 +156,23 @@ export class AdminServer {
       latency,
       version: VERSION,
     };
+  }
+
+  /**
+   * `admin.remove {"node"}`: take a node that is down for good out of the ring. Its ranges'
+   * other replicas stream them to the nodes that gain them (anti-entropy, which compares
+   * the ranges of the ring as it is now); hints held for it go to those replicas.
+   */
+  private async remove(body: unknown) {
+    const node = (body as { node?: unknown } | null | undefined)?.node;
+    if (typeof node !== 'string' || !NODE_ID.test(node)) return errorReply('BAD_REQUEST', 'expected {"node": ID}', { field: 'node' });
+    const ring = this.membership.ring();
+    const n = Math.max(1, Math.min(this.config.n, ring.size));
+    const refusal = removalRefusal(Object.fromEntries(this.membership.table().map((m) => [m.id, m])), node, n, (id) => this.membership.isDown(id));
+    if (refusal !== null) return errorReply('BAD_REQUEST', refusal, { node });
+    const before = ring.ownership().get(node) ?? 0;
+    await this.membership.removeMember(node);
+    return { ok: true, node, ownership: before, members: this.membership.ring().members.map((m) => m.id) };
   }
 
   private async leave() {

@@ -11,6 +11,8 @@ import type { NodeMembership } from '../../src/membership/membership.js';
 import { BatchFill, itemsBody } from '../../src/protocol/batch-fill.js';
 import { MAX_REPLICA_BATCH, replicaPutItem } from '../../src/protocol/replica.js';
 import { DELIVERY_TIMEOUT_MS, hintedHandoffMachine } from './hinted-handoff-machine.js';
+import { keyPosition } from '../../src/ring/index.js';
+import type { Version } from '../../src/versioning/index.js';
 
 /** Hints read from storage per owner per pass; they go out in messages bounded by count and bytes. */
 export const HINT_BATCH = 128;
@@ -60,11 +62,43 @@ export class HintedHandoff {
     const members = new Map(this.membership.members().map((m) => [m.id, m]));
     for (const owner of await this.storage.hintOwners()) {
       const m = members.get(owner);
-      if (m === undefined || m.liveness !== 'alive' || m.status === 'left') continue;
-      count += await this.deliver(owner);
+      // An owner that left the ring (or was removed) never takes them: they go to the keys' replicas now.
+      if (m === undefined) continue;
+      if (m.status === 'left') count += await this.reroute(owner);
+      else if (m.liveness === 'alive') count += await this.deliver(owner);
     }
     this.delivered += count;
     return count;
+  }
+
+  /**
+   * Hints for an owner that is gone: each to every live replica of its key in the ring as
+   * it is now, and deleted once all of them took it. Returns the hints settled.
+   */
+  private async reroute(owner: string): Promise<number> {
+    const ring = this.membership.ring();
+    if (ring.size === 0) return 0;
+    const n = Math.max(1, Math.min(this.config.n, ring.size));
+    const hints = await this.storage.readHints(owner, HINT_BATCH);
+    let settled = 0;
+    for (const hint of hints) {
+      const targets = ring.walk(keyPosition(hint.bucket, hint.key), n).filter((id) => !this.membership.isDown(id));
+      const results = await Promise.all(
+        targets.map(async (target) => {
+          if (target === this.config.nodeId) return this.storage.apply(hint.bucket, hint.key, JSON.parse(hint.raw) as Version[]).then(() => true);
+          try {
+            const body = itemsBody([replicaPutItem(hint.bucket, hint.key, hint.raw)]);
+            return decodeJson<{ ok: boolean }>(await this.transport.request(this.subjects.replicaPut(target), body, DELIVERY_TIMEOUT_MS)).ok;
+          } catch {
+            return false;
+          }
+        }),
+      );
+      if (targets.length === 0 || results.includes(false)) continue;
+      await this.storage.deleteHint(owner, hint.bucket, hint.key, hint.raw);
+      settled++;
+    }
+    return settled;
   }
 
   private async deliver(owner: string): Promise<number> {

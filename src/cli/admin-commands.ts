@@ -1,10 +1,11 @@
 import { UsageError } from '../errors.js';
 import { progressLine } from './progress.js';
-import { subjects } from '../protocol/subjects.js';
+import { subjects, type Subjects } from '../protocol/subjects.js';
+import type { Transport } from '../transport/transport.js';
 import { simulatePlacement } from '../ring/simulate.js';
 import { TransportError } from '../errors.js';
 import { decodeJson } from '../transport/transport.js';
-import type { PingReply } from '../../actors/node/admin-server.js';
+import type { MemberStatus, PingReply } from '../../actors/node/admin-server.js';
 import { NATS_SECURITY_OPTIONS, requiredIntFlag, type OptionSpecs } from './args.js';
 import { withCluster, type Outcome } from './client-commands.js';
 
@@ -55,6 +56,85 @@ export async function leaveCommand(positionals: string[], values: Record<string,
     progress.end();
     return { out: `${node} left the cluster (${moved} keys handed over)`, code: 0 };
   });
+}
+
+/** How long `dynamo remove` follows the re-replication before it says to watch `dynamo status`. */
+const REMOVE_WAIT_MS = 10 * 60_000;
+
+/**
+ * `dynamo remove NODE`: take a node that is down for good out of the ring, then follow
+ * anti-entropy as it streams the node's ranges to the nodes that gain them: done when
+ * every range of every live member has been compared in sync since the removal.
+ */
+export async function removeCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  if (positionals.length !== 1) throw new UsageError('usage: dynamo remove NODE');
+  return withCluster(values, (t, prefix) => removeAndFollow(t, subjects(prefix), positionals[0] as string));
+}
+
+/**
+ * `dynamo replace OLD NEW`: NEW (started with `dynamo node --id NEW --seeds ...`) joins and
+ * pulls its share of the ring from the live replicas, then OLD, down for good, is removed and
+ * its ranges re-replicate. (To keep OLD's exact place in the ring, start the new machine as
+ * `--id OLD` with an empty Redis instead: it joins in OLD's tokens.)
+ */
+export async function replaceCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  if (positionals.length !== 2) throw new UsageError('usage: dynamo replace OLD NEW');
+  const [old, fresh] = positionals as [string, string];
+  if (old === fresh) throw new UsageError('OLD and NEW must differ: to reuse the id, start the new node as --id OLD with an empty Redis');
+  return withCluster(values, async (t, prefix) => {
+    const s = subjects(prefix);
+    const status = decodeJson<{ ok: boolean; members: MemberStatus[] }>(await t.request(s.status, '', 5000));
+    const oldMember = status.members.find((m) => m.id === old);
+    if (oldMember === undefined) return { out: `dynamo replace: ${old} is not a member of this cluster`, code: 1 };
+    if (oldMember.state !== 'down')
+      return { out: `dynamo replace: ${old} is ${oldMember.state}, not down: a live node leaves with "dynamo leave ${old}"`, code: 1 };
+    if (status.members.find((m) => m.id === fresh) === undefined)
+      return { out: `dynamo replace: ${fresh} is not a member yet: start it first (dynamo node --id ${fresh} --seeds ...)`, code: 1 };
+    const progress = progressLine();
+    const started = Date.now();
+    try {
+      for (;;) {
+        let ping: PingReply | null = null;
+        try {
+          ping = decodeJson<PingReply>(await t.request(s.ping(fresh), '', 2000));
+        } catch {}
+        if (ping?.state === 'serving' && (ping.transfer === null || ping.transfer.phase === 'done')) break;
+        if (ping?.transfer) progress.show(ping.transfer.phase, ping.transfer.done, ping.transfer.total);
+        if (Date.now() - started > REMOVE_WAIT_MS) return { out: `dynamo replace: ${fresh} has not finished joining; ${old} was not removed`, code: 1 };
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+    } finally {
+      progress.end();
+    }
+    const removed = await removeAndFollow(t, s, old);
+    return removed.code === 0 ? { out: `${fresh} joined and ${old} was removed: ${removed.out}`, code: 0 } : removed;
+  });
+}
+
+/** Remove `node`, then follow anti-entropy until every live member's ranges were compared in sync since. */
+async function removeAndFollow(t: Transport, s: Subjects, node: string): Promise<Outcome> {
+  const removedAt = Date.now();
+  const reply = decodeJson<{ ok: boolean; members?: string[]; error?: { message: string } }>(await t.request(s.remove, JSON.stringify({ node }), 10_000));
+  if (!reply.ok) return { out: `dynamo remove: ${reply.error?.message ?? 'refused'}`, code: 1 };
+  process.stderr.write(`${node} is out of the ring (${(reply.members ?? []).join(', ')} hold it now); re-replicating its ranges\n`);
+  const progress = progressLine('ranges in sync');
+  try {
+    for (;;) {
+      const status = decodeJson<{ ok: boolean; members: MemberStatus[] }>(await t.request(s.status, '', 5000));
+      const ranges = status.members
+        .filter((m) => m.id !== node && m.keys !== null)
+        .flatMap((m) => (m.antiEntropy?.ranges ?? []).filter((r) => r.peer !== node));
+      const done = ranges.filter((r) => r.inSync === true && r.lastExchangeAgeMs !== null && Date.now() - r.lastExchangeAgeMs > removedAt).length;
+      progress.show('syncing', done, ranges.length);
+      if (ranges.length > 0 && done === ranges.length) break;
+      if (Date.now() - removedAt > REMOVE_WAIT_MS)
+        return { out: `${node} was removed; its ranges are still being repaired (see "dynamo status", SYNC)`, code: 0 };
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  } finally {
+    progress.end();
+  }
+  return { out: `${node} removed; every range is back to its replicas and in sync`, code: 0 };
 }
 
 /** `dynamo ring simulate`: the lecture's comparison of placement strategies, computed. */

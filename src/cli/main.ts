@@ -133,6 +133,14 @@ const COMMANDS: Record<string, Command> = {
     summary: 'restore FILE                          merge a backup into the running cluster (any size; twice changes nothing)',
     load: printing(backups, (m) => [m.BACKUP_OPTIONS, (p, v) => m.restoreCommand(p, v)]),
   },
+  remove: {
+    summary: 'remove NODE                           take a node that is down for good out of the ring; its ranges re-replicate, with progress',
+    load: printing(admin, (m) => [m.LEAVE_OPTIONS, (p, v) => m.removeCommand(p, v)]),
+  },
+  replace: {
+    summary: 'replace OLD NEW                       NEW (started with dynamo node) joins, then OLD, down for good, is removed',
+    load: printing(admin, (m) => [m.LEAVE_OPTIONS, (p, v) => m.replaceCommand(p, v)]),
+  },
   faults: {
     summary: 'faults partition n1,n2 n3 | drop 0.1 | delay 50 | heal   inject faults (nodes started with --allow-faults)',
     load: printing(admin, (m) => [m.FAULTS_OPTIONS, (p, v) => m.faultsCommand(p, v)]),

@@ -50,6 +50,8 @@ export interface NodeMembership extends Membership {
   readonly metrics: object;
   /** change this node's wanted and ring weights (joins, leaves, weight changes) */
   setWeights(weight: number, ringWeight: number): Promise<void>;
+  /** an operator's removal of a member down for good (src/membership/removal.ts), spread at once */
+  removeMember(id: string): Promise<void>;
   /** push the table to every live member now; resolves to how many did not answer */
   announceToAll(): Promise<number>;
 }

@@ -62,6 +62,8 @@ export function subjects(prefix: string) {
     bucketGet: `${prefix}.admin.bucket.get`,
     bucketList: `${prefix}.admin.bucket.list`,
     ring: `${prefix}.admin.ring`,
+    /** take a node that is down for good out of the ring (operators) */
+    remove: `${prefix}.admin.remove`,
     queue: {
       kv: `${prefix}.kv`,
       admin: `${prefix}.admin`,

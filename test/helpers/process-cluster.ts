@@ -53,6 +53,12 @@ export class ProcessCluster {
     await waitFor(() => this.ping(id).then((p) => p?.state === 'serving'), 20_000, `${id} serving`);
   }
 
+  /** A new node, with a redis-server of its own, that joins through the first node. */
+  async addNode(id: string): Promise<void> {
+    if (!this.redis.has(id)) this.redis.set(id, await startRedisServer(join(this.dir, id)));
+    await this.startNode(id);
+  }
+
   async ping(id: string): Promise<{ state: string; hints: { pending: number } } | null> {
     try {
       return decodeJson(await this.client.request(`dynamo.node.${id}.admin.ping`, '', 500));

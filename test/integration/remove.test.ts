@@ -1,0 +1,124 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { RedisStorage } from '../../src/storage/redis-storage.js';
+import { FAULT_NODE_ARGS, ProcessCluster } from '../helpers/process-cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const KEYS = 2000;
+
+type Multi = { ok: boolean; results: { ok: boolean; found?: boolean; values?: unknown[] }[] };
+
+function cli(args: string[], natsUrl: string): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, DYNAMO_NATS_URL: natsUrl } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+describe('removing a dead node (real processes, the CLI)', function () {
+  this.timeout(240_000);
+  let c: ProcessCluster;
+  const keys = Array.from({ length: KEYS }, (_, i) => `k${i}`);
+  const later = Array.from({ length: 200 }, (_, i) => `late${i}`);
+
+  before(async () => {
+    c = await new ProcessCluster(['n1', 'n2', 'n3', 'n4'], [...FAULT_NODE_ARGS, '--anti-entropy-interval', '300']).start();
+    for (let i = 0; i < KEYS; i += 500) {
+      const r = await c.request<Multi>('dynamo.kv.mput', { items: keys.slice(i, i + 500).map((key) => ({ key, value: key })), w: 3 }, 20_000);
+      expect(r.results.every((x) => x.ok)).to.equal(true);
+    }
+  });
+  after(() => c?.stop());
+
+  /** What one node's Redis holds for each key: its value, or null. */
+  async function heldBy(id: string, names: readonly string[]): Promise<(string | null)[]> {
+    const s = new RedisStorage(c.redis.get(id)!.url);
+    try {
+      const raws = await s.readRawMany(names.map((key) => ({ bucket: 'default', key })));
+      return raws.map((raw) => {
+        const live = raw === null ? [] : (JSON.parse(raw) as { v?: string }[]).filter((v) => v.v !== undefined);
+        return live.length === 1 ? JSON.parse(live[0]!.v!) : null;
+      });
+    } finally {
+      await s.close();
+    }
+  }
+
+  it('refuses to remove a live node or an unknown one; a SIGKILLed node removed leaves every range on N replicas and every key readable', async () => {
+    await c.killNode('n4');
+    await waitFor(
+      async () =>
+        (await c.ping('n1'))?.state === 'serving' &&
+        (await c.request<{ members: { id: string; state: string }[] }>('dynamo.admin.status', {}, 5000)).members.find((m) => m.id === 'n4')?.state === 'down',
+      20_000,
+      'n4 seen down',
+    );
+    // Writes while n4 is down: fallbacks keep hints for it.
+    const r = await c.request<Multi>('dynamo.kv.mput', { items: later.map((key) => ({ key, value: key })), w: 2 }, 20_000);
+    expect(r.results.every((x) => x.ok)).to.equal(true);
+    const hints = async () => {
+      let sum = 0;
+      for (const id of ['n1', 'n2', 'n3']) sum += (await c.ping(id))?.hints.pending ?? 0;
+      return sum;
+    };
+    expect(await hints()).to.be.greaterThan(0);
+
+    const live = await cli(['remove', 'n1'], c.nats.url);
+    expect(live.code).to.equal(1);
+    expect(live.out).to.match(/n1 is not down/);
+    const unknown = await cli(['remove', 'n9'], c.nats.url);
+    expect(unknown.code).to.equal(1);
+    expect(unknown.out).to.match(/not a member/);
+
+    const removed = await cli(['remove', 'n4'], c.nats.url);
+    expect(removed.code, removed.err + removed.out).to.equal(0);
+    expect(removed.out).to.match(/n4 removed; every range is back to its replicas and in sync/);
+    expect(removed.err).to.match(/syncing/);
+    for (const id of ['n1', 'n2', 'n3']) {
+      const ring = await c.request<{ members: { id: string }[] }>(`dynamo.node.${id}.admin.status`, {}, 5000);
+      expect(ring.members.find((m) => m.id === 'n4')).to.deep.include({ state: 'left' });
+    }
+    // Three nodes, N=3: every node now holds every key, with no client read.
+    const all = [...keys, ...later];
+    for (const id of ['n1', 'n2', 'n3']) {
+      await waitFor(async () => (await heldBy(id, all)).every((v, i) => v === all[i]), 60_000, `every key on ${id}`);
+    }
+    // Hints held for n4 went to the keys' replicas and are gone.
+    await waitFor(async () => (await hints()) === 0, 20_000, 'hints for n4 settled');
+    const read = await c.request<Multi>('dynamo.kv.mget', { keys: later, r: 3 }, 20_000);
+    expect(read.results.map((x) => x.values?.[0])).to.deep.equal(later);
+    // Removing it again is refused.
+    const again = await cli(['remove', 'n4'], c.nats.url);
+    expect(again.code).to.equal(1);
+    expect(again.out).to.match(/already left/);
+  });
+
+  it("replaces a dead node with a new one: every key on the new ring's replicas", async () => {
+    await c.killNode('n3');
+    await waitFor(
+      async () =>
+        (await c.request<{ members: { id: string; state: string }[] }>('dynamo.admin.status', {}, 5000)).members.find((m) => m.id === 'n3')?.state === 'down',
+      20_000,
+      'n3 seen down',
+    );
+    const early = await cli(['replace', 'n3', 'n5'], c.nats.url);
+    expect(early.code).to.equal(1);
+    expect(early.out).to.match(/n5 is not a member yet/);
+    await c.addNode('n5');
+    const replaced = await cli(['replace', 'n3', 'n5'], c.nats.url);
+    expect(replaced.code, replaced.err + replaced.out).to.equal(0);
+    expect(replaced.out).to.match(/n5 joined and n3 was removed/);
+    const all = [...keys, ...later];
+    for (const id of ['n1', 'n2', 'n5']) {
+      await waitFor(async () => (await heldBy(id, all)).every((v, i) => v === all[i]), 60_000, `every key on ${id}`);
+    }
+    const read = await c.request<Multi>('dynamo.kv.mget', { keys: keys.slice(0, 1000), r: 3 }, 20_000);
+    expect(read.results.map((x) => x.values?.[0])).to.deep.equal(keys.slice(0, 1000));
+  });
+});
