@@ -6,8 +6,10 @@ import { simulatePlacement } from '../ring/simulate.js';
 import { TransportError } from '../errors.js';
 import { decodeJson } from '../transport/transport.js';
 import type { MemberStatus, PingReply } from '../../actors/node/admin-server.js';
-import { NATS_SECURITY_OPTIONS, requiredIntFlag, type OptionSpecs } from './args.js';
-import { withCluster, type Outcome } from './client-commands.js';
+import { intFlag, NATS_SECURITY_OPTIONS, requiredIntFlag, type OptionSpecs } from './args.js';
+import { table, withCluster, type Outcome } from './client-commands.js';
+import { planChange } from '../membership/plan.js';
+import { MAX_WEIGHT, type RingMember } from '../ring/index.js';
 
 export const LEAVE_OPTIONS: OptionSpecs = {
   nats: { type: 'string', help: 'NATS URL of the cluster' },
@@ -135,6 +137,55 @@ async function removeAndFollow(t: Transport, s: Subjects, node: string): Promise
     progress.end();
   }
   return { out: `${node} removed; every range is back to its replicas and in sync`, code: 0 };
+}
+
+const PLAN_USAGE = 'usage: dynamo plan join NODE [--weight W] | leave NODE | remove NODE | weight NODE W';
+
+export const PLAN_OPTIONS: OptionSpecs = { ...LEAVE_OPTIONS, weight: { type: 'string', help: "plan join: the new node's weight (default 1)" } };
+
+/**
+ * `dynamo plan ...`: what a join, leave, removal or weight change would move, before it
+ * is made: per node, the share of the ring it would start and stop replicating, and keys
+ * estimated from the cluster's key counts. Nothing changes.
+ */
+export async function planCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
+  const [what, node, weightText, ...rest] = positionals;
+  if (node === undefined || rest.length > 0 || !['join', 'leave', 'remove', 'weight'].includes(what ?? '')) throw new UsageError(PLAN_USAGE);
+  if ((what === 'weight') !== (weightText !== undefined)) throw new UsageError(PLAN_USAGE);
+  const weight = what === 'weight' ? requiredIntFlag({ weight: weightText }, 'weight', 1, MAX_WEIGHT) : (intFlag(values, 'weight', 1, MAX_WEIGHT) ?? 1);
+  return withCluster(values, async (t, prefix) => {
+    const s = subjects(prefix);
+    const ring = decodeJson<{ ok: boolean; n: number; members: RingMember[] }>(await t.request(s.ring, '', 5000));
+    const status = decodeJson<{ ok: boolean; members: MemberStatus[] }>(await t.request(s.status, '', 5000));
+    const current = ring.members;
+    const has = current.some((m) => m.id === node);
+    if (what === 'join' && has) return { out: `dynamo plan: ${node} is in the ring already (plan a weight change instead)`, code: 1 };
+    if (what !== 'join' && !has) return { out: `dynamo plan: ${node} is not in the ring`, code: 1 };
+    const future =
+      what === 'join'
+        ? [...current, { id: node, weight }]
+        : what === 'weight'
+          ? current.map((m) => (m.id === node ? { id: m.id, weight } : m))
+          : current.filter((m) => m.id !== node);
+    if (future.length === 0) return { out: `dynamo plan: ${node} is the ring's only member`, code: 1 };
+    const n = Math.max(1, ring.n);
+    // Each distinct key is held by n replicas: the stored keys over n estimate them.
+    const stored = status.members.reduce((a, m) => a + (m.keys ?? 0) + (m.tombstones ?? 0), 0);
+    const keys = Math.round(stored / Math.min(n, current.length));
+    const rows = planChange(current, future, n, keys);
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    const lines = [['NODE', 'GAINS', 'KEYS IN', 'LOSES', 'KEYS OUT']];
+    for (const r of rows) lines.push([r.node, pct(r.gains), `~${r.keysIn}`, pct(r.loses), `~${r.keysOut}`]);
+    const moved = rows.reduce((a, r) => a + r.keysIn, 0);
+    const how =
+      what === 'remove'
+        ? `${node}'s copies are not moved: the nodes that gain its ranges get them from the other replicas (anti-entropy)`
+        : 'keys move from the replicas that hold them to the ones that gain them';
+    return {
+      out: `plan: ${what} ${node}${what === 'join' || what === 'weight' ? ` (weight ${weight})` : ''}, N=${n}, about ${keys} keys in the cluster\n${table(lines)}\nabout ${moved} key copies to stream; ${how}`,
+      code: 0,
+    };
+  });
 }
 
 /** `dynamo ring simulate`: the lecture's comparison of placement strategies, computed. */

@@ -279,7 +279,7 @@ export function syncText(ae: MemberStatus['antiEntropy']): string {
   return 'unknown';
 }
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows
     .map((r) =>

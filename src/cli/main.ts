@@ -133,6 +133,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'restore FILE                          merge a backup into the running cluster (any size; twice changes nothing)',
     load: printing(backups, (m) => [m.BACKUP_OPTIONS, (p, v) => m.restoreCommand(p, v)]),
   },
+  plan: {
+    summary: 'plan join NODE [--weight W] | leave NODE | remove NODE | weight NODE W   what a ring change would move, before it is made',
+    load: printing(admin, (m) => [m.PLAN_OPTIONS, (p, v) => m.planCommand(p, v)]),
+  },
   remove: {
     summary: 'remove NODE                           take a node that is down for good out of the ring; its ranges re-replicate, with progress',
     load: printing(admin, (m) => [m.LEAVE_OPTIONS, (p, v) => m.removeCommand(p, v)]),

@@ -76,6 +76,15 @@ describe('removing a dead node (real processes, the CLI)', function () {
     expect(unknown.code).to.equal(1);
     expect(unknown.out).to.match(/not a member/);
 
+    // The plan first: n4 replicates about 3/4 of the ring (N=3 of 4 nodes), and nothing changes.
+    const plan = await cli(['plan', 'remove', 'n4'], c.nats.url);
+    expect(plan.code, plan.err + plan.out).to.equal(0);
+    const n4row = plan.out
+      .split('\n')
+      .find((l) => l.startsWith('n4 '))!
+      .split(/\s+/);
+    expect(Number.parseFloat(n4row[3]!)).to.be.within(60, 90);
+    expect((await c.request<{ members: { id: string }[] }>('dynamo.admin.ring', {})).members.map((m) => m.id)).to.include('n4');
     const removed = await cli(['remove', 'n4'], c.nats.url);
     expect(removed.code, removed.err + removed.out).to.equal(0);
     expect(removed.out).to.match(/n4 removed; every range is back to its replicas and in sync/);
