@@ -252,6 +252,10 @@ export class DynamoNode implements NodeLifecycle {
     // Client subjects are gone (leaving `online` unsubscribed them); let running requests finish.
     const deadline = this.clock.monotonic() + STOP_TIMEOUT_MS;
     while (this.client.inFlight > 0 && this.clock.monotonic() < deadline) await sleep(this.clock, 20);
+    // The last writes' change events go out before the connections close (bounded: a stuck Redis must not hold the stop).
+    let timer: unknown;
+    await Promise.race([this.changes.drain(), new Promise((r) => (timer = this.clock.setTimeout(r, 2000)))]);
+    this.clock.clearTimeout(timer);
     this.gossiper.stop();
     this.mirror.stop();
     this.inspection.stop();
