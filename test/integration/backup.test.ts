@@ -1,29 +1,15 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SCAN_START } from '../../src/storage/storage.js';
+import { runCli } from '../helpers/cli.js';
 import { RealCluster } from '../helpers/real-cluster.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const KEYS = 10_000;
 
 type Result = { ok: boolean; found?: boolean; values?: unknown[] };
 type Multi = { ok: boolean; results: Result[] };
-
-/** The CLI as a child process (the nodes it talks to live in this process's event loop, so not spawnSync). */
-function cli(args: string[], natsUrl: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, DYNAMO_NATS_URL: natsUrl } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 /** Every key's read, with r=3, as a get would answer it (values sorted, so sibling order does not matter). */
 async function readAll(c: RealCluster, bucket: string, keys: readonly string[]): Promise<string[]> {
@@ -90,7 +76,7 @@ describe('backup and restore (real nats-server and redis-servers, the CLI)', fun
 
   it('backs up 10k keys with siblings and tombstones from 3 nodes, and a 4-node cluster restored from it reads back the same, key by key', async () => {
     const file = join(a.dir, 'backup.ndjson');
-    const backup = await cli(['backup', file], a.nats.url);
+    const backup = await runCli(['backup', file], a.nats.url);
     expect(backup.code, backup.err + backup.out).to.equal(0);
     expect(backup.out).to.match(/backed up \d+ records/);
     const lines = readFileSync(file, 'utf8').trim().split('\n');
@@ -102,14 +88,14 @@ describe('backup and restore (real nats-server and redis-servers, the CLI)', fun
       .and.not.have.property('v');
     expect(parsed.filter((p) => p.b === 'sib' && p.k === 's0')[0]?.x).to.have.length(2);
 
-    const restore = await cli(['restore', file], b.nats.url);
+    const restore = await runCli(['restore', file], b.nats.url);
     expect(restore.code, restore.err + restore.out).to.equal(0);
     expect(await readAll(b, 'default', keys)).to.deep.equal(await readAll(a, 'default', keys));
     expect(await readAll(b, 'sib', sibKeys)).to.deep.equal(await readAll(a, 'sib', sibKeys));
 
     // Restoring twice changes nothing.
     const before = await digest(b);
-    expect((await cli(['restore', file], b.nats.url)).code).to.equal(0);
+    expect((await runCli(['restore', file], b.nats.url)).code).to.equal(0);
     expect(await digest(b)).to.equal(before);
   });
 
@@ -127,7 +113,7 @@ describe('backup and restore (real nats-server and redis-servers, the CLI)', fun
     expect((await b.request<{ ok: boolean; error?: { code: string } }>('dynamo.node.m1.admin.backup', { cursor: 'x' })).error?.code).to.equal('BAD_REQUEST');
     const notJson = join(a.dir, 'bad.ndjson');
     writeFileSync(notJson, 'not json\n');
-    const r = await cli(['restore', notJson], b.nats.url);
+    const r = await runCli(['restore', notJson], b.nats.url);
     expect(r.code).to.equal(1);
     expect(r.err + r.out).to.match(/line 1 is not JSON/);
     expect(await digest(b)).to.equal(before);

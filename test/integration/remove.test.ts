@@ -1,25 +1,12 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { RedisStorage } from '../../src/storage/redis-storage.js';
+import { runCli } from '../helpers/cli.js';
 import { FAULT_NODE_ARGS, ProcessCluster } from '../helpers/process-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const KEYS = 2000;
 
 type Multi = { ok: boolean; results: { ok: boolean; found?: boolean; values?: unknown[] }[] };
-
-function cli(args: string[], natsUrl: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, DYNAMO_NATS_URL: natsUrl } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 describe('removing a dead node (real processes, the CLI)', function () {
   this.timeout(240_000);
@@ -69,15 +56,15 @@ describe('removing a dead node (real processes, the CLI)', function () {
     };
     expect(await hints()).to.be.greaterThan(0);
 
-    const live = await cli(['remove', 'n1'], c.nats.url);
+    const live = await runCli(['remove', 'n1'], c.nats.url);
     expect(live.code).to.equal(1);
     expect(live.out).to.match(/n1 is not down/);
-    const unknown = await cli(['remove', 'n9'], c.nats.url);
+    const unknown = await runCli(['remove', 'n9'], c.nats.url);
     expect(unknown.code).to.equal(1);
     expect(unknown.out).to.match(/not a member/);
 
     // The plan first: n4 replicates about 3/4 of the ring (N=3 of 4 nodes), and nothing changes.
-    const plan = await cli(['plan', 'remove', 'n4'], c.nats.url);
+    const plan = await runCli(['plan', 'remove', 'n4'], c.nats.url);
     expect(plan.code, plan.err + plan.out).to.equal(0);
     const n4row = plan.out
       .split('\n')
@@ -85,7 +72,7 @@ describe('removing a dead node (real processes, the CLI)', function () {
       .split(/\s+/);
     expect(Number.parseFloat(n4row[3]!)).to.be.within(60, 90);
     expect((await c.request<{ members: { id: string }[] }>('dynamo.admin.ring', {})).members.map((m) => m.id)).to.include('n4');
-    const removed = await cli(['remove', 'n4'], c.nats.url);
+    const removed = await runCli(['remove', 'n4'], c.nats.url);
     expect(removed.code, removed.err + removed.out).to.equal(0);
     expect(removed.out).to.match(/n4 removed; every range is back to its replicas and in sync/);
     expect(removed.err).to.match(/syncing/);
@@ -103,7 +90,7 @@ describe('removing a dead node (real processes, the CLI)', function () {
     const read = await c.request<Multi>('dynamo.kv.mget', { keys: later, r: 3 }, 20_000);
     expect(read.results.map((x) => x.values?.[0])).to.deep.equal(later);
     // Removing it again is refused.
-    const again = await cli(['remove', 'n4'], c.nats.url);
+    const again = await runCli(['remove', 'n4'], c.nats.url);
     expect(again.code).to.equal(1);
     expect(again.out).to.match(/already left/);
   });
@@ -116,11 +103,11 @@ describe('removing a dead node (real processes, the CLI)', function () {
       20_000,
       'n3 seen down',
     );
-    const early = await cli(['replace', 'n3', 'n5'], c.nats.url);
+    const early = await runCli(['replace', 'n3', 'n5'], c.nats.url);
     expect(early.code).to.equal(1);
     expect(early.out).to.match(/n5 is not a member yet/);
     await c.addNode('n5');
-    const replaced = await cli(['replace', 'n3', 'n5'], c.nats.url);
+    const replaced = await runCli(['replace', 'n3', 'n5'], c.nats.url);
     expect(replaced.code, replaced.err + replaced.out).to.equal(0);
     expect(replaced.out).to.match(/n5 joined and n3 was removed/);
     const all = [...keys, ...later];

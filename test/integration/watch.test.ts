@@ -16,6 +16,18 @@ function collect(watch: Watch, into: WatchItem[]): Promise<void> {
 
 const isChange = (e: WatchItem): e is ChangeEvent => e.op === 'put' || e.op === 'delete';
 
+/** Wait until the watch is in place (it has its starting positions): a probe write shows up in `items`. */
+function inPlace(client: DynamoClient, items: readonly WatchItem[], probe: string): Promise<void> {
+  return waitFor(
+    async () => {
+      await client.put(probe, 0);
+      return items.some((e) => isChange(e) && e.key === probe);
+    },
+    10_000,
+    'the watch in place',
+  );
+}
+
 describe('watch (real nats-server and redis-servers)', function () {
   this.timeout(120_000);
   let c: RealCluster;
@@ -34,15 +46,7 @@ describe('watch (real nats-server and redis-servers)', function () {
     const watch = client.watch({ prefix: 'w:', reconcileMs: 200 });
     const items: WatchItem[] = [];
     const done = collect(watch, items);
-    // The watch is in place once it has its starting positions: a first write shows up.
-    await waitFor(
-      async () => {
-        await client.put('w:probe', 0);
-        return items.some((e) => isChange(e) && e.key === 'w:probe');
-      },
-      10_000,
-      'the watch in place',
-    );
+    await inPlace(client, items, 'w:probe');
     const acked: { op: 'put' | 'delete'; key: string; context: string | null; value?: number }[] = [];
     // Writes through every node's own subject, so all three coordinate some.
     for (let i = 0; i < 150; i++) {
@@ -78,14 +82,7 @@ describe('watch (real nats-server and redis-servers)', function () {
     const first = client.watch({ prefix: 'r:', reconcileMs: 200 });
     const before: WatchItem[] = [];
     const firstDone = collect(first, before);
-    await waitFor(
-      async () => {
-        await client.put('r:probe', 1);
-        return before.some((e) => isChange(e) && e.key === 'r:probe');
-      },
-      10_000,
-      'the first watch in place',
-    );
+    await inPlace(client, before, 'r:probe');
     // One write the first watch takes, and the position after it.
     await client.put('r:before', 1);
     await waitFor(() => before.some((e) => isChange(e) && e.key === 'r:before'), 10_000, 'r:before seen');
@@ -115,14 +112,7 @@ describe('watch (real nats-server and redis-servers)', function () {
       const first = solo.watch({ reconcileMs: 100 });
       const seen: WatchItem[] = [];
       const firstDone = collect(first, seen);
-      await waitFor(
-        async () => {
-          await solo.put('probe', 1);
-          return seen.some((e) => isChange(e) && e.key === 'probe');
-        },
-        10_000,
-        'the watch in place',
-      );
+      await inPlace(solo, seen, 'probe');
       const position = first.position();
       first.stop();
       await firstDone;
