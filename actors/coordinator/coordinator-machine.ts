@@ -38,8 +38,8 @@ export interface CoordinatorInput {
   /** ms left of the request's timeout (the node sends TIMEOUT when none is left) */
   readonly remainingMs: () => number;
   readonly reply: (text: string) => void;
-  /** a write was acknowledged (after its reply): the new version and its context (the change log's event) */
-  readonly acknowledged?: (version: Version, context: string) => void;
+  /** a write was acknowledged (after its reply): the request, the new version and the reply's context (null for a delete) */
+  readonly acknowledged?: (request: Exclude<ClientRequest, { op: 'get' }>, version: Version, context: string | null) => void;
   /** the reply to a get, from the merged siblings (the bucket's resolver decides what it holds) */
   readonly render: (merged: readonly Version[]) => string;
 }
@@ -128,10 +128,10 @@ const coordinator = setup({
     replyWrite: ({ context }) => {
       const r = context.input.request;
       const version = present(context.version, 'a write is acknowledged after its local write');
-      const clock = encodeContext(fullClock(version));
-      if (r.op === 'delete') context.input.reply('{"ok":true}');
-      else context.input.reply(`{"ok":true,"context":${JSON.stringify(clock)}}`);
-      context.input.acknowledged?.(version, clock);
+      // A delete's reply carries no context: the change log works it out only if it records events.
+      const clock = r.op === 'delete' ? null : encodeContext(fullClock(version));
+      context.input.reply(clock === null ? '{"ok":true}' : `{"ok":true,"context":${JSON.stringify(clock)}}`);
+      if (r.op !== 'get') context.input.acknowledged?.(r, version, clock);
     },
     replyQuorumNotMet: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'QUORUM_NOT_MET'))),
     replyTimeout: ({ context }) => context.input.reply(JSON.stringify(quorumError(context, 'TIMEOUT'))),

@@ -22,6 +22,7 @@ import {
   READ_REPAIR_TIMEOUT_MS,
   startRun,
   tell,
+  type CoordinatorInput,
   type CoordinatorIo,
   type LocalWrite,
 } from './coordinator-machine.js';
@@ -113,6 +114,10 @@ export class CoordinatorRunner {
     this.getMachine = getCoordinatorMachine.provide({ actions: io });
   }
 
+  /** Every acknowledged write goes to the change log: one function for all runs, not a closure per request. */
+  private readonly acknowledged: NonNullable<CoordinatorInput['acknowledged']> = (request, version, context) =>
+    this.changes.record(request.op, request.bucket, request.key, version, context);
+
   /** Requests this node has coordinated; a request's id is `<node>-<n>` (in traces and log lines). */
   private sequence = 0;
 
@@ -132,7 +137,6 @@ export class CoordinatorRunner {
     // Sampled runs only (a bounded number a second); the rest are created with no observer at all.
     const traced = this.inspection.sampleRun(request, replicas, seq);
     const deadline = this.clock.monotonic() + request.timeoutMs;
-    const op = request.op;
     const once = (text: string) => {
       if (replied) return;
       replied = true;
@@ -150,7 +154,7 @@ export class CoordinatorRunner {
         nowMs: this.clock.now(),
         remainingMs: () => Math.max(0, deadline - this.clock.monotonic()),
         reply: once,
-        acknowledged: op === 'get' ? undefined : (version, context) => this.changes.record(op, request.bucket, request.key, version, context),
+        acknowledged: this.acknowledged,
         render: (merged) => this.render(request.resolver, merged, seq),
       },
       this.clock,

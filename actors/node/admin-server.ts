@@ -40,6 +40,9 @@ export interface PingReply {
   hints: { pending: number; stored: number; refused: number; delivered: number };
   /** writes that folded a key's siblings into one because they passed the bound (MAX_SIBLINGS) */
   siblingsFolded: number;
+  /** expired values reaped into tombstones, and change events published or lost, since start */
+  expiredReaped: number;
+  changes: { published: number; lost: number };
   /** anti-entropy: counters since start, the machine's state, and per range (peer) the last exchange */
   antiEntropy: AntiEntropyStatus;
   /** each long-lived actor this process hosts, and its state (e.g. node: "online.serving") */
@@ -132,7 +135,7 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer, requests, hints, siblingsFolded, antiEntropy, actors, trace } = this.status_.probe();
+    const { state, inFlight, transfer, requests, hints, siblingsFolded, expiredReaped, changes, antiEntropy, actors, trace } = this.status_.probe();
     const [stored, keys, pending, latency] = await Promise.all([
       this.storage.keyCount(),
       this.storage.liveKeyCount(this.clock.now()),
@@ -150,6 +153,8 @@ export class AdminServer {
       requests: { ...requests },
       hints: { pending, ...hints },
       siblingsFolded,
+      expiredReaped,
+      changes,
       antiEntropy,
       actors,
       trace,

@@ -8,7 +8,7 @@ import { isErrorReply } from '../../src/protocol/requests.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
-import type { Version } from '../../src/versioning/index.js';
+import { encodeContext, fullClock, type Version } from '../../src/versioning/index.js';
 
 /** Events in one published message, at most. */
 const EVENTS_PER_MESSAGE = 256;
@@ -48,10 +48,10 @@ export class ChangeLog {
     @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {}
 
-  /** An acknowledged write coordinated here: `version` is the new version, `context` the reply's. */
-  record(op: 'put' | 'delete', bucket: string, key: string, version: Version, context: string): void {
+  /** An acknowledged write coordinated here: `version` is the new version, `context` the reply's (null: work it out). */
+  record(op: 'put' | 'delete', bucket: string, key: string, version: Version, context: string | null): void {
     if (this.config.changeLogSize === 0) return;
-    const text = changeText(op, bucket, key, version.v, context, version.t, version.x);
+    const text = changeText(op, bucket, key, version.v, context ?? encodeContext(fullClock(version)), version.t, version.x);
     const id = this.storage.appendChange(bucket, key, text, this.config.changeLogSize);
     // Settled in publish(); a rejection must not go unhandled meanwhile.
     id.catch(() => {});

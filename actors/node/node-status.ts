@@ -11,6 +11,8 @@ import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
 import { Gossiper } from '../gossiper/gossiper.js';
 import { ClientServer } from './client-server.js';
 import { HintedHandoff } from './hinted-handoff.js';
+import { Reaper } from './reaper.js';
+import { ChangeLog } from './change-log.js';
 import { ReplicaServer } from './replica-server.js';
 import { Transfers, type TransferProgress } from './transfers.js';
 
@@ -32,6 +34,10 @@ export interface NodeProbe {
   requests: ClientServer['received'];
   hints: { stored: number; refused: number; delivered: number };
   siblingsFolded: number;
+  /** expired values the reaper turned into tombstones since start */
+  expiredReaped: number;
+  /** change events published since start, and acknowledged writes whose event could not be logged */
+  changes: { published: number; lost: number };
   antiEntropy: AntiEntropyStatus;
   actors: Record<string, string>;
   trace: TraceStatus;
@@ -58,6 +64,8 @@ export class NodeStatus implements MetricSources {
     private readonly gossiper: Gossiper,
     private readonly transfers: Transfers,
     private readonly inspection: Inspection,
+    private readonly reaper: Reaper,
+    private readonly changes: ChangeLog,
   ) {}
 
   private hosts(actor: ActorName): boolean {
@@ -72,6 +80,8 @@ export class NodeStatus implements MetricSources {
       requests: this.client.received,
       hints: this.hints(),
       siblingsFolded: this.coordinator.siblingsFolded,
+      expiredReaped: this.reaper.reaped,
+      changes: { published: this.changes.published, lost: this.changes.lost },
       antiEntropy: {
         enabled: this.hosts('anti-entropy') && this.ae.enabled,
         state: this.ae.state,
@@ -88,7 +98,10 @@ export class NodeStatus implements MetricSources {
     const states: Record<string, string> = { node: this.lifecycleOf().stateText };
     if (this.hosts('gossiper')) states['gossiper'] = this.gossiper.state;
     if (this.hosts('anti-entropy')) states['anti-entropy'] = this.ae.state;
-    if (this.hosts('node')) states['hinted-handoff'] = this.handoff.state;
+    if (this.hosts('node')) {
+      states['hinted-handoff'] = this.handoff.state;
+      states['reaper'] = this.reaper.state;
+    }
     return states;
   }
 
