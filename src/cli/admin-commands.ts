@@ -169,9 +169,10 @@ export async function planCommand(positionals: string[], values: Record<string, 
           : current.filter((m) => m.id !== node);
     if (future.length === 0) return { out: `dynamo plan: ${node} is the ring's only member`, code: 1 };
     const n = Math.max(1, ring.n);
-    // Each distinct key is held by n replicas: the stored keys over n estimate them.
-    const stored = status.members.reduce((a, m) => a + (m.keys ?? 0) + (m.tombstones ?? 0), 0);
-    const keys = Math.round(stored / Math.min(n, current.length));
+    // Each distinct key is held by n replicas: the keys stored on the members that answer, over how many of them hold each.
+    const answering = status.members.filter((m) => m.keys !== null);
+    const stored = answering.reduce((a, m) => a + (m.keys ?? 0) + (m.tombstones ?? 0), 0);
+    const keys = Math.round(stored / Math.max(1, Math.min(n, answering.length)));
     const rows = planChange(current, future, n, keys);
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
     const lines = [['NODE', 'GAINS', 'KEYS IN', 'LOSES', 'KEYS OUT']];
