@@ -51,6 +51,11 @@ export interface NodeConfig {
   readonly antiEntropyMaxMessageBytes: number;
   /** anti-entropy: exchanges other nodes may run against this one at once */
   readonly antiEntropyMaxExchanges: number;
+  /**
+   * ms the ring must stay unchanged before this node drops its copies of keys it no longer
+   * replicates (once their replicas hold them); 0 keeps them
+   */
+  readonly staleCopySettleMs: number;
   /** change events this node's log keeps (about; the latest), for watchers to resume from; 0 records none */
   readonly changeLogSize: number;
   /** re-derive the anti-entropy tree from the data before serving (it is kept up to date otherwise) */
@@ -89,6 +94,7 @@ export const DEFAULTS = {
   antiEntropyMaxMessageBytes: 256 * 1024,
   antiEntropyMaxExchanges: 2,
   changeLogSize: 10_000,
+  staleCopySettleMs: 60_000,
   rebuildTree: false,
   actors: ACTORS,
   inspect: false,
@@ -124,6 +130,7 @@ export function validateConfig(c: NodeConfig): void {
   if (!Number.isInteger(c.antiEntropyMaxMessageBytes) || c.antiEntropyMaxMessageBytes < 4096)
     throw new Error('anti-entropy message bytes must be an integer of at least 4096');
   if (!Number.isInteger(c.antiEntropyMaxExchanges) || c.antiEntropyMaxExchanges < 1) throw new Error('anti-entropy exchanges must be a positive integer');
+  if (!Number.isInteger(c.staleCopySettleMs) || c.staleCopySettleMs < 0) throw new Error('the stale-copy settle time must be an integer of at least 0 ms');
   if (!Number.isInteger(c.changeLogSize) || c.changeLogSize < 0) throw new Error('the change log size must be an integer of at least 0');
   if (c.actors.length === 0 || c.actors.some((a) => !ACTORS.includes(a)) || new Set(c.actors).size !== c.actors.length) {
     throw new Error(`actors must be some of ${ACTORS.join(', ')}, each at most once`);

@@ -42,6 +42,7 @@ export interface PingReply {
   siblingsFolded: number;
   /** expired values reaped into tombstones, and change events published or lost, since start */
   expiredReaped: number;
+  staleCopies: { dropped: number; sent: number };
   changes: { published: number; lost: number };
   /** anti-entropy: counters since start, the machine's state, and per range (peer) the last exchange */
   antiEntropy: AntiEntropyStatus;
@@ -135,7 +136,8 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer, requests, hints, siblingsFolded, expiredReaped, changes, antiEntropy, actors, trace } = this.status_.probe();
+    const { state, inFlight, transfer, requests, hints, siblingsFolded, expiredReaped, staleCopies, changes, antiEntropy, actors, trace } =
+      this.status_.probe();
     const [stored, keys, pending, latency] = await Promise.all([
       this.storage.keyCount(),
       this.storage.liveKeyCount(this.clock.now()),
@@ -154,6 +156,7 @@ export class AdminServer {
       hints: { pending, ...hints },
       siblingsFolded,
       expiredReaped,
+      staleCopies,
       changes,
       antiEntropy,
       actors,

@@ -12,6 +12,7 @@ import { Gossiper } from '../gossiper/gossiper.js';
 import { ClientServer } from './client-server.js';
 import { HintedHandoff } from './hinted-handoff.js';
 import { Reaper } from './reaper.js';
+import { StaleCopies } from './stale-copies.js';
 import { ChangeLog } from './change-log.js';
 import { ReplicaServer } from './replica-server.js';
 import { Transfers, type TransferProgress } from './transfers.js';
@@ -36,6 +37,8 @@ export interface NodeProbe {
   siblingsFolded: number;
   /** expired values the reaper turned into tombstones since start */
   expiredReaped: number;
+  /** copies of keys this node no longer replicates: dropped, and sent to the replicas first, since start */
+  staleCopies: { dropped: number; sent: number };
   /** change events published since start, and acknowledged writes whose event could not be logged */
   changes: { published: number; lost: number };
   antiEntropy: AntiEntropyStatus;
@@ -66,6 +69,7 @@ export class NodeStatus implements MetricSources {
     private readonly inspection: Inspection,
     private readonly reaper: Reaper,
     private readonly changes: ChangeLog,
+    private readonly stale: StaleCopies,
   ) {}
 
   private hosts(actor: ActorName): boolean {
@@ -81,6 +85,7 @@ export class NodeStatus implements MetricSources {
       hints: this.hints(),
       siblingsFolded: this.coordinator.siblingsFolded,
       expiredReaped: this.reaper.reaped,
+      staleCopies: { dropped: this.stale.dropped, sent: this.stale.sent },
       changes: { published: this.changes.published, lost: this.changes.lost },
       antiEntropy: {
         enabled: this.hosts('anti-entropy') && this.ae.enabled,

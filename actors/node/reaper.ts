@@ -6,10 +6,11 @@ import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { Inspection } from '../../src/inspect/inspection.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { REAP_KEYS_PER_PASS, reaperMachine } from './reaper-machine.js';
+import { StaleCopies } from './stale-copies.js';
 
 /**
- * Reclaims expired values from this node's Redis, at most REAP_KEYS_PER_PASS keys a
- * second. A value past its expiry already reads as gone everywhere (the expiry is in
+ * The node's housekeeping, every second: stale copies of ranges it no longer owns
+ * (StaleCopies), and expired values, at most REAP_KEYS_PER_PASS keys a pass. A value past its expiry already reads as gone everywhere (the expiry is in
  * its version); the reaper turns it into a tombstone of the same dot, which frees the
  * value's bytes and keeps superseding what the version superseded, so anti-entropy and
  * read repair cannot bring an older version back.
@@ -27,6 +28,7 @@ export class Reaper {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     private readonly inspection: Inspection,
+    private readonly stale: StaleCopies,
   ) {}
 
   start(): void {
@@ -51,10 +53,11 @@ export class Reaper {
     try {
       const n = await this.storage.reapExpired(this.clock.now(), REAP_KEYS_PER_PASS);
       this.reaped += n;
+      await this.stale.step();
       this.failing = false;
       return n;
     } catch (e) {
-      if (!this.failing) this.logger.warn(`reaping expired values failed: ${(e as Error).message}`);
+      if (!this.failing) this.logger.warn(`housekeeping (expired values, stale copies) failed: ${(e as Error).message}`);
       this.failing = true;
       return 0;
     }

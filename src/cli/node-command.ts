@@ -31,6 +31,11 @@ export const NODE_OPTIONS: OptionSpecs = {
   'anti-entropy-interval': { type: 'string', help: 'ms between anti-entropy exchanges of one range (0: off)', default: String(DEFAULTS.antiEntropyIntervalMs) },
   'anti-entropy-keys-per-second': { type: 'string', help: 'keys anti-entropy repairs per second, at most', default: String(DEFAULTS.antiEntropyKeysPerSecond) },
   'anti-entropy-max-message-bytes': { type: 'string', help: 'bytes per anti-entropy message, at most', default: String(DEFAULTS.antiEntropyMaxMessageBytes) },
+  'stale-copy-settle': {
+    type: 'string',
+    help: 'ms the ring must stay unchanged before this node drops copies of keys it no longer replicates, once their replicas hold them (0: keep them)',
+    default: String(DEFAULTS.staleCopySettleMs),
+  },
   'change-log-size': {
     type: 'string',
     help: 'change events kept for watchers to resume from (about; 0: none recorded, watch sees nothing from this node)',
@@ -168,6 +173,7 @@ function parseNodeOptions(positionals: string[], values: Record<string, unknown>
       antiEntropyMaxMessageBytes: requiredIntFlag(values, 'anti-entropy-max-message-bytes', 4096, 64 * 1024 * 1024),
       antiEntropyMaxExchanges: requiredIntFlag(values, 'anti-entropy-max-exchanges', 1, 64),
       changeLogSize: requiredIntFlag(values, 'change-log-size', 0, 10_000_000),
+      staleCopySettleMs: requiredIntFlag(values, 'stale-copy-settle', 0, 365 * 24 * 3600 * 1000),
       rebuildTree: values['rebuild-tree'] === true,
       actors: parseActors(values['actors'] as string),
       inspect: values['inspect'] === true,

@@ -13,6 +13,7 @@ import { HandoffServer } from '../../actors/node/handoff-server.js';
 import { FaultsServer } from '../../actors/node/faults-server.js';
 import { HintedHandoff } from '../../actors/node/hinted-handoff.js';
 import { Reaper } from '../../actors/node/reaper.js';
+import { StaleCopies } from '../../actors/node/stale-copies.js';
 import { ChangeLog } from '../../actors/node/change-log.js';
 import { KeysServer } from '../../actors/node/keys-server.js';
 import { BackupServer } from '../../actors/node/backup-server.js';
@@ -68,6 +69,7 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
     Transfers,
     HintedHandoff,
     Reaper,
+    StaleCopies,
     ChangeLog,
     KeysServer,
     BackupServer,

@@ -186,6 +186,14 @@ export class MemoryStorage implements Storage {
     };
   }
 
+  async deleteIfUnchanged(bucket: string, key: string, raw: string): Promise<boolean> {
+    const siblings = this.data.get(dataKey(bucket, key));
+    if (siblings === undefined || JSON.stringify(siblings) !== raw) return false;
+    this.data.delete(dataKey(bucket, key));
+    this.tree.update(segmentOf(keyPosition(bucket, key)), treeField(bucket, key), []);
+    return true;
+  }
+
   async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {
     return Promise.all(keys.map((k) => this.readRaw(k.bucket, k.key)));
   }

@@ -234,6 +234,14 @@ end
 return dropped
 `;
 
+/** Delete a key if it still holds exactly ARGV[1], marking it dirty. KEYS: data key, the dirty set; ARGV: text, tree field, segment. */
+export const DELETE_IF_UNCHANGED_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SADD', KEYS[2], ARGV[3] .. '|' .. ARGV[2])
+return 1
+`;
+
 /** KEYS[1] the store's epoch. Returns it, taking one if the store has none. */
 export const EPOCH_LUA = `${EPOCH}
 return epochOf(KEYS[1])

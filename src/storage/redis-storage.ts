@@ -13,6 +13,7 @@ import {
   RELEASE_LUA,
   RECOMPUTE_LEAVES_LUA,
   REAP_LUA,
+  DELETE_IF_UNCHANGED_LUA,
   REFRESH_TREE_LUA,
   STORE_HINT_LUA,
 } from './redis-scripts.js';
@@ -63,6 +64,7 @@ type ScriptedRedis = Redis & {
     expiresAt: string,
   ): Promise<string>;
   dynamoReap(dirty: string, now: number, ...fieldsAndSegments: (string | number)[]): Promise<number>;
+  dynamoDeleteIfUnchanged(key: string, dirty: string, raw: string, field: string, segment: number): Promise<number>;
   dynamoEpoch(key: string): Promise<string>;
   dynamoLease(key: string, owner: string, ttlMs: number): Promise<number>;
   dynamoRelease(key: string, owner: string): Promise<number>;
@@ -133,6 +135,7 @@ export class RedisStorage implements Storage {
     redis.defineCommand('dynamoStoreHint', { numberOfKeys: 5, lua: STORE_HINT_LUA });
     redis.defineCommand('dynamoDeleteHint', { numberOfKeys: 5, lua: DELETE_HINT_LUA });
     redis.defineCommand('dynamoReap', { numberOfKeys: 1, lua: REAP_LUA });
+    redis.defineCommand('dynamoDeleteIfUnchanged', { numberOfKeys: 2, lua: DELETE_IF_UNCHANGED_LUA });
     // Connection errors surface through the commands that fail; without a listener
     // ioredis would print every reconnect attempt.
     redis.on('error', () => {});
@@ -301,6 +304,15 @@ export class RedisStorage implements Storage {
       };
     } catch (e) {
       throw new StorageError(`change log read failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async deleteIfUnchanged(bucket: string, key: string, raw: string): Promise<boolean> {
+    try {
+      const segment = segmentOf(keyPosition(bucket, key));
+      return (await this.redis.dynamoDeleteIfUnchanged(dataKey(bucket, key), TREE_DIRTY, raw, treeField(bucket, key), segment)) === 1;
+    } catch (e) {
+      throw new StorageError(`delete failed: ${(e as Error).message}`, { cause: e });
     }
   }
 

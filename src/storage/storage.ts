@@ -95,6 +95,8 @@ export interface Storage {
    * the latest id, `oldest` the oldest it still holds, `trimmed` whether it has dropped any.
    */
   readChanges(after: string | null, count: number): Promise<ChangePage>;
+  /** Drop a key's copy if it still holds exactly `raw` (a copy this node no longer owns, once its owners hold it); true when dropped. */
+  deleteIfUnchanged(bucket: string, key: string, raw: string): Promise<boolean>;
   /** Stored sibling arrays (JSON text, null when absent) for several keys at once. */
   readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]>;
   /** The name this store writes under for `node`: `node.epoch` (see ACTOR_ID), taking an epoch if it has none. */
