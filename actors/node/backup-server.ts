@@ -94,7 +94,11 @@ export class BackupServer {
       const n = Math.max(1, Math.min(props.n, ring.size));
       const live = ring.walk(keyPosition(item.b, item.k), n).filter((id) => !this.membership.isDown(id));
       needed.push(Math.min(props.w, n));
-      for (const node of live) perNode.set(node, [...(perNode.get(node) ?? []), i]);
+      for (const node of live) {
+        const list = perNode.get(node);
+        if (list === undefined) perNode.set(node, [i]);
+        else list.push(i);
+      }
     });
     const acks = new Array<number>(items.length).fill(0);
     await Promise.all([...perNode].map(([node, indexes]) => this.storeOn(node, items, indexes, acks)));

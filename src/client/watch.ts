@@ -1,4 +1,4 @@
-import { compareChangeIds, MAX_CHANGES_PAGE, type ChangeEvent } from '../protocol/changes.js';
+import { CHANGE_ID, compareChangeIds, MAX_CHANGES_PAGE, type ChangeEvent } from '../protocol/changes.js';
 import type { Subjects } from '../protocol/subjects.js';
 import type { RingMember } from '../ring/index.js';
 import { decodeJson, tryDecodeJson, type Subscription, type Transport } from '../transport/transport.js';
@@ -189,7 +189,8 @@ export class Watch implements AsyncIterableIterator<WatchItem> {
 
   /** One event: a duplicate is dropped; a live one after a gap first fetches what the gap holds. */
   private async take(e: ChangeEvent, live: boolean): Promise<void> {
-    if (typeof e?.node !== 'string' || typeof e.id !== 'string') return;
+    // Anything may publish on the subject: an event without these is not one.
+    if (typeof e?.node !== 'string' || typeof e.id !== 'string' || !CHANGE_ID.test(e.id) || typeof e.key !== 'string') return;
     const at = this.pos.get(e.node);
     if (at !== undefined && compareChangeIds(e.id, at) <= 0) return;
     if (live && at !== undefined && (e.prev === null || compareChangeIds(e.prev, at) > 0)) {

@@ -44,6 +44,9 @@ describe('watch client', () => {
       for await (const e of watch) items.push(e);
     })();
     await waitFor(() => n1.asked() >= 1, 2000, 'the watch asked for the head');
+    // Junk on the subject (anyone may publish there) is not an event.
+    net.transport().publish(s.watch('default'), '{"events":[{"node":"n1","id":"x"},5,null,{"node":"n1","id":"9-0"}]}');
+    net.transport().publish(s.watch('default'), 'not json');
     n1.write('2-0', 'a');
     n1.publish('2-0', '1-0');
     // 3-0 is logged but its live message is lost; 4-0 names it as its predecessor.
