@@ -2,7 +2,7 @@ import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS } from '../../src/di/tokens.js';
 import type { Clock } from '../../src/clock/clock.js';
-import { errorText } from '../../src/errors.js';
+import { errorText, TransportError } from '../../src/errors.js';
 import { coveragePlan, segmentTable } from '../../src/membership/coverage.js';
 import type { Membership } from '../../src/membership/membership.js';
 import {
@@ -91,30 +91,40 @@ export class KeysServer {
     const ring = this.membership.ring();
     if (ring.size === 0) return errorText('UNAVAILABLE', 'no node has joined the ring yet');
     const n = Math.max(1, Math.min(this.buckets.props(req.bucket).n, ring.size));
-    const plan = coveragePlan(ring, n, req.r, (id) => this.membership.isDown(id));
-    if (!plan.ok)
-      return errorText('UNAVAILABLE', `segment ${plan.segment} of the ring has ${plan.live} live replicas; the listing needs ${req.r}`, {
-        live: plan.live,
-        needed: req.r,
+    // A node that has no responder (stopped, not yet seen down here) is left out and the listing planned again.
+    const gone = new Set<string>();
+    for (;;) {
+      const plan = coveragePlan(ring, n, req.r, (id) => gone.has(id) || this.membership.isDown(id));
+      if (!plan.ok)
+        return errorText('UNAVAILABLE', `segment ${plan.segment} of the ring has ${plan.live} live replicas; the listing needs ${req.r}`, {
+          live: plan.live,
+          needed: req.r,
+        });
+      const nodes = [...plan.nodes.keys()];
+      const settled = await Promise.allSettled(
+        [...plan.nodes].map(([node, segments]) => {
+          const part: KeysPageRequest = { bucket: req.bucket, prefix: req.prefix, after: req.after, limit: req.limit, segments };
+          return node === this.config.nodeId ? this.page(part) : this.remotePage(node, part, req.timeoutMs);
+        }),
+      );
+      const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [{ node: nodes[i] as string, reason: s.reason as Error }] : []));
+      const absent = failed.filter((f) => f.reason instanceof TransportError && f.reason.kind === 'no-responders');
+      if (failed.length > 0 && absent.length === failed.length) {
+        for (const f of absent) gone.add(f.node);
+        continue;
+      }
+      if (failed.length > 0) {
+        const { node, reason } = failed[0] as { node: string; reason: Error };
+        return errorText('UNAVAILABLE', `node ${node} did not list its keys: ${reason.message}`, { node });
+      }
+      const pages = settled.map((s) => (s as PromiseFulfilledResult<KeysPage>).value);
+      const merged = mergePages(pages, req.limit);
+      return JSON.stringify({
+        ok: true,
+        keys: merged.keys,
+        cursor: merged.done || merged.last === null ? null : encodeCursor(req.bucket, req.prefix, merged.last),
       });
-    const parts = [...plan.nodes].map(([node, segments]) => {
-      const part: KeysPageRequest = { bucket: req.bucket, prefix: req.prefix, after: req.after, limit: req.limit, segments };
-      return node === this.config.nodeId ? this.page(part) : this.remotePage(node, part, req.timeoutMs);
-    });
-    const settled = await Promise.allSettled(parts);
-    const failed = settled.findIndex((s) => s.status === 'rejected');
-    if (failed >= 0) {
-      const node = [...plan.nodes.keys()][failed];
-      const reason = (settled[failed] as PromiseRejectedResult).reason as Error;
-      return errorText('UNAVAILABLE', `node ${node} did not list its keys: ${reason.message}`, { node });
     }
-    const pages = settled.map((s) => (s as PromiseFulfilledResult<KeysPage>).value);
-    const merged = mergePages(pages, req.limit);
-    return JSON.stringify({
-      ok: true,
-      keys: merged.keys,
-      cursor: merged.done || merged.last === null ? null : encodeCursor(req.bucket, req.prefix, merged.last),
-    });
   }
 
   private async remotePage(node: string, part: KeysPageRequest, timeoutMs: number): Promise<KeysPage> {
