@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import { replicaCount } from '../../src/membership/placement.js';
 import type { Clock } from '../../src/clock/clock.js';
 import { removalRefusal } from '../../src/membership/removal.js';
 import { NODE_ID } from '../../src/config.js';
@@ -175,7 +176,7 @@ export class AdminServer {
     const node = (body as { node?: unknown } | null | undefined)?.node;
     if (typeof node !== 'string' || !NODE_ID.test(node)) return errorReply('BAD_REQUEST', 'expected {"node": ID}', { field: 'node' });
     const ring = this.membership.ring();
-    const n = Math.max(1, Math.min(this.config.n, ring.size));
+    const n = replicaCount(this.config.n, ring);
     const refusal = removalRefusal(Object.fromEntries(this.membership.table().map((m) => [m.id, m])), node, n, (id) => this.membership.isDown(id));
     if (refusal !== null) return errorReply('BAD_REQUEST', refusal, { node });
     const before = ring.ownership().get(node) ?? 0;

@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import { replicaCount } from '../../src/membership/placement.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { errorText } from '../../src/errors.js';
@@ -91,7 +92,7 @@ export class BackupServer {
     const needed: number[] = [];
     items.forEach((item, i) => {
       const props = this.buckets.props(item.b);
-      const n = Math.max(1, Math.min(props.n, ring.size));
+      const n = replicaCount(props.n, ring);
       const live = ring.walk(keyPosition(item.b, item.k), n).filter((id) => !this.membership.isDown(id));
       needed.push(Math.min(props.w, n));
       for (const node of live) {

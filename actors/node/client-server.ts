@@ -10,7 +10,7 @@ import { batchItemText, fittedBatchReply, MAX_CLIENT_BATCH, parseBatch, parseMul
 import { itemsBody } from '../../src/protocol/batch-fill.js';
 import { RequestBatcher, type BatchKind } from '../../src/transport/batcher.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
-import { pendingReplicas, sloppyPreferenceList } from '../../src/membership/placement.js';
+import { pendingReplicas, sloppyPreferenceList, replicaCount } from '../../src/membership/placement.js';
 import { keyPosition } from '../../src/ring/index.js';
 import { decodeJson, tryDecodeJson, type Endpoint, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { VERSION } from '../../src/version.js';
@@ -127,7 +127,7 @@ export class ClientServer {
   /** A bucket's limits: its n, r, w and resolver, capped by the ring's size. */
   limits(bucket: string): Limits {
     const props = this.buckets.props(bucket);
-    const n = Math.max(1, Math.min(props.n, this.membership.ring().size));
+    const n = replicaCount(props.n, this.membership.ring());
     return {
       n,
       defaultR: Math.min(props.r, n),

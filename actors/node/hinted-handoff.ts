@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import { replicaCount } from '../../src/membership/placement.js';
 import { Inspection } from '../../src/inspect/inspection.js';
 import { createActor, fromPromise, type ActorRefFrom } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
@@ -78,7 +79,7 @@ export class HintedHandoff {
   private async reroute(owner: string): Promise<number> {
     const ring = this.membership.ring();
     if (ring.size === 0) return 0;
-    const n = Math.max(1, Math.min(this.config.n, ring.size));
+    const n = replicaCount(this.config.n, ring);
     const hints = await this.storage.readHints(owner, HINT_BATCH);
     let settled = 0;
     for (const hint of hints) {

@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import { replicaCount } from '../../src/membership/placement.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS } from '../../src/di/tokens.js';
 import type { Clock } from '../../src/clock/clock.js';
@@ -15,7 +16,7 @@ import {
   type KeysPageRequest,
   type KeysRequest,
 } from '../../src/protocol/keys.js';
-import { isErrorReply } from '../../src/protocol/requests.js';
+import { isErrorReply, onSubjectBucket } from '../../src/protocol/requests.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
 import { keyPosition, segmentOf } from '../../src/ring/index.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -67,18 +68,12 @@ export class KeysServer {
    * (`<p>.kv.<bucket>.keys`): a body naming another bucket is refused.
    */
   async handle(m: Incoming, subjectBucket?: string): Promise<void> {
-    let body = tryDecodeJson(m.data);
-    if (body === undefined) return void m.respond(errorText('BAD_REQUEST', 'request body is not valid JSON'));
-    if (subjectBucket !== undefined && body !== null && typeof body === 'object' && !Array.isArray(body)) {
-      const named = (body as Record<string, unknown>)['bucket'];
-      if (named !== undefined && named !== subjectBucket)
-        return void m.respond(
-          errorText('BAD_REQUEST', `"bucket" is "${String(named)}" but the request came on bucket "${subjectBucket}"'s subject`, { field: 'bucket' }),
-        );
-      body = { ...body, bucket: subjectBucket };
-    }
+    const parsed = tryDecodeJson(m.data);
+    if (parsed === undefined) return void m.respond(errorText('BAD_REQUEST', 'request body is not valid JSON'));
+    const body = subjectBucket === undefined ? parsed : onSubjectBucket(parsed, subjectBucket);
+    if (isErrorReply(body)) return void m.respond(JSON.stringify(body));
     const req = parseKeysRequest(body, (bucket) => ({
-      n: Math.max(1, Math.min(this.buckets.props(bucket).n, this.membership.ring().size)),
+      n: replicaCount(this.buckets.props(bucket).n, this.membership.ring()),
       maxKeyBytes: this.config.maxKeyBytes,
       defaultTimeoutMs: this.config.defaultTimeoutMs,
       maxTimeoutMs: this.config.maxTimeoutMs,
@@ -90,7 +85,7 @@ export class KeysServer {
   private async list(req: KeysRequest): Promise<string> {
     const ring = this.membership.ring();
     if (ring.size === 0) return errorText('UNAVAILABLE', 'no node has joined the ring yet');
-    const n = Math.max(1, Math.min(this.buckets.props(req.bucket).n, ring.size));
+    const n = replicaCount(this.buckets.props(req.bucket).n, ring);
     // A node that has no responder (stopped, not yet seen down here) is left out and the listing planned again.
     const gone = new Set<string>();
     for (;;) {

@@ -1,4 +1,5 @@
 import { inject, injectable } from 'tsyringe';
+import { replicaCount } from '../../src/membership/placement.js';
 import type { Clock } from '../../src/clock/clock.js';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
@@ -55,7 +56,7 @@ export class StaleCopies {
       return 0;
     }
     if (now - this.ringSince < this.config.staleCopySettleMs || this.membership.futureRing() !== null || ring.size === 0) return 0;
-    const n = Math.max(1, Math.min(this.config.n, ring.size));
+    const n = replicaCount(this.config.n, ring);
     const page = await this.storage.scan(this.cursor, STALE_SCAN_PER_STEP);
     this.cursor = page.cursor;
     const self = this.config.nodeId;

@@ -49,3 +49,8 @@ export function pendingReplicas(future: Ring | null, position: number, n: number
   if (future === null) return [];
   return preferenceList(future, position, n, isDown).filter((id) => !current.includes(id));
 }
+
+/** Replicas a key has on this ring: the bucket's n, capped by the ring's size (at least one). */
+export function replicaCount(n: number, ring: Ring): number {
+  return Math.max(1, Math.min(n, ring.size));
+}

@@ -143,16 +143,24 @@ export function parseBucketRequest(
   subjectBucket: string,
   limitsOf: (bucket: string) => Limits,
 ): { req: ClientRequest | ErrorReply; body: unknown } {
-  let body = jsonBody(data);
-  if (body === NOT_JSON) return { req: bad('request body is not valid JSON'), body: undefined };
-  if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
-    const named = (body as Record<string, unknown>)['bucket'];
-    if (named !== undefined && named !== subjectBucket) {
-      return { req: bad(`"bucket" is "${String(named)}" but the request came on bucket "${subjectBucket}"'s subject`, { field: 'bucket' }), body };
-    }
-    body = { ...body, bucket: subjectBucket };
-  }
+  const parsed = jsonBody(data);
+  if (parsed === NOT_JSON) return { req: bad('request body is not valid JSON'), body: undefined };
+  const body = onSubjectBucket(parsed, subjectBucket);
+  if (isErrorReply(body)) return { req: body, body: parsed };
   return { req: parseRequestBody(op, body, limitsOf), body };
+}
+
+/**
+ * A body that came on a bucket's own subject, with that bucket filled in; BAD_REQUEST when
+ * it names another (a permission scoped to one bucket's subjects must not reach another's).
+ * Anything but an object is left as it is, for the request's own check to refuse.
+ */
+export function onSubjectBucket(body: unknown, subjectBucket: string): unknown {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return body;
+  const named = (body as Record<string, unknown>)['bucket'];
+  if (named !== undefined && named !== subjectBucket)
+    return bad(`"bucket" is "${String(named)}" but the request came on bucket "${subjectBucket}"'s subject`, { field: 'bucket' });
+  return { ...body, bucket: subjectBucket };
 }
 
 /** Validate a request body already parsed from JSON (a request alone, or an item of a batch). */
