@@ -56,6 +56,12 @@ export interface NodeConfig {
    * replicates (once their replicas hold them); 0 keeps them
    */
   readonly staleCopySettleMs: number;
+  /**
+   * ms a tombstone is kept at least before it may be reaped, for buckets without a
+   * tombstoneGraceMs of their own (0: never reap); a store last alive longer ago than
+   * the shortest grace starts empty
+   */
+  readonly tombstoneGraceMs: number;
   /** change events this node's log keeps (about; the latest), for watchers to resume from; 0 records none */
   readonly changeLogSize: number;
   /** re-derive the anti-entropy tree from the data before serving (it is kept up to date otherwise) */
@@ -95,6 +101,7 @@ export const DEFAULTS = {
   antiEntropyMaxExchanges: 2,
   changeLogSize: 10_000,
   staleCopySettleMs: 60_000,
+  tombstoneGraceMs: 10 * 86_400_000,
   rebuildTree: false,
   actors: ACTORS,
   inspect: false,
@@ -131,6 +138,8 @@ export function validateConfig(c: NodeConfig): void {
     throw new Error('anti-entropy message bytes must be an integer of at least 4096');
   if (!Number.isInteger(c.antiEntropyMaxExchanges) || c.antiEntropyMaxExchanges < 1) throw new Error('anti-entropy exchanges must be a positive integer');
   if (!Number.isInteger(c.staleCopySettleMs) || c.staleCopySettleMs < 0) throw new Error('the stale-copy settle time must be an integer of at least 0 ms');
+  if (!Number.isInteger(c.tombstoneGraceMs) || c.tombstoneGraceMs < 0)
+    throw new Error('the tombstone grace must be an integer of at least 0 ms (0: never reap)');
   if (!Number.isInteger(c.changeLogSize) || c.changeLogSize < 0) throw new Error('the change log size must be an integer of at least 0');
   if (c.actors.length === 0 || c.actors.some((a) => !ACTORS.includes(a)) || new Set(c.actors).size !== c.actors.length) {
     throw new Error(`actors must be some of ${ACTORS.join(', ')}, each at most once`);

@@ -14,6 +14,7 @@ import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import type { Version } from '../../src/versioning/index.js';
 import type { NodeMembership } from '../../src/membership/membership.js';
+import { syncedMetaName, syncedText } from '../../src/membership/reaping.js';
 import { antiEntropyMachine, type ExchangePlan } from './anti-entropy-machine.js';
 import { ExchangeServer } from './exchange-server.js';
 
@@ -26,6 +27,8 @@ const HASH_WIRE_BYTES = 22;
 
 interface Plan extends ExchangePlan {
   readonly x: string;
+  /** the store's clock just before the tree was read: every key changed before it is in the tree */
+  readonly at: number;
   readonly ring: string;
   readonly share: number;
   readonly tree: MerkleTree;
@@ -162,12 +165,14 @@ export class AntiEntropy {
     const ring = this.membership.ring();
     const range = this.range(pick.peer);
     range.share = pick.share;
+    const at = await this.storage.storeClock();
     const tree = MerkleTree.fromLeaves(await this.storage.treeLeaves(), pick.mask);
     const x = `${this.config.nodeId}-${++this.exchangeCounter}-${Math.floor(this.random() * 2 ** 32).toString(36)}`;
     return {
       peer: pick.peer,
       nextInMs: Math.max(1, Math.round(this.config.antiEntropyIntervalMs / peers.length)),
       x,
+      at,
       ring: ringFingerprint(ring, Math.min(this.config.n, ring.size)),
       share: pick.share,
       tree,
@@ -253,8 +258,10 @@ export class AntiEntropy {
     try {
       const diff = await compareTrees(plan.tree, remote);
       this.counters.treeNodesVisited += diff.visited;
-      if (diff.leaves.length === 0) this.finish(plan, 'in sync', { inSync: true, differingLeaves: 0, keysRepaired: 0 });
-      else Object.assign(this.range(plan.peer), { inSync: false, differingLeaves: diff.leaves.length });
+      if (diff.leaves.length === 0) {
+        this.finish(plan, 'in sync', { inSync: true, differingLeaves: 0, keysRepaired: 0 });
+        await this.recordSynced(plan);
+      } else Object.assign(this.range(plan.peer), { inSync: false, differingLeaves: diff.leaves.length });
       return diff.leaves;
     } catch (e) {
       return this.failed(plan, e, signal);
@@ -284,11 +291,23 @@ export class AntiEntropy {
       }
       this.counters.keysRepaired += repaired.size;
       this.finish(plan, signal.aborted ? `timed out after repairing ${repaired.size} keys` : `repaired ${repaired.size} keys`, { keysRepaired: repaired.size });
+      if (!signal.aborted) await this.recordSynced(plan);
     } catch (e) {
       this.counters.keysRepaired += repaired.size;
       this.range(plan.peer).keysRepaired = repaired.size;
       this.failed(plan, e, signal);
     }
+  }
+
+  /**
+   * The exchange finished: the peer now holds, for every key shared with it, at least
+   * what this node held when the exchange read its tree. Kept in the node's store for
+   * the tombstone reaper (another process, maybe).
+   */
+  private async recordSynced(plan: Plan): Promise<void> {
+    await this.storage.setMeta(syncedMetaName(plan.peer), syncedText({ at: plan.at, ring: plan.ring })).catch((e: Error) => {
+      this.logger.warn(`could not record the exchange with ${plan.peer}: ${e.message}`);
+    });
   }
 
   /** Fetch the peer's versions of `fields` and merge them here. */

@@ -12,7 +12,7 @@ import type { Storage } from '../../src/storage/storage.js';
 import { decodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { VERSION } from '../../src/version.js';
 import { memberState, type NodeMembership } from '../../src/membership/membership.js';
-import { NodeStatus } from './node-status.js';
+import { NodeStatus, type NodeProbe } from './node-status.js';
 import { checkBucketSet } from '../../src/buckets/buckets.js';
 import { BUCKET_NAME } from '../../src/protocol/requests.js';
 import { tryDecodeJson } from '../../src/transport/transport.js';
@@ -44,6 +44,7 @@ export interface PingReply {
   /** expired values reaped into tombstones, and change events published or lost, since start */
   expiredReaped: number;
   staleCopies: { dropped: number; sent: number };
+  tombstoneReaping: NodeProbe['tombstoneReaping'];
   changes: { published: number; lost: number };
   /** anti-entropy: counters since start, the machine's state, and per range (peer) the last exchange */
   antiEntropy: AntiEntropyStatus;
@@ -137,7 +138,7 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer, requests, hints, siblingsFolded, expiredReaped, staleCopies, changes, antiEntropy, actors, trace } =
+    const { state, inFlight, transfer, requests, hints, siblingsFolded, expiredReaped, staleCopies, tombstoneReaping, changes, antiEntropy, actors, trace } =
       this.status_.probe();
     const [stored, keys, pending, latency] = await Promise.all([
       this.storage.keyCount(),
@@ -158,6 +159,7 @@ export class AdminServer {
       siblingsFolded,
       expiredReaped,
       staleCopies,
+      tombstoneReaping,
       changes,
       antiEntropy,
       actors,

@@ -8,7 +8,7 @@ import type { ActorName, NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger, type Random } from '../../src/di/tokens.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
-import type { Subscription, Transport } from '../../src/transport/transport.js';
+import { decodeJson, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { AntiEntropy } from '../anti-entropy/anti-entropy.js';
 import { Gossiper } from '../gossiper/gossiper.js';
 import { GossipMirror } from '../gossiper/gossip-mirror.js';
@@ -20,6 +20,7 @@ import { FaultsServer } from './faults-server.js';
 import { HandoffServer } from './handoff-server.js';
 import { HintedHandoff } from './hinted-handoff.js';
 import { Reaper } from './reaper.js';
+import { ALIVE_META, staleStore } from '../../src/membership/reaping.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
 import { KeysServer } from './keys-server.js';
@@ -229,10 +230,53 @@ export class DynamoNode implements NodeLifecycle {
     await this.takeLeases();
     if (this.hosts('node') && (this.config.rebuildTree || !(await this.storage.treeBuilt()))) await this.rebuildTree();
     await this.buckets.load();
+    if (this.hosts('node')) await this.startOverIfStale();
     if (this.hosts('gossiper')) {
       const ringWeight = await this.transfers.savedRingWeight();
       await this.gossiper.start({ id: this.id, generation: this.clock.now(), heartbeat: 0, weight: this.config.weight, ringWeight });
     } else await this.mirror.start();
+  }
+
+  /**
+   * A store that may hold versions whose tombstones the cluster reaped while it was away
+   * must not serve them or hand them out, or deleted keys would come back. That is a store
+   * last alive longer ago than the shortest tombstone grace, one of a node that left the
+   * ring (or never finished joining), and one an operator removed. Such a node starts
+   * empty and joins again, taking its ranges from their current replicas
+   * (src/membership/reaping.ts).
+   */
+  private async startOverIfStale(): Promise<void> {
+    if ((await this.storage.keyCount()) === 0) return;
+    const grace = this.reaper.tombstones.shortestGrace();
+    const saved = await this.storage.getMeta(ALIVE_META);
+    const aliveAt = saved === null ? null : Number(saved);
+    const ringWeight = await this.transfers.savedRingWeight();
+    let why: string | null = null;
+    if (staleStore(aliveAt, await this.storage.storeClock(), grace))
+      why = `its store was last alive ${Math.round((this.clock.now() - (aliveAt ?? 0)) / 1000)} s ago, longer than the tombstone grace (${Math.round(grace / 1000)} s)`;
+    else if (ringWeight === 0 && !(await this.transfers.joinUnderWay())) why = 'it holds keys from before it left the ring';
+    else if (ringWeight > 0 && (await this.removedFromRing())) why = 'an operator removed it from the ring while it was away';
+    if (why === null) return;
+    this.logger.warn(`${why}: deletes may have been reaped since, so this node starts empty and joins again`);
+    const dropped = await this.storage.wipeData();
+    await this.transfers.startOver();
+    this.logger.info(`dropped ${dropped} keys; their ranges come from the current replicas`);
+  }
+
+  /** Whether a seed's membership shows this node removed (left, though it never left itself). */
+  private async removedFromRing(): Promise<boolean> {
+    for (const seed of this.config.seeds.filter((s) => s !== this.id)) {
+      try {
+        const view = decodeJson<{ members?: { id: string; status: string }[] }>(
+          await this.transport.request(this.subjects.membershipGet(seed), '', DUPLICATE_CHECK_MS),
+        );
+        const me = view.members?.find((m) => m.id === this.id);
+        return me?.status === 'left';
+      } catch {
+        // That seed is not up: ask the next.
+      }
+    }
+    return false;
   }
 
   /** Data written before trees existed, or asked for (--rebuild-tree): derive the tree before serving, showing progress. */

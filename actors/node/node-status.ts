@@ -39,6 +39,11 @@ export interface NodeProbe {
   expiredReaped: number;
   /** copies of keys this node no longer replicates: dropped, and sent to the replicas first, since start */
   staleCopies: { dropped: number; sent: number };
+  /**
+   * tombstone-only keys this node reaped as their first replica, and copies or hints it
+   * dropped when another node reaped, since start; why tombstones past their grace wait, or null
+   */
+  tombstoneReaping: { reaped: number; dropped: number; waiting: string | null };
   /** change events published since start, and acknowledged writes whose event could not be logged */
   changes: { published: number; lost: number };
   antiEntropy: AntiEntropyStatus;
@@ -86,6 +91,7 @@ export class NodeStatus implements MetricSources {
       siblingsFolded: this.coordinator.siblingsFolded,
       expiredReaped: this.reaper.reaped,
       staleCopies: { dropped: this.stale.dropped, sent: this.stale.sent },
+      tombstoneReaping: { reaped: this.reaper.tombstones.reaped, dropped: this.replica.reapDropped, waiting: this.reaper.tombstones.waiting },
       changes: { published: this.changes.published, lost: this.changes.lost },
       antiEntropy: {
         enabled: this.hosts('anti-entropy') && this.ae.enabled,

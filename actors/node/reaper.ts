@@ -7,10 +7,12 @@ import { Inspection } from '../../src/inspect/inspection.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { REAP_KEYS_PER_PASS, reaperMachine } from './reaper-machine.js';
 import { StaleCopies } from './stale-copies.js';
+import { TombstoneReaper } from './tombstones.js';
 
 /**
  * The node's housekeeping, every second: stale copies of ranges it no longer owns
- * (StaleCopies), and expired values, at most REAP_KEYS_PER_PASS keys a pass. A value past its expiry already reads as gone everywhere (the expiry is in
+ * (StaleCopies), tombstones past their grace (TombstoneReaper), and expired values, at
+ * most REAP_KEYS_PER_PASS keys a pass. A value past its expiry already reads as gone everywhere (the expiry is in
  * its version); the reaper turns it into a tombstone of the same dot, which frees the
  * value's bytes and keeps superseding what the version superseded, so anti-entropy and
  * read repair cannot bring an older version back.
@@ -29,6 +31,7 @@ export class Reaper {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     private readonly inspection: Inspection,
     private readonly stale: StaleCopies,
+    readonly tombstones: TombstoneReaper,
   ) {}
 
   start(): void {
@@ -54,10 +57,11 @@ export class Reaper {
       const n = await this.storage.reapExpired(this.clock.now(), REAP_KEYS_PER_PASS);
       this.reaped += n;
       await this.stale.step();
+      await this.tombstones.step();
       this.failing = false;
       return n;
     } catch (e) {
-      if (!this.failing) this.logger.warn(`housekeeping (expired values, stale copies) failed: ${(e as Error).message}`);
+      if (!this.failing) this.logger.warn(`housekeeping (expired values, stale copies, tombstones) failed: ${(e as Error).message}`);
       this.failing = true;
       return 0;
     }

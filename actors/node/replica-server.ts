@@ -2,7 +2,8 @@ import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { errorText } from '../../src/errors.js';
-import { isGetItem, isPutItem, parseReplicaBatch, type ReplicaPutItem } from '../../src/protocol/replica.js';
+import { isGetItem, isPutItem, isReapItem, parseReplicaBatch, type ReplicaPutItem } from '../../src/protocol/replica.js';
+import { dropCovered } from './tombstones.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
 import { HINT_LIMITS, type Storage } from '../../src/storage/storage.js';
 import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
@@ -23,6 +24,7 @@ export class ReplicaServer {
     return [
       this.transport.subscribe(s.replicaPut(this.config.nodeId), (m) => void this.put(m)),
       this.transport.subscribe(s.replicaGet(this.config.nodeId), (m) => void this.get(m)),
+      this.transport.subscribe(s.replicaReap(this.config.nodeId), (m) => void this.reap(m)),
     ];
   }
 
@@ -39,6 +41,30 @@ export class ReplicaServer {
 
   private keyTooLong(items: readonly { k: string }[]): boolean {
     return items.some((it) => Buffer.byteLength(it.k, 'utf8') > this.config.maxKeyBytes);
+  }
+
+  /** Keys whose copies or hints this node dropped when a reap asked (src/membership/reaping.ts). */
+  reapDropped = 0;
+
+  /**
+   * A key's first replica is reaping its tombstones: drop this node's copy and its hints of
+   * the key where the tombstones cover everything they hold; 'kept' where they do not (a
+   * newer write, or one the tombstones did not see), which stops the reap.
+   */
+  private async reap(m: Incoming): Promise<void> {
+    const items = parseReplicaBatch(tryDecodeJson(m.data), isReapItem);
+    if (typeof items === 'string' || this.keyTooLong(items)) {
+      m.respond(errorText('BAD_REQUEST', typeof items === 'string' ? items : 'key too long'));
+      return;
+    }
+    try {
+      const owners = await this.storage.hintOwners();
+      const reaped = await Promise.all(items.map((it) => dropCovered(this.storage, it.b, it.k, it.x, owners)));
+      this.reapDropped += reaped.filter((r) => r === 'dropped').length;
+      m.respond(JSON.stringify({ ok: true, reaped }));
+    } catch (e) {
+      m.respond(errorText('UNAVAILABLE', `replica storage failed: ${(e as Error).message}`));
+    }
   }
 
   private async put(m: Incoming): Promise<void> {

@@ -61,6 +61,17 @@ export class Transfers {
     return Number.isFinite(v) && v > 0 ? v : 0;
   }
 
+  /** Whether a join that was under way when the node stopped has saved where it got to. */
+  async joinUnderWay(): Promise<boolean> {
+    return (await this.storage.getMeta(META_PULL)) !== null;
+  }
+
+  /** Forget the ring weight this node held (its store was wiped): it joins again from nothing. */
+  async startOver(): Promise<void> {
+    await this.storage.setMeta(META_RING_WEIGHT, null);
+    await this.storage.setMeta(META_PULL, null);
+  }
+
   private rings(): { current: Ring; future: Ring; table: MemberTable } {
     const table = Object.fromEntries(this.membership.table().map((m) => [m.id, m]));
     return { current: new Ring(currentRingMembers(table)), future: new Ring(futureRingMembers(table)), table };

@@ -8,6 +8,11 @@ export interface BucketProps {
   readonly resolver: string;
   /** time to live (ms) of the values a put writes without a ttlMs of its own; absent: they never expire */
   readonly ttlMs?: number;
+  /**
+   * ms a key's tombstones are kept at least before they may be reaped (once every replica
+   * was compared in sync after them); absent: the node's --tombstone-grace
+   */
+  readonly tombstoneGraceMs?: number;
 }
 
 /** One bucket's props as set, with who set them when: the later setting wins everywhere. */
@@ -56,6 +61,7 @@ export function parseBucketTable(x: unknown): BucketTable | null {
     const p = props as Record<string, unknown>;
     if (!isInt(p['n'], 1, 16) || !isInt(p['r'], 1, p['n'] as number) || !isInt(p['w'], 1, p['n'] as number) || typeof p['resolver'] !== 'string') return null;
     if (p['ttlMs'] !== undefined && !isInt(p['ttlMs'], 1, MAX_TTL_MS)) return null;
+    if (p['tombstoneGraceMs'] !== undefined && !isInt(p['tombstoneGraceMs'], 1, MAX_TTL_MS)) return null;
   }
   return x as BucketTable;
 }
@@ -74,9 +80,10 @@ export function checkBucketSet(
   clusterN: number,
   knownResolver: (name: string) => boolean,
 ): { bucket: string; props: BucketProps } | string {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'expected {"bucket": NAME, "resolver"?, "n"?, "r"?, "w"?, "ttlMs"?}';
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return 'expected {"bucket": NAME, "resolver"?, "n"?, "r"?, "w"?, "ttlMs"?, "tombstoneGraceMs"?}';
   const b = body as Record<string, unknown>;
-  for (const k of Object.keys(b)) if (!['bucket', 'resolver', 'n', 'r', 'w', 'ttlMs'].includes(k)) return `unknown field "${k}"`;
+  for (const k of Object.keys(b)) if (!['bucket', 'resolver', 'n', 'r', 'w', 'ttlMs', 'tombstoneGraceMs'].includes(k)) return `unknown field "${k}"`;
   const bucket = b['bucket'];
   if (typeof bucket !== 'string' || !BUCKET_NAME.test(bucket)) return '"bucket" must be 1-64 characters of letters, digits, "_", "." or "-"';
   if (b['n'] !== undefined && b['n'] !== clusterN) {
@@ -89,8 +96,21 @@ export function checkBucketSet(
   const w = b['w'] ?? current.w;
   if (!isInt(r, 1, clusterN)) return `"r" must be an integer from 1 to ${clusterN}`;
   if (!isInt(w, 1, clusterN)) return `"w" must be an integer from 1 to ${clusterN}`;
-  // ttlMs: 0 or null clears the bucket's time to live.
-  const ttl = b['ttlMs'] === undefined ? current.ttlMs : b['ttlMs'] === null || b['ttlMs'] === 0 ? undefined : b['ttlMs'];
+  // ttlMs and tombstoneGraceMs: 0 or null clears the bucket's own setting.
+  const own = (name: 'ttlMs' | 'tombstoneGraceMs'): unknown =>
+    b[name] === undefined ? current[name] : b[name] === null || b[name] === 0 ? undefined : b[name];
+  const ttl = own('ttlMs');
   if (ttl !== undefined && !isInt(ttl, 1, MAX_TTL_MS)) return `"ttlMs" must be an integer from 1 to ${MAX_TTL_MS} (365 days), or 0 for none`;
-  return { bucket, props: ttl === undefined ? { n: clusterN, r, w, resolver } : { n: clusterN, r, w, resolver, ttlMs: ttl } };
+  const grace = own('tombstoneGraceMs');
+  if (grace !== undefined && !isInt(grace, 1, MAX_TTL_MS))
+    return `"tombstoneGraceMs" must be an integer from 1 to ${MAX_TTL_MS} (365 days), or 0 for the node's --tombstone-grace`;
+  const props: BucketProps = {
+    n: clusterN,
+    r,
+    w,
+    resolver,
+    ...(ttl === undefined ? {} : { ttlMs: ttl }),
+    ...(grace === undefined ? {} : { tombstoneGraceMs: grace }),
+  };
+  return { bucket, props };
 }

@@ -231,12 +231,16 @@ export const BUCKET_OPTIONS: OptionSpecs = {
   r: { type: 'string', help: 'bucket set: default read quorum' },
   w: { type: 'string', help: 'bucket set: default write quorum' },
   ttl: { type: 'string', help: 'bucket set: time to live of values put without one (30s, 5m, 2h, 1d; 0 for none)' },
+  'tombstone-grace': {
+    type: 'string',
+    help: "bucket set: how long deleted keys' tombstones are kept at least before they may be reaped (30s, 2h, 10d; 0: the node's --tombstone-grace)",
+  },
 };
 
 /** `dynamo bucket set NAME [--resolver R] [--r N] [--w N]`, `bucket get NAME`, `bucket list`. */
 export async function bucketCommand(positionals: string[], values: Record<string, unknown>): Promise<Outcome> {
   const [what, name, ...rest] = positionals;
-  const usage = 'usage: dynamo bucket set NAME [--resolver R] [--r N] [--w N] | dynamo bucket get NAME | dynamo bucket list';
+  const usage = 'usage: dynamo bucket set NAME [--resolver R] [--r N] [--w N] [--ttl D] [--tombstone-grace D] | dynamo bucket get NAME | dynamo bucket list';
   if (rest.length > 0 || !(what === 'list' ? name === undefined : (what === 'set' || what === 'get') && name !== undefined)) throw new UsageError(usage);
   return withCluster(values, async (t, prefix) => {
     const s = subjects(prefix);
@@ -251,6 +255,7 @@ export async function bucketCommand(positionals: string[], values: Record<string
         r: intFlag(values, 'r', 1, 64),
         w: intFlag(values, 'w', 1, 64),
         ttlMs: durationFlag(values, 'ttl', 0, MAX_TTL_MS),
+        tombstoneGraceMs: durationFlag(values, 'tombstone-grace', 0, MAX_TTL_MS),
       };
     } else {
       subject = what === 'get' ? s.bucketGet : s.bucketList;

@@ -9,7 +9,7 @@ import { resolve as resolvePath } from 'node:path';
 import { appResolver, BUILTIN_RESOLVERS, RESOLVER_NAME, type Resolver } from '../resolvers/index.js';
 import { RedisStorage } from '../storage/redis-storage.js';
 import { NatsTransport } from '../transport/nats-transport.js';
-import { intFlag, NATS_SECURITY_OPTIONS, requiredIntFlag, requiredNumberFlag, securityFlags, type OptionSpecs } from './args.js';
+import { durationFlag, intFlag, NATS_SECURITY_OPTIONS, requiredIntFlag, requiredNumberFlag, securityFlags, type OptionSpecs } from './args.js';
 import { describeSecurity, redactUrl, type NatsSecurity } from '../transport/nats-security.js';
 import { serveMetrics, type MetricsEndpoint } from '../metrics/serve.js';
 
@@ -35,6 +35,11 @@ export const NODE_OPTIONS: OptionSpecs = {
     type: 'string',
     help: 'ms the ring must stay unchanged before this node drops copies of keys it no longer replicates, once their replicas hold them (0: keep them)',
     default: String(DEFAULTS.staleCopySettleMs),
+  },
+  'tombstone-grace': {
+    type: 'string',
+    help: "how long a deleted key's tombstone is kept at least before it may be reaped, for buckets without their own (30s, 2h, 10d; 0: never reap)",
+    default: '10d',
   },
   'change-log-size': {
     type: 'string',
@@ -174,6 +179,7 @@ function parseNodeOptions(positionals: string[], values: Record<string, unknown>
       antiEntropyMaxExchanges: requiredIntFlag(values, 'anti-entropy-max-exchanges', 1, 64),
       changeLogSize: requiredIntFlag(values, 'change-log-size', 0, 10_000_000),
       staleCopySettleMs: requiredIntFlag(values, 'stale-copy-settle', 0, 365 * 24 * 3600 * 1000),
+      tombstoneGraceMs: durationFlag(values, 'tombstone-grace', 0, 365 * 24 * 3600 * 1000) ?? DEFAULTS.tombstoneGraceMs,
       rebuildTree: values['rebuild-tree'] === true,
       actors: parseActors(values['actors'] as string),
       inspect: values['inspect'] === true,

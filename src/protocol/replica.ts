@@ -9,6 +9,8 @@ import { itemsBody } from './batch-fill.js';
  *
  *   replica.put  {"items":[{"b":bucket,"k":key,"x":[<version>...]}]} -> {"ok":true,"stored":[true|false]}
  *   replica.get  {"items":[{"b":bucket,"k":key}]}               -> {"ok":true,"found":[<siblings>|null]}
+ *   replica.reap {"items":[{"b":bucket,"k":key,"x":[<tombstone>...]}]} -> {"ok":true,"reaped":["dropped"|"absent"|"kept"]}
+ *     (drop the key's copy and hints where the tombstones cover them; see src/membership/reaping.ts)
  */
 export interface ReplicaPutItem {
   readonly b: string;
@@ -91,3 +93,7 @@ export const isPutItem = (x: unknown): x is ReplicaPutItem => {
   return Array.isArray(vs) && vs.length > 0 && vs.length <= MAX_SIBLINGS_PER_ITEM && vs.every(isVersion);
 };
 export const isGetItem = (x: unknown): x is ReplicaGetItem => itemBase(x) && Object.keys(x as object).length === 2;
+
+/** A reap item: a put item without a hint whose versions are all tombstones. */
+export const isReapItem = (x: unknown): x is ReplicaPutItem =>
+  isPutItem(x) && (x as ReplicaPutItem).h === undefined && (x as ReplicaPutItem).x.every((v) => v.v === undefined);

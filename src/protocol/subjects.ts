@@ -34,6 +34,7 @@ export function subjects(prefix: string) {
     /** replica reads and writes between nodes, batched */
     replicaGet: (node: string) => `${prefix}.node.${node}.replica.get`,
     replicaPut: (node: string) => `${prefix}.node.${node}.replica.put`,
+    replicaReap: (node: string) => `${prefix}.node.${node}.replica.reap`,
     ping: (node: string) => `${prefix}.node.${node}.admin.ping`,
     leave: (node: string) => `${prefix}.node.${node}.admin.leave`,
     /** gossip exchange: a member table in, the receiver's table back */

@@ -13,6 +13,7 @@ import {
   type Storage,
   type StoredKey,
   type ChangePage,
+  type TombstoneKey,
 } from './storage.js';
 import { present } from '../invariant.js';
 import { compareKeys, type KeysPage } from '../protocol/keys.js';
@@ -33,9 +34,16 @@ export class MemoryStorage implements Storage {
   /** Renewed by wipe(), as a wiped Redis renews its epoch. */
   private epoch = 0;
 
+  /** Keys holding only tombstones, by data key: when they last changed (this.now()). */
+  private tombs = new Map<string, number>();
+
   private store(bucket: string, key: string, siblings: Version[]): void {
-    this.data.set(dataKey(bucket, key), siblings);
+    const name = dataKey(bucket, key);
+    this.data.set(name, siblings);
     this.tree.update(segmentOf(keyPosition(bucket, key)), treeField(bucket, key), siblings);
+    // Re-inserted so the map stays in the order keys became tombstones, as z:index sorts them.
+    this.tombs.delete(name);
+    if (siblings.length > 0 && siblings.every((s) => s.v === undefined)) this.tombs.set(name, this.now());
   }
 
   /** Test helper: lose every key, as a flushed Redis does. */
@@ -43,8 +51,39 @@ export class MemoryStorage implements Storage {
     this.data = new Map();
     this.dotCounters = new Map();
     this.tree = new LeafIndex();
+    this.tombs = new Map();
     this.hints.clear();
     this.epoch++;
+  }
+
+  async wipeData(): Promise<number> {
+    const n = this.data.size;
+    this.wipe();
+    return n;
+  }
+
+  async tombstones(before: number, offset: number, max: number): Promise<TombstoneKey[]> {
+    const out: TombstoneKey[] = [];
+    let skipped = 0;
+    for (const [name, at] of this.tombs) {
+      if (at > before || out.length >= max) break;
+      if (skipped++ < offset) continue;
+      out.push({ ...present(parseDataKey(name), 'only data keys are stored'), raw: JSON.stringify(this.data.get(name)), at });
+    }
+    return out;
+  }
+
+  async tombstoneCount(): Promise<number> {
+    return this.tombs.size;
+  }
+
+  async storeClock(): Promise<number> {
+    return this.now();
+  }
+
+  async readHint(owner: string, bucket: string, key: string): Promise<string | null> {
+    const v = this.hints.get(owner)?.get(`${bucket}:${key}`);
+    return v === undefined ? null : JSON.stringify(v);
   }
 
   async read(bucket: string, key: string): Promise<Version[]> {
@@ -190,6 +229,7 @@ export class MemoryStorage implements Storage {
     const siblings = this.data.get(dataKey(bucket, key));
     if (siblings === undefined || JSON.stringify(siblings) !== raw) return false;
     this.data.delete(dataKey(bucket, key));
+    this.tombs.delete(dataKey(bucket, key));
     this.tree.update(segmentOf(keyPosition(bucket, key)), treeField(bucket, key), []);
     return true;
   }

@@ -96,7 +96,13 @@ end
 -- any sibling holds a value, out of it once only tombstones are left. x:index scores a key whose
 -- every value expires by when the last of them does (a key with a value that never expires is not
 -- in it): listings skip a key past its score, and the reaper turns its expired values into tombstones.
-local function indexkey(field, sibs)
+-- z:index scores a key holding only tombstones by when it last changed (this server's clock, ms):
+-- the tombstone reaper's candidates (see actors/node/tombstones.ts).
+local function nowms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function indexkey(field, sibs, now)
   local live, expiry = false, 0
   if sibs ~= nil then
     for _, s in ipairs(sibs) do
@@ -110,6 +116,7 @@ local function indexkey(field, sibs)
   end
   if live then redis.call('ZADD', 'k:index', 0, field) else redis.call('ZREM', 'k:index', field) end
   if live and expiry ~= nil then redis.call('ZADD', 'x:index', expiry, field) else redis.call('ZREM', 'x:index', field) end
+  if not live and sibs ~= nil and #sibs > 0 then redis.call('ZADD', 'z:index', now, field) else redis.call('ZREM', 'z:index', field) end
 end
 -- Record what the key holds now (sibs nil or empty: nothing) in its segment's index, and its leaf's change in acc.
 local function track(acc, index, seg, field, sibs)
@@ -157,6 +164,7 @@ return 1
 export const FOLD_DIRTY_LUA = `${TREE}
 local members = redis.call('SPOP', KEYS[2], tonumber(ARGV[1]))
 local acc = {}
+local now = nowms()
 for _, m in ipairs(members) do
   local bar = string.find(m, '|', 1, true)
   local seg = tonumber(string.sub(m, 1, bar - 1))
@@ -164,7 +172,7 @@ for _, m in ipairs(members) do
   local cur = redis.call('GET', 'v:' .. field)
   local sibs = nil
   if cur then sibs = cjson.decode(cur) end
-  indexkey(field, sibs)
+  indexkey(field, sibs, now)
   track(acc, 't:s:' .. seg, seg, field, sibs)
 end
 xorleaves(KEYS[1], acc)
@@ -325,11 +333,12 @@ return text
  */
 export const REFRESH_TREE_LUA = `${TREE}
 local acc = {}
+local now = nowms()
 for i = 1, #ARGV / 2 do
   local cur = redis.call('GET', KEYS[2 * i])
   local sibs = nil
   if cur then sibs = cjson.decode(cur) end
-  indexkey(ARGV[2 * i - 1], sibs)
+  indexkey(ARGV[2 * i - 1], sibs, now)
   track(acc, KEYS[2 * i + 1], tonumber(ARGV[2 * i]), ARGV[2 * i - 1], sibs)
 end
 xorleaves(KEYS[1], acc)

@@ -27,6 +27,7 @@ import {
   type Storage,
   type StoredKey,
   type ChangePage,
+  type TombstoneKey,
 } from './storage.js';
 import type { KeysPage } from '../protocol/keys.js';
 
@@ -90,12 +91,14 @@ const TREE_SEGMENTS = 't:segs';
 const LIST_INDEX = 'k:index';
 /** When each key's values all expire, by field (see indexkey in redis-scripts.ts). */
 const EXPIRY_INDEX = 'x:index';
+/** Keys holding only tombstones, scored by when they last changed (see indexkey in redis-scripts.ts). */
+const TOMBSTONE_INDEX = 'z:index';
 /** The change log: one entry per acknowledged write this node coordinated (see actors/node/change-log.ts). */
 const CHANGE_LOG = 'w:log';
 /** Index entries read per command while listing. */
 const LIST_CHUNK = 1000;
 /** What the tree and the listing index were built as: a store built as anything else is rebuilt. */
-const TREE_VERSION = `xor16-sha1-${SEGMENTS}+keys`;
+const TREE_VERSION = `xor16-sha1-${SEGMENTS}+keys+tombstones`;
 /** The leases a node's processes take (one per actor), kept beside the data. */
 const LEASE_NAMES = ['node', 'coordinator', 'gossiper', 'anti-entropy'];
 /** Keys per script call while rebuilding a tree. */
@@ -316,6 +319,70 @@ export class RedisStorage implements Storage {
     }
   }
 
+  async tombstones(before: number, offset: number, max: number): Promise<TombstoneKey[]> {
+    try {
+      await this.foldTree();
+      const flat = await this.redis.zrangebyscore(TOMBSTONE_INDEX, '-inf', before, 'WITHSCORES', 'LIMIT', offset, max);
+      const found: { field: string; at: number }[] = [];
+      for (let i = 0; i < flat.length; i += 2) found.push({ field: flat[i], at: Number(flat[i + 1]) });
+      if (found.length === 0) return [];
+      const raws = await this.redis.mget(found.map((f) => `v:${f.field}`));
+      return found.flatMap((f, i) => {
+        const raw = raws[i];
+        return raw === null ? [] : [{ ...parseTreeField(f.field), raw, at: f.at }];
+      });
+    } catch (e) {
+      throw new StorageError(`reading tombstones failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async tombstoneCount(): Promise<number> {
+    await this.foldTree();
+    return this.redis.zcard(TOMBSTONE_INDEX);
+  }
+
+  async storeClock(): Promise<number> {
+    const [s, us] = await this.redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  }
+
+  async readHint(owner: string, bucket: string, key: string): Promise<string | null> {
+    return this.redis.get(this.hintKeys(owner, bucket, key)[0]);
+  }
+
+  async wipeData(): Promise<number> {
+    try {
+      let dropped = 0;
+      // Data keys, tree indexes and hints, a page at a time; then the single bookkeeping keys.
+      for (const pattern of ['v:*', 't:s:*', 'h:*', 'hk:*']) {
+        for (let cursor = '0'; ; ) {
+          const [next, names] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          if (names.length > 0) await this.redis.unlink(...names);
+          if (pattern === 'v:*') dropped += names.length;
+          cursor = next;
+          if (cursor === '0') break;
+        }
+      }
+      await this.redis.unlink(
+        DOT_COUNTER_KEY,
+        EPOCH_KEY,
+        HINT_OWNERS,
+        HINT_BYTES,
+        HINT_COUNT,
+        TREE_LEAVES,
+        TREE_SEGMENTS,
+        TREE_DIRTY,
+        LIST_INDEX,
+        EXPIRY_INDEX,
+        TOMBSTONE_INDEX,
+      );
+      await this.redis.set(TREE_BUILT, TREE_VERSION);
+      return dropped;
+    } catch (e) {
+      throw new StorageError(`wiping the store failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
   async readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]> {
     if (keys.length === 0) return [];
     try {
@@ -508,6 +575,7 @@ export class RedisStorage implements Storage {
         TREE_DIRTY,
         LIST_INDEX,
         EXPIRY_INDEX,
+        TOMBSTONE_INDEX,
         CHANGE_LOG,
       ),
       this.hintCount(),

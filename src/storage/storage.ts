@@ -97,6 +97,27 @@ export interface Storage {
   readChanges(after: string | null, count: number): Promise<ChangePage>;
   /** Drop a key's copy if it still holds exactly `raw` (a copy this node no longer owns, once its owners hold it); true when dropped. */
   deleteIfUnchanged(bucket: string, key: string, raw: string): Promise<boolean>;
+  /**
+   * Tombstone reaping: keys holding only tombstones that have held them unchanged since
+   * `before` or earlier (ms on the store's clock, see storeClock), oldest first, from
+   * `offset` on, at most `max`; each with its stored text and when it last changed.
+   */
+  tombstones(before: number, offset: number, max: number): Promise<TombstoneKey[]>;
+  /** Tombstone-only keys held. */
+  tombstoneCount(): Promise<number>;
+  /**
+   * The store's own clock (ms), on which tombstones are timed. Every key that changed
+   * before the returned time is in the tree a treeLeaves() called after it returns.
+   */
+  storeClock(): Promise<number>;
+  /** One hint's stored text, or null. */
+  readHint(owner: string, bucket: string, key: string): Promise<string | null>;
+  /**
+   * Forget every key, hint and tree entry and take a fresh epoch, keeping the node's
+   * bookkeeping (bucket table, meta): for a store too old to rejoin with its data.
+   * Resolves to the keys dropped.
+   */
+  wipeData(): Promise<number>;
   /** Stored sibling arrays (JSON text, null when absent) for several keys at once. */
   readRawMany(keys: readonly StoredKey[]): Promise<(string | null)[]>;
   /** The name this store writes under for `node`: `node.epoch` (see ACTOR_ID), taking an epoch if it has none. */
@@ -166,6 +187,15 @@ export interface ChangePage {
   readonly head: string | null;
   readonly oldest: string | null;
   readonly trimmed: boolean;
+}
+
+/** A key holding only tombstones, as tombstones() finds it. */
+export interface TombstoneKey {
+  readonly bucket: string;
+  readonly key: string;
+  readonly raw: string;
+  /** when it last changed, on the store's clock */
+  readonly at: number;
 }
 
 export interface StoredKey {

@@ -164,6 +164,7 @@ describe('NATS security (real nats-server: TLS, users and permissions, nkeys, to
         for (const subject of [
           'dynamo.node.n1.replica.get',
           'dynamo.node.n1.replica.put',
+          'dynamo.node.n1.replica.reap',
           'dynamo.node.n1.gossip',
           'dynamo.node.n1.handoff.pull',
           'dynamo.node.n1.ae',

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { SimulatedClock } from 'xstate';
 import type { DynamoNode } from '../../actors/node/dynamo-node.js';
 import type { Clock } from '../../src/clock/clock.js';
-import { nodeConfig } from '../../src/config.js';
+import { nodeConfig, type NodeConfig } from '../../src/config.js';
 import { createNode } from '../../src/di/container.js';
 import { silentLogger } from '../../src/di/tokens.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
@@ -52,10 +52,6 @@ class Sim {
   readonly transports = new Map<string, Transport>();
   readonly client: Transport = this.network.transport();
 
-  constructor(readonly seed: number) {
-    this.random = seededRandom(seed);
-  }
-
   /** Advance simulated time, letting every message and promise of each step settle. */
   async advance(ms: number): Promise<void> {
     for (let t = 0; t < ms; t += STEP_MS) {
@@ -73,11 +69,27 @@ class Sim {
     return result;
   }
 
+  constructor(
+    readonly seed: number,
+    /** node settings beyond the defaults (the reaping runs: a short tombstone grace, frequent anti-entropy) */
+    private readonly overrides: Partial<NodeConfig> = {},
+  ) {
+    this.random = seededRandom(seed);
+  }
+
   async startNode(id: string): Promise<void> {
     const transport = this.network.transport();
     this.transports.set(id, transport);
     const node = createNode(
-      nodeConfig({ nodeId: id, natsUrl: 'memory', redisUrl: 'memory', seeds: id === 'n1' ? [] : ['n1'], allowFaults: true, ...FAST_GOSSIP }),
+      nodeConfig({
+        nodeId: id,
+        natsUrl: 'memory',
+        redisUrl: 'memory',
+        seeds: id === 'n1' ? [] : ['n1'],
+        allowFaults: true,
+        ...FAST_GOSSIP,
+        ...this.overrides,
+      }),
       { transport, storage: this.storages.get(id)!, clock: this.clock, random: this.random, logger: silentLogger },
     );
     this.nodes.set(id, node);
@@ -113,13 +125,25 @@ class Sim {
 
 type Fault = 'crash' | 'partition' | 'loss' | 'none';
 
-async function runSeed(seed: number): Promise<{
+/**
+ * Reaping on: tombstones past a grace of 300 ms go once every replica is in sync, and the
+ * seed also deletes keys while its fault lasts, so the node that is down or cut off keeps
+ * their old values; none may come back, and every tombstone must be reaped by the end.
+ */
+const REAPING: Partial<NodeConfig> = { tombstoneGraceMs: 300, antiEntropyIntervalMs: 1000 };
+
+async function runSeed(
+  seed: number,
+  reaping = false,
+): Promise<{
   fault: Fault;
   writes: number;
   acked: number;
   lost: string[];
   deleted: number;
   resurrected: string[];
+  /** deleted keys some node still held at the end (reaping runs only) */
+  unreaped: string[];
   majority: { sent: number; acked: number };
   diverged: string[];
   hints: number;
@@ -128,7 +152,7 @@ async function runSeed(seed: number): Promise<{
   /** per node, a digest of every key and stored version it ended with */
   digests: Record<string, string>;
 }> {
-  const sim = new Sim(seed);
+  const sim = new Sim(seed, reaping ? REAPING : {});
   for (const id of IDS) await sim.startNode(id);
   const faults: Fault[] = ['crash', 'partition', 'loss', 'none'];
   const fault = faults[Math.floor(sim.random() * faults.length)]!;
@@ -169,10 +193,29 @@ async function runSeed(seed: number): Promise<{
   if (fault === 'loss') await sim.faults({ drop: 0.2 });
   if (fault === 'crash') await sim.crash(victim);
   faulted = true;
+  const lateDeletes: Promise<void>[] = [];
+  const attempted = new Set<string>();
   for (let i = 0; i < 40; i++) {
     write();
+    if (reaping && i % 8 === 0) {
+      // A key acknowledged before the fault, read and deleted now through the majority side.
+      const key = `k${i / 8}`;
+      const via = IDS.find((id) => id !== victim)!;
+      if (acked.includes(key))
+        lateDeletes.push(
+          (async () => {
+            const read = await sim.request<{ ok: boolean; context?: string | null }>(`dynamo.node.${via}.kv.get`, { key, r: 2, timeoutMs: 500 });
+            if (!read?.ok) return;
+            // A delete that fails may still have reached a replica: the key is no longer held to its value.
+            attempted.add(key);
+            const del = await sim.request<{ ok: boolean }>(`dynamo.node.${via}.kv.delete`, { key, context: read.context, w: 2, timeoutMs: 500 });
+            if (del?.ok) deleted.push(key);
+          })(),
+        );
+    }
     await sim.advance(25);
   }
+  pending.push(...lateDeletes);
   faulted = false;
   if (fault === 'crash') await sim.startNode(victim);
   else if (fault !== 'none') await sim.faults({ heal: true });
@@ -180,7 +223,7 @@ async function runSeed(seed: number): Promise<{
   await sim.advance(1500); // failure detector and hinted handoff settle
 
   const lost: string[] = [];
-  for (const key of acked) {
+  for (const key of acked.filter((k) => !attempted.has(k))) {
     let value: unknown;
     for (let attempt = 0; attempt < 5 && value === undefined; attempt++) {
       const via = IDS[attempt % IDS.length]!;
@@ -192,6 +235,17 @@ async function runSeed(seed: number): Promise<{
   // Convergence: once the reads above have repaired what they saw, every replica holds the same versions of every
   // acknowledged and every deleted key, and no hint is left.
   await sim.advance(1500);
+  const unreaped: string[] = [];
+  if (reaping) {
+    // Every tombstone goes once its grace has passed and the replicas are in sync: give it 20 s.
+    const held = async () => {
+      const out: string[] = [];
+      for (const id of IDS) for (const key of deleted) if ((await sim.storages.get(id)!.read('default', key)).length > 0) out.push(`${key} on ${id}`);
+      return out;
+    };
+    for (let t = 0; t < 20_000 && (await held()).length > 0; t += 250) await sim.advance(250);
+    unreaped.push(...(await held()));
+  }
   const diverged: string[] = [];
   for (const key of [...acked, ...deleted]) {
     const views = await Promise.all(
@@ -216,7 +270,7 @@ async function runSeed(seed: number): Promise<{
   const digests: Record<string, string> = {};
   for (const id of IDS) digests[id] = await storageDigest(sim.storages.get(id)!);
   await sim.stop();
-  return { fault, writes, acked: acked.length, lost, deleted: deleted.length, resurrected, majority, diverged, hints, trace: acked, digests };
+  return { fault, writes, acked: acked.length, lost, deleted: deleted.length, resurrected, unreaped, majority, diverged, hints, trace: acked, digests };
 }
 
 /** A hash of every bucket/key a store holds with its stored versions, in key order. */
@@ -271,6 +325,22 @@ describe('whole cluster (deterministic simulation)', function () {
       );
     }
     console.log(`      ${SEEDS.length} seeds in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  });
+
+  it(`with tombstone reaping on, resurrects no key deleted before or during the fault, and reaps every tombstone (${SEEDS.length} seeds)`, async () => {
+    const started = Date.now();
+    let deleted = 0;
+    for (const seed of SEEDS) {
+      const r = await runSeed(seed, true);
+      const replay = `replay with SEEDS = [${seed}] and reaping`;
+      expect(r.lost, `seed ${seed} (${r.fault}) lost acknowledged writes; ${replay}`).to.deep.equal([]);
+      expect(r.resurrected, `seed ${seed} (${r.fault}) brought deleted keys back; ${replay}`).to.deep.equal([]);
+      expect(r.unreaped, `seed ${seed} (${r.fault}): tombstones not reaped; ${replay}`).to.deep.equal([]);
+      expect(r.diverged, `seed ${seed} (${r.fault}): replicas differ; ${replay}`).to.deep.equal([]);
+      expect(r.deleted, `seed ${seed}: deletes before the fault were not all acknowledged`).to.be.at.least(5);
+      deleted += r.deleted;
+    }
+    console.log(`      ${deleted} deletes reaped, none came back; ${SEEDS.length} seeds in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 
   it('replays a seed exactly: the same acknowledgements in the same order, and the same stored versions on every node', async () => {

@@ -41,7 +41,14 @@ describe('node (in memory)', () => {
     subjects.push('dynamo.kv.cart.get', 'dynamo.kv.cart.put', 'dynamo.kv.cart.delete', 'dynamo.kv.mget', 'dynamo.kv.mput');
     subjects.push('dynamo.kv.keys', 'dynamo.kv.cart.keys', 'dynamo.node.n2.keys', 'dynamo.node.n3.watch.since');
     subjects.push('dynamo.admin.restore', 'dynamo.node.n1.admin.backup');
-    subjects.push('dynamo.node.n1.replica.put', 'dynamo.node.n1.replica.get', 'dynamo.node.n1.gossip', 'dynamo.node.n2.handoff.pull', 'dynamo.node.n3.ae');
+    subjects.push(
+      'dynamo.node.n1.replica.put',
+      'dynamo.node.n1.replica.get',
+      'dynamo.node.n2.replica.reap',
+      'dynamo.node.n1.gossip',
+      'dynamo.node.n2.handoff.pull',
+    );
+    subjects.push('dynamo.node.n3.ae');
     // Every other subject a node answers: membership between a node's processes, admin, faults (refused
     // here: no --allow-faults). Not admin.leave, whose every request is a real order to leave, nor the
     // every-node faults subject, which only nodes started with --allow-faults answer.

@@ -1,0 +1,54 @@
+import { expect } from 'chai';
+import { clusterBlocker, keyBlocker, parseSynced, reapAudience, shortestGrace, staleStore, syncedText } from '../../src/membership/reaping.js';
+import type { MemberView } from '../../src/membership/membership.js';
+
+describe('tombstone reaping rules', () => {
+  const ring = 'ring-a';
+  const synced = (records: Record<string, { at: number; ring: string }>) => (peer: string) => records[peer] ?? null;
+
+  it('reaps a key only on its first replica, past its grace, once every other replica was in sync after it changed, on this ring', () => {
+    const all = synced({ n2: { at: 150, ring }, n3: { at: 160, ring } });
+    expect(keyBlocker('n1', ['n1', 'n2', 'n3'], 100, 50, 200, ring, all)).to.equal(null);
+    expect(keyBlocker('n2', ['n1', 'n2', 'n3'], 100, 50, 200, ring, all)).to.equal('not first replica');
+    expect(keyBlocker('n1', ['n1', 'n2', 'n3'], 100, 150, 200, ring, all)).to.equal('in grace');
+    // A grace of 0 never reaps.
+    expect(keyBlocker('n1', ['n1', 'n2', 'n3'], 100, 0, 200, ring, all)).to.equal('in grace');
+    // n3's last in-sync exchange read the tree before the key changed, or at the same ms: not proof it holds the tombstone.
+    expect(keyBlocker('n1', ['n1', 'n2', 'n3'], 160, 10, 200, ring, synced({ n2: { at: 170, ring }, n3: { at: 160, ring } }))).to.equal(
+      'not yet in sync with n3',
+    );
+    expect(keyBlocker('n1', ['n1', 'n2', 'n3'], 100, 50, 200, ring, synced({ n2: { at: 150, ring } }))).to.equal('not yet in sync with n3');
+    // An exchange on another ring compared other ranges.
+    expect(keyBlocker('n1', ['n1', 'n2', 'n3'], 100, 50, 200, ring, synced({ n2: { at: 150, ring }, n3: { at: 160, ring: 'ring-b' } }))).to.equal(
+      'not yet in sync with n3',
+    );
+  });
+
+  it('holds every reap while a ring member is down or the ring is changing', () => {
+    const down = new Set(['n3']);
+    expect(clusterBlocker(['n1', 'n2', 'n3'], (id) => down.has(id), false)).to.match(/^n3 is down/);
+    expect(clusterBlocker(['n1', 'n2'], (id) => down.has(id), true)).to.match(/ring is changing/);
+    expect(clusterBlocker(['n1', 'n2'], (id) => down.has(id), false)).to.equal(null);
+  });
+
+  it('asks every member it hears from, left ones included, but not itself or the down', () => {
+    const m = (id: string, liveness: MemberView['liveness'], status: MemberView['status']) =>
+      ({ id, liveness, status, weight: 1, ringWeight: 1, generation: 1, heartbeat: 1, heartbeatAgeMs: 0 }) as MemberView;
+    expect(reapAudience('n1', [m('n1', 'alive', 'up'), m('n2', 'suspect', 'up'), m('n3', 'down', 'up'), m('n4', 'alive', 'left')])).to.deep.equal(['n2', 'n4']);
+  });
+
+  it('takes the shortest grace in force, and calls a store older than it stale', () => {
+    expect(shortestGrace(1000, [undefined, 500, 2000])).to.equal(500);
+    expect(shortestGrace(0, [undefined])).to.equal(0);
+    expect(shortestGrace(0, [700])).to.equal(700);
+    expect(staleStore(1000, 2001, 1000)).to.equal(true);
+    expect(staleStore(1000, 2000, 1000)).to.equal(false);
+    expect(staleStore(null, 10_000, 1000)).to.equal(false);
+    expect(staleStore(1000, 10_000, 0)).to.equal(false);
+  });
+
+  it('reads back the records it writes, and nothing else', () => {
+    expect(parseSynced(syncedText({ at: 5, ring }))).to.deep.equal({ at: 5, ring });
+    for (const junk of [null, '', '{', '{"at":"5","ring":"r"}', '{"at":5}', '[]']) expect(parseSynced(junk), String(junk)).to.equal(null);
+  });
+});
