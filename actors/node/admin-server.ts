@@ -87,6 +87,8 @@ export interface MemberStatus {
   ownership: number;
   keys: number | null;
   tombstones: number | null;
+  /** why its tombstones past their grace are not reaped yet, or null */
+  tombstonesWaiting: string | null;
   inFlight: number | null;
   /** hints it holds for members that were down */
   hints: number | null;
@@ -214,6 +216,7 @@ export class AdminServer {
           ...base,
           keys: null,
           tombstones: null,
+          tombstonesWaiting: null,
           inFlight: null,
           hints: null,
           transfer: null,
@@ -233,6 +236,7 @@ export class AdminServer {
             ...base,
             keys: p.keys,
             tombstones: p.tombstones ?? null,
+            tombstonesWaiting: p.tombstoneReaping?.waiting ?? null,
             inFlight: p.inFlight,
             hints: p.hints.pending,
             transfer: p.transfer?.phase === 'done' ? null : p.transfer,

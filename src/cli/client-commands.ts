@@ -346,7 +346,9 @@ export async function statusCommand(positionals: string[], values: Record<string
     const head = `dynamo ${reply.version}: ${up}/${members.length} nodes up, N=${reply.n} R=${reply.r} W=${reply.w}`;
     // Exit 1 when any member is not up, so scripts can wait on `dynamo status`.
     const ranges = rangesTable(members);
-    const out = `${head}\n${statusTable(reply.members)}${ranges ? `\n\nanti-entropy, last exchange per range:\n${ranges}` : ''}`;
+    const waiting = members.filter((m) => m.tombstonesWaiting).map((m) => `${m.id}: ${m.tombstonesWaiting}`);
+    const reaping = waiting.length > 0 ? `\n\ntombstones past their grace, not reaped yet:\n${waiting.join('\n')}` : '';
+    const out = `${head}\n${statusTable(reply.members)}${reaping}${ranges ? `\n\nanti-entropy, last exchange per range:\n${ranges}` : ''}`;
     return { out, code: up === members.length ? 0 : 1 };
   });
 }

@@ -4,6 +4,7 @@ import { ALIVE_META } from '../../src/membership/reaping.js';
 import type { NodeConfig } from '../../src/config.js';
 import { MAX_CLIENT_BATCH } from '../../src/protocol/batch.js';
 import type { Version } from '../../src/versioning/index.js';
+import { runCli } from '../helpers/cli.js';
 import { RealCluster } from '../helpers/real-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -92,6 +93,8 @@ describe('tombstone reaping (real nats-server and redis-servers)', function () {
     await waitFor(async () => (await ping('n1')).tombstoneReaping.waiting?.includes('n3 is down') === true, 20_000, 'n1 waiting for n3');
     expect(await held('n1')).to.deep.equal({ keys: KEYS, values: 0 });
     expect(await held('n2')).to.deep.equal({ keys: KEYS, values: 0 });
+    const status = await runCli(['status'], c.nats.url);
+    expect(status.out).to.match(/tombstones past their grace, not reaped yet:\nn1: n3 is down/);
     const removed = await c.request<{ ok: boolean }>('dynamo.admin.remove', { node: 'n3' });
     expect(removed.ok).to.equal(true);
     await waitFor(async () => (await held('n1')).keys === 0 && (await held('n2')).keys === 0, 60_000, 'tombstones reaped on n1 and n2');
