@@ -39,8 +39,13 @@ export class ReplicaServer {
     return r === 'stored';
   }
 
-  private keyTooLong(items: readonly { k: string }[]): boolean {
-    return items.some((it) => Buffer.byteLength(it.k, 'utf8') > this.config.maxKeyBytes);
+  /** The request's items, or null once it has been refused with BAD_REQUEST. */
+  private batchOf<T extends { k: string }>(m: Incoming, isItem: (x: unknown) => x is T): T[] | null {
+    const items = parseReplicaBatch(tryDecodeJson(m.data), isItem);
+    const refusal = typeof items === 'string' ? items : items.some((it) => Buffer.byteLength(it.k, 'utf8') > this.config.maxKeyBytes) ? 'key too long' : null;
+    if (refusal === null) return items as T[];
+    m.respond(errorText('BAD_REQUEST', refusal));
+    return null;
   }
 
   /** Keys whose copies or hints this node dropped when a reap asked (src/membership/reaping.ts). */
@@ -52,11 +57,8 @@ export class ReplicaServer {
    * newer write, or one the tombstones did not see), which stops the reap.
    */
   private async reap(m: Incoming): Promise<void> {
-    const items = parseReplicaBatch(tryDecodeJson(m.data), isReapItem);
-    if (typeof items === 'string' || this.keyTooLong(items)) {
-      m.respond(errorText('BAD_REQUEST', typeof items === 'string' ? items : 'key too long'));
-      return;
-    }
+    const items = this.batchOf(m, isReapItem);
+    if (items === null) return;
     try {
       const owners = await this.storage.hintOwners();
       const reaped = await Promise.all(items.map((it) => dropCovered(this.storage, it.b, it.k, it.x, owners)));
@@ -68,11 +70,8 @@ export class ReplicaServer {
   }
 
   private async put(m: Incoming): Promise<void> {
-    const items = parseReplicaBatch(tryDecodeJson(m.data), isPutItem);
-    if (typeof items === 'string' || this.keyTooLong(items)) {
-      m.respond(errorText('BAD_REQUEST', typeof items === 'string' ? items : 'key too long'));
-      return;
-    }
+    const items = this.batchOf(m, isPutItem);
+    if (items === null) return;
     try {
       const stored = await Promise.all(items.map((it) => (it.h === undefined ? this.storage.apply(it.b, it.k, it.x) : this.hint(it.h, it.b, it.k, it.x))));
       if (stored.includes('full')) {
@@ -88,11 +87,8 @@ export class ReplicaServer {
   }
 
   private async get(m: Incoming): Promise<void> {
-    const items = parseReplicaBatch(tryDecodeJson(m.data), isGetItem);
-    if (typeof items === 'string' || this.keyTooLong(items)) {
-      m.respond(errorText('BAD_REQUEST', typeof items === 'string' ? items : 'key too long'));
-      return;
-    }
+    const items = this.batchOf(m, isGetItem);
+    if (items === null) return;
     try {
       const found = await Promise.all(items.map((it) => this.storage.readRaw(it.b, it.k)));
       // Stored sibling arrays go out as they are: no parse, no re-encode.
