@@ -20,7 +20,6 @@ import { FaultsServer } from './faults-server.js';
 import { HandoffServer } from './handoff-server.js';
 import { HintedHandoff } from './hinted-handoff.js';
 import { Reaper } from './reaper.js';
-import { ALIVE_META, staleStore } from '../../src/membership/reaping.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
 import { KeysServer } from './keys-server.js';
@@ -239,22 +238,17 @@ export class DynamoNode implements NodeLifecycle {
 
   /**
    * A store that may hold versions whose tombstones the cluster reaped while it was away
-   * must not serve them or hand them out, or deleted keys would come back. That is a store
-   * last alive longer ago than the shortest tombstone grace, one of a node that left the
-   * ring (or never finished joining), and one an operator removed. Such a node starts
-   * empty and joins again, taking its ranges from their current replicas
+   * must not serve them or hand them out, or deleted keys would come back. A ring member
+   * cannot miss a reap (reaping waits for every member), so that is the store of a node
+   * that left the ring (or never finished joining) and of one an operator removed. Such a
+   * node starts empty and joins again, taking its ranges from their current replicas
    * (src/membership/reaping.ts).
    */
   private async startOverIfStale(): Promise<void> {
     if ((await this.storage.keyCount()) === 0) return;
-    const grace = this.reaper.tombstones.shortestGrace();
-    const saved = await this.storage.getMeta(ALIVE_META);
-    const aliveAt = saved === null ? null : Number(saved);
     const ringWeight = await this.transfers.savedRingWeight();
     let why: string | null = null;
-    if (staleStore(aliveAt, await this.storage.storeClock(), grace))
-      why = `its store was last alive ${Math.round((this.clock.now() - (aliveAt ?? 0)) / 1000)} s ago, longer than the tombstone grace (${Math.round(grace / 1000)} s)`;
-    else if (ringWeight === 0 && !(await this.transfers.joinUnderWay())) why = 'it holds keys from before it left the ring';
+    if (ringWeight === 0 && !(await this.transfers.joinUnderWay())) why = 'it holds keys from before it left the ring';
     else if (ringWeight > 0 && (await this.removedFromRing())) why = 'an operator removed it from the ring while it was away';
     if (why === null) return;
     this.logger.warn(`${why}: deletes may have been reaped since, so this node starts empty and joins again`);

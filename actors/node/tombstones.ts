@@ -4,7 +4,6 @@ import { TOKENS } from '../../src/di/tokens.js';
 import { replicaCount } from '../../src/membership/placement.js';
 import type { Membership } from '../../src/membership/membership.js';
 import {
-  ALIVE_META,
   clusterBlocker,
   keyBlocker,
   parseSynced,
@@ -67,7 +66,6 @@ export class TombstoneReaper {
   /** One step; resolves to the keys reaped. */
   async step(): Promise<number> {
     const now = await this.storage.storeClock();
-    await this.storage.setMeta(ALIVE_META, String(now));
     const shortest = this.shortestGrace();
     if (shortest === 0) return 0;
     const page = await this.storage.tombstones(now - shortest, this.offset, TOMBSTONES_PER_STEP);

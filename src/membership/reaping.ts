@@ -14,13 +14,10 @@ import type { MemberView } from './membership.js';
  *   the key once they hold nothing the tombstones do not cover.
  * Only the key's first natural replica reaps it, so the work is done once.
  *
- * A member that is down holds reaping up rather than missing it. A store that comes back
- * after longer than the grace (a node removed, or away for good and restarted) may hold
- * versions whose tombstones were reaped meanwhile: it starts empty (staleStore).
+ * A member that is down or silent holds reaping up rather than missing it, however long it
+ * is away. Only a node out of the ring can miss a reap: one that left, or that an operator
+ * removed; started again with its old store, it starts empty (DynamoNode).
  */
-
-/** Where a node records when its store was last alive (the reaper's pass writes it every second): see staleStore. */
-export const ALIVE_META = 'alive-at';
 
 /** The record an anti-entropy exchange leaves when it finished with the trees brought in sync. */
 export interface SyncRecord {
@@ -90,13 +87,4 @@ export type ReapOutcome = 'dropped' | 'absent' | 'kept';
 export function shortestGrace(nodeGraceMs: number, bucketGraces: readonly (number | undefined)[]): number {
   const all = [nodeGraceMs, ...bucketGraces.filter((g): g is number => g !== undefined)].filter((g) => g > 0);
   return all.length === 0 ? 0 : Math.min(...all);
-}
-
-/**
- * A store last alive at `aliveAt` (null: never recorded) that holds data is too old to
- * rejoin with it when it was away longer than the shortest grace: tombstones of keys it
- * holds may have been reaped meanwhile, and its old versions would come back.
- */
-export function staleStore(aliveAt: number | null, now: number, graceMs: number): boolean {
-  return aliveAt !== null && graceMs > 0 && now - aliveAt > graceMs;
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { clusterBlocker, keyBlocker, parseSynced, reapAudience, shortestGrace, staleStore, syncedText } from '../../src/membership/reaping.js';
+import { clusterBlocker, keyBlocker, parseSynced, reapAudience, shortestGrace, syncedText } from '../../src/membership/reaping.js';
 import type { MemberView } from '../../src/membership/membership.js';
 
 describe('tombstone reaping rules', () => {
@@ -37,14 +37,10 @@ describe('tombstone reaping rules', () => {
     expect(reapAudience('n1', [m('n1', 'alive', 'up'), m('n2', 'suspect', 'up'), m('n3', 'down', 'up'), m('n4', 'alive', 'left')])).to.deep.equal(['n2', 'n4']);
   });
 
-  it('takes the shortest grace in force, and calls a store older than it stale', () => {
+  it('takes the shortest grace in force', () => {
     expect(shortestGrace(1000, [undefined, 500, 2000])).to.equal(500);
     expect(shortestGrace(0, [undefined])).to.equal(0);
     expect(shortestGrace(0, [700])).to.equal(700);
-    expect(staleStore(1000, 2001, 1000)).to.equal(true);
-    expect(staleStore(1000, 2000, 1000)).to.equal(false);
-    expect(staleStore(null, 10_000, 1000)).to.equal(false);
-    expect(staleStore(1000, 10_000, 0)).to.equal(false);
   });
 
   it('reads back the records it writes, and nothing else', () => {
