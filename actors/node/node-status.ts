@@ -41,9 +41,10 @@ export interface NodeProbe {
   staleCopies: { dropped: number; sent: number };
   /**
    * tombstone-only keys this node reaped as their first replica, and copies or hints it
-   * dropped when another node reaped, since start; why tombstones past their grace wait, or null
+   * dropped when another node reaped, since start; why tombstones past their grace wait, or
+   * null; OR-Set keys whose retired tags it collected as first replica, since start
    */
-  tombstoneReaping: { reaped: number; dropped: number; waiting: string | null };
+  tombstoneReaping: { reaped: number; dropped: number; waiting: string | null; retiredTagsCollected: number };
   /** change events published since start, and acknowledged writes whose event could not be logged */
   changes: { published: number; lost: number };
   antiEntropy: AntiEntropyStatus;
@@ -91,7 +92,12 @@ export class NodeStatus implements MetricSources {
       siblingsFolded: this.coordinator.siblingsFolded,
       expiredReaped: this.reaper.reaped,
       staleCopies: { dropped: this.stale.dropped, sent: this.stale.sent },
-      tombstoneReaping: { reaped: this.reaper.tombstones.reaped, dropped: this.replica.reapDropped, waiting: this.reaper.tombstones.waiting },
+      tombstoneReaping: {
+        reaped: this.reaper.tombstones.reaped,
+        dropped: this.replica.reapDropped,
+        waiting: this.reaper.tombstones.waiting ?? this.reaper.retiredTags.waiting,
+        retiredTagsCollected: this.reaper.retiredTags.compacted,
+      },
       changes: { published: this.changes.published, lost: this.changes.lost },
       antiEntropy: {
         enabled: this.hosts('anti-entropy') && this.ae.enabled,

@@ -7,11 +7,13 @@ import { Inspection } from '../../src/inspect/inspection.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { REAP_KEYS_PER_PASS, reaperMachine } from './reaper-machine.js';
 import { StaleCopies } from './stale-copies.js';
+import { RetiredTags } from './retired-tags.js';
 import { TombstoneReaper } from './tombstones.js';
 
 /**
  * The node's housekeeping, every second: stale copies of ranges it no longer owns
- * (StaleCopies), tombstones past their grace (TombstoneReaper), and expired values, at
+ * (StaleCopies), tombstones past their grace (TombstoneReaper), OR-Sets' retired tags
+ * (RetiredTags), and expired values, at
  * most REAP_KEYS_PER_PASS keys a pass. A value past its expiry already reads as gone everywhere (the expiry is in
  * its version); the reaper turns it into a tombstone of the same dot, which frees the
  * value's bytes and keeps superseding what the version superseded, so anti-entropy and
@@ -32,6 +34,7 @@ export class Reaper {
     private readonly inspection: Inspection,
     private readonly stale: StaleCopies,
     readonly tombstones: TombstoneReaper,
+    readonly retiredTags: RetiredTags,
   ) {}
 
   start(): void {
@@ -58,10 +61,11 @@ export class Reaper {
       this.reaped += n;
       await this.stale.step();
       await this.tombstones.step();
+      await this.retiredTags.step();
       this.failing = false;
       return n;
     } catch (e) {
-      if (!this.failing) this.logger.warn(`housekeeping (expired values, stale copies, tombstones) failed: ${(e as Error).message}`);
+      if (!this.failing) this.logger.warn(`housekeeping (expired values, stale copies, tombstones, retired tags) failed: ${(e as Error).message}`);
       this.failing = true;
       return 0;
     }

@@ -2,7 +2,10 @@ import { inject, injectable } from 'tsyringe';
 import type { NodeConfig } from '../../src/config.js';
 import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { errorText } from '../../src/errors.js';
-import { isGetItem, isPutItem, isReapItem, parseReplicaBatch, type ReplicaPutItem } from '../../src/protocol/replica.js';
+import { isCompactItem, isGetItem, isPutItem, isReapItem, parseReplicaBatch, type ReplicaPutItem } from '../../src/protocol/replica.js';
+import type { Version } from '../../src/versioning/index.js';
+import { Buckets } from './buckets.js';
+import { compactCopy } from './retired-tags.js';
 import { dropCovered } from './tombstones.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
 import { HINT_LIMITS, type Storage } from '../../src/storage/storage.js';
@@ -17,6 +20,7 @@ export class ReplicaServer {
     @inject(TOKENS.Transport) private readonly transport: Transport,
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    private readonly buckets: Buckets,
   ) {}
 
   listen(): Subscription[] {
@@ -25,6 +29,7 @@ export class ReplicaServer {
       this.transport.subscribe(s.replicaPut(this.config.nodeId), (m) => void this.put(m)),
       this.transport.subscribe(s.replicaGet(this.config.nodeId), (m) => void this.get(m)),
       this.transport.subscribe(s.replicaReap(this.config.nodeId), (m) => void this.reap(m)),
+      this.transport.subscribe(s.replicaCompact(this.config.nodeId), (m) => void this.compact(m)),
     ];
   }
 
@@ -64,6 +69,31 @@ export class ReplicaServer {
       const reaped = await Promise.all(items.map((it) => dropCovered(this.storage, it.b, it.k, it.x, owners)));
       this.reapDropped += reaped.filter((r) => r === 'dropped').length;
       m.respond(JSON.stringify({ ok: true, reaped }));
+    } catch (e) {
+      m.respond(errorText('UNAVAILABLE', `replica storage failed: ${(e as Error).message}`));
+    }
+  }
+
+  /**
+   * An OR-Set key's first replica collecting its retired tags (actors/node/retired-tags.ts):
+   * what this node holds against the one version it sent, and with `apply`, that version's
+   * value here without its retired tags. A bucket this node does not know as an OR-Set keeps its copy.
+   */
+  private async compact(m: Incoming): Promise<void> {
+    const body = tryDecodeJson(m.data) as { apply?: unknown } | null;
+    if (typeof body !== 'object' || body === null || typeof body.apply !== 'boolean') {
+      m.respond(errorText('BAD_REQUEST', 'expected {"apply": true|false, "items": [...]}'));
+      return;
+    }
+    const apply = body.apply;
+    const items = this.batchOf(m, isCompactItem);
+    if (items === null) return;
+    try {
+      const owners = await this.storage.hintOwners();
+      const compact = await Promise.all(
+        items.map((it) => (this.buckets.props(it.b).resolver === 'orset' ? compactCopy(this.storage, it.b, it.k, it.x[0] as Version, apply, owners) : 'kept')),
+      );
+      m.respond(JSON.stringify({ ok: true, compact }));
     } catch (e) {
       m.respond(errorText('UNAVAILABLE', `replica storage failed: ${(e as Error).message}`));
     }

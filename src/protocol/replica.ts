@@ -11,6 +11,8 @@ import { itemsBody } from './batch-fill.js';
  *   replica.get  {"items":[{"b":bucket,"k":key}]}               -> {"ok":true,"found":[<siblings>|null]}
  *   replica.reap {"items":[{"b":bucket,"k":key,"x":[<tombstone>...]}]} -> {"ok":true,"reaped":["dropped"|"absent"|"kept"]}
  *     (drop the key's copy and hints where the tombstones cover them; see src/membership/reaping.ts)
+ *   replica.compact {"apply":bool,"items":[{"b":bucket,"k":key,"x":[<version>]}]} -> {"ok":true,"compact":["same"|"covered"|"absent"|"kept"|"compacted"]}
+ *     (an OR-Set key's single version: is it what this node holds, and with apply, drop its retired tags; see actors/node/retired-tags.ts)
  */
 export interface ReplicaPutItem {
   readonly b: string;
@@ -97,3 +99,7 @@ export const isGetItem = (x: unknown): x is ReplicaGetItem => itemBase(x) && Obj
 /** A reap item: a put item without a hint whose versions are all tombstones. */
 export const isReapItem = (x: unknown): x is ReplicaPutItem =>
   isPutItem(x) && (x as ReplicaPutItem).h === undefined && (x as ReplicaPutItem).x.every((v) => v.v === undefined);
+
+/** A compact item: one version, holding a value, no hint. */
+export const isCompactItem = (x: unknown): x is ReplicaPutItem =>
+  isPutItem(x) && (x as ReplicaPutItem).h === undefined && (x as ReplicaPutItem).x.length === 1 && (x as ReplicaPutItem).x[0]?.v !== undefined;

@@ -35,6 +35,7 @@ export function subjects(prefix: string) {
     replicaGet: (node: string) => `${prefix}.node.${node}.replica.get`,
     replicaPut: (node: string) => `${prefix}.node.${node}.replica.put`,
     replicaReap: (node: string) => `${prefix}.node.${node}.replica.reap`,
+    replicaCompact: (node: string) => `${prefix}.node.${node}.replica.compact`,
     ping: (node: string) => `${prefix}.node.${node}.admin.ping`,
     leave: (node: string) => `${prefix}.node.${node}.admin.leave`,
     /** gossip exchange: a member table in, the receiver's table back */

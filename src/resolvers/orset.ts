@@ -80,3 +80,23 @@ export function orSetElements(state: OrSetState): unknown[] {
     .sort()
     .map((k) => JSON.parse(k) as unknown);
 }
+
+/**
+ * The state without its retired tags. Safe only once no version concurrent with this
+ * one exists anywhere or can still be made from an older state (see
+ * actors/node/retired-tags.ts): a retired tag's only job is to beat such a version's copy of it.
+ */
+export function compactOrSet(state: OrSetState): OrSetState {
+  return { e: state.e, x: [] };
+}
+
+/** An OR-Set value's text without its retired tags, or null when it has none (or is not an OR-Set state). */
+export function compactedText(valueText: string): string | null {
+  let state: unknown;
+  try {
+    state = JSON.parse(valueText);
+  } catch {
+    return null;
+  }
+  return isOrSetState(state) && state.x.length > 0 ? JSON.stringify(compactOrSet(state)) : null;
+}

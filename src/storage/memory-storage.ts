@@ -73,6 +73,13 @@ export class MemoryStorage implements Storage {
     return out;
   }
 
+  async replaceIfUnchanged(bucket: string, key: string, raw: string, next: string): Promise<boolean> {
+    const name = dataKey(bucket, key);
+    if (JSON.stringify(this.data.get(name)) !== raw) return false;
+    this.store(bucket, key, JSON.parse(next) as Version[]);
+    return true;
+  }
+
   async tombstoneCount(): Promise<number> {
     return this.tombs.size;
   }

@@ -250,6 +250,13 @@ redis.call('SADD', KEYS[2], ARGV[3] .. '|' .. ARGV[2])
 return 1
 `;
 
+/** Replace a key's text if it still holds exactly ARGV[1]. KEYS: data key; ARGV: text, new text. */
+export const REPLACE_IF_UNCHANGED_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`;
+
 /** KEYS[1] the store's epoch. Returns it, taking one if the store has none. */
 export const EPOCH_LUA = `${EPOCH}
 return epochOf(KEYS[1])

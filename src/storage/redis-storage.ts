@@ -14,6 +14,7 @@ import {
   RECOMPUTE_LEAVES_LUA,
   REAP_LUA,
   DELETE_IF_UNCHANGED_LUA,
+  REPLACE_IF_UNCHANGED_LUA,
   REFRESH_TREE_LUA,
   STORE_HINT_LUA,
 } from './redis-scripts.js';
@@ -66,6 +67,7 @@ type ScriptedRedis = Redis & {
   ): Promise<string>;
   dynamoReap(dirty: string, now: number, ...fieldsAndSegments: (string | number)[]): Promise<number>;
   dynamoDeleteIfUnchanged(key: string, dirty: string, raw: string, field: string, segment: number): Promise<number>;
+  dynamoReplaceIfUnchanged(key: string, raw: string, next: string): Promise<number>;
   dynamoEpoch(key: string): Promise<string>;
   dynamoLease(key: string, owner: string, ttlMs: number): Promise<number>;
   dynamoRelease(key: string, owner: string): Promise<number>;
@@ -139,6 +141,7 @@ export class RedisStorage implements Storage {
     redis.defineCommand('dynamoDeleteHint', { numberOfKeys: 5, lua: DELETE_HINT_LUA });
     redis.defineCommand('dynamoReap', { numberOfKeys: 1, lua: REAP_LUA });
     redis.defineCommand('dynamoDeleteIfUnchanged', { numberOfKeys: 2, lua: DELETE_IF_UNCHANGED_LUA });
+    redis.defineCommand('dynamoReplaceIfUnchanged', { numberOfKeys: 1, lua: REPLACE_IF_UNCHANGED_LUA });
     // Connection errors surface through the commands that fail; without a listener
     // ioredis would print every reconnect attempt.
     redis.on('error', () => {});
@@ -333,6 +336,14 @@ export class RedisStorage implements Storage {
       });
     } catch (e) {
       throw new StorageError(`reading tombstones failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async replaceIfUnchanged(bucket: string, key: string, raw: string, next: string): Promise<boolean> {
+    try {
+      return (await this.redis.dynamoReplaceIfUnchanged(dataKey(bucket, key), raw, next)) === 1;
+    } catch (e) {
+      throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
     }
   }
 

@@ -103,6 +103,8 @@ export interface Storage {
    * `offset` on, at most `max`; each with its stored text and when it last changed.
    */
   tombstones(before: number, offset: number, max: number): Promise<TombstoneKey[]>;
+  /** Replace a key's stored text with `next` if it still holds exactly `raw` (same dots: the tree does not change); true when replaced. */
+  replaceIfUnchanged(bucket: string, key: string, raw: string, next: string): Promise<boolean>;
   /** Tombstone-only keys held. */
   tombstoneCount(): Promise<number>;
   /**

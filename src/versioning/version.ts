@@ -48,7 +48,7 @@ export function expired(siblings: readonly Version[], now: number): readonly Ver
   return siblings.map((s) => (s.x !== undefined && s.x <= now && s.v !== undefined ? { d: s.d, c: s.c, t: s.t, x: s.x } : s));
 }
 
-function sameDot(a: Dot, b: Dot): boolean {
+export function sameDot(a: Dot, b: Dot): boolean {
   return a[0] === b[0] && a[1] === b[1];
 }
 

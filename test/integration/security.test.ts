@@ -165,6 +165,7 @@ describe('NATS security (real nats-server: TLS, users and permissions, nkeys, to
           'dynamo.node.n1.replica.get',
           'dynamo.node.n1.replica.put',
           'dynamo.node.n1.replica.reap',
+          'dynamo.node.n1.replica.compact',
           'dynamo.node.n1.gossip',
           'dynamo.node.n1.handoff.pull',
           'dynamo.node.n1.ae',

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type { PingReply } from '../../actors/node/admin-server.js';
 import type { NodeConfig } from '../../src/config.js';
 import { MAX_CLIENT_BATCH } from '../../src/protocol/batch.js';
+import { keyPosition } from '../../src/ring/index.js';
 import type { Version } from '../../src/versioning/index.js';
 import { runCli } from '../helpers/cli.js';
 import { RealCluster } from '../helpers/real-cluster.js';
@@ -81,6 +82,69 @@ describe('tombstone reaping (real nats-server and redis-servers)', function () {
     expect(reaped.reduce((a, r) => a + r.reaped, 0)).to.be.at.least(KEYS);
     expect(reaped.reduce((a, r) => a + r.dropped, 0)).to.be.at.least(2 * KEYS);
     expect((await ping('n1')).tombstones).to.equal(0);
+  });
+
+  it("collects an OR-Set's retired tags once every replica holds the one version, and a replica that missed a remove cannot bring it back", async () => {
+    // Anti-entropy off: n3 must come back still missing the remove of "c" (collecting the tags needs no exchange).
+    c = await new RealCluster(ids, { antiEntropyIntervalMs: 0 }).start();
+    expect((await c.request<{ ok: boolean }>('dynamo.admin.bucket.set', { bucket: 'cart', resolver: 'orset', tombstoneGraceMs: 500 })).ok).to.equal(true);
+    // Carts whose replicas are n1, then n3: n1 coordinates every write of them (OR-Set writes read, merge and
+    // write back on the first live replica), and n3 does once n1 is down.
+    const ring = c.nodes.get('n1')!.gossiper.ring();
+    const carts = Array.from({ length: 1000 }, (_, i) => `cart${i}`)
+      .filter((k) => ring.walk(keyPosition('cart', k), 3).join() === 'n1,n3,n2')
+      .slice(0, 30);
+    expect(carts).to.have.length(30);
+    const op = async (body: Record<string, unknown>, cart: string) =>
+      (await c.request<{ ok: boolean }>('dynamo.kv.put', { bucket: 'cart', key: cart, ...body })).ok;
+    for (const cart of carts) {
+      expect(await op({ op: { add: ['a', 'b', 'c'] }, w: 3 }, cart)).to.equal(true);
+      expect(await op({ op: { remove: ['b'] }, w: 3 }, cart)).to.equal(true);
+    }
+    await c.stopNode('n3');
+    await waitFor(() => c.nodes.get('n1')!.gossiper.isDown('n3'), 20_000, 'n1 sees n3 down');
+    for (const cart of carts) expect(await op({ op: { remove: ['c'] }, w: 2 }, cart)).to.equal(true);
+    // Past the grace, the collection waits for n3, and n1 says so.
+    await waitFor(async () => (await ping('n1')).tombstoneReaping.waiting?.includes('n3 is down') === true, 20_000, 'n1 waiting for n3');
+    // n3 comes back still holding "c" (anti-entropy is off). With n1 down, n3 coordinates an add of "d" from
+    // what it holds: versions concurrent with the removes of "c", whose retired tags must still be there to beat them.
+    await c.startNode('n3');
+    await c.stopNode('n1');
+    await waitFor(() => c.nodes.get('n3')!.gossiper.isDown('n1') && c.nodes.get('n2')!.gossiper.isDown('n1'), 20_000, 'n1 down');
+    for (const cart of carts) expect(await op({ op: { add: ['d'] }, w: 2 }, cart)).to.equal(true);
+    await c.startNode('n1');
+    await waitFor(() => !c.nodes.get('n2')!.gossiper.isDown('n1') && !c.nodes.get('n3')!.gossiper.isDown('n1'), 20_000, 'n1 up');
+    /** Per node, how many carts it holds as `siblings` versions, and how many as one version whose state has no retired tag. */
+    const heldCarts = async (id: string) => {
+      const s = c.storage(id);
+      try {
+        const held = (await s.readRawMany(carts.map((key) => ({ bucket: 'cart', key })))).map((r) => JSON.parse(r ?? '[]') as Version[]);
+        return {
+          two: held.filter((vs) => vs.length === 2).length,
+          compacted: held.filter((vs) => vs.length === 1 && vs[0]?.v !== undefined && (JSON.parse(vs[0].v) as { x: string[] }).x.length === 0).length,
+        };
+      } finally {
+        await s.close();
+      }
+    };
+    // Reads of all three replicas repair them to both sides, as siblings; a write then folds them into one version.
+    for (const cart of carts) await c.request('dynamo.kv.get', { bucket: 'cart', key: cart, r: 3 });
+    await waitFor(async () => (await Promise.all(ids.map(heldCarts))).every((h) => h.two === carts.length), 30_000, 'both sides on every replica');
+    for (const cart of carts) expect(await op({ op: { add: ['e'] }, w: 3 }, cart)).to.equal(true);
+    await waitFor(
+      async () => (await Promise.all(ids.map(heldCarts))).every((h) => h.compacted === carts.length),
+      60_000,
+      'retired tags collected on every node',
+    );
+    for (const cart of carts) {
+      const r = await c.request<{ values?: unknown[] }>('dynamo.kv.get', { bucket: 'cart', key: cart, r: 3 });
+      expect(r.values, cart).to.deep.equal([['a', 'd', 'e']]);
+    }
+    const collected = await Promise.all(ids.map(async (id) => (await ping(id)).tombstoneReaping.retiredTagsCollected));
+    expect(collected.reduce((a, b) => a + b, 0)).to.be.at.least(carts.length);
+    // And the set goes on: a remove and an add after the collection behave as before.
+    expect(await op({ op: { remove: ['a'], add: ['f'] } }, carts[0]!)).to.equal(true);
+    expect((await c.request<{ values?: unknown[] }>('dynamo.kv.get', { bucket: 'cart', key: carts[0], r: 3 })).values).to.deep.equal([['d', 'e', 'f']]);
   });
 
   it('waits for a member that stays down, says why, and reaps once it is removed; the removed node coming back brings nothing back', async () => {

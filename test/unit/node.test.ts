@@ -48,7 +48,7 @@ describe('node (in memory)', () => {
       'dynamo.node.n1.gossip',
       'dynamo.node.n2.handoff.pull',
     );
-    subjects.push('dynamo.node.n3.ae');
+    subjects.push('dynamo.node.n3.ae', 'dynamo.node.n3.replica.compact');
     // Every other subject a node answers: membership between a node's processes, admin, faults (refused
     // here: no --allow-faults). Not admin.leave, whose every request is a real order to leave, nor the
     // every-node faults subject, which only nodes started with --allow-faults answer.
@@ -81,7 +81,13 @@ describe('node (in memory)', () => {
         },
         { requiredKeys: [] },
       ),
-      fc.record({ items: fc.array(fc.record({ b: fc.jsonValue(), k: fc.jsonValue(), x: fc.jsonValue() }, { requiredKeys: [] })) }),
+      fc.record(
+        {
+          items: fc.array(fc.record({ b: fc.jsonValue(), k: fc.jsonValue(), x: fc.jsonValue() }, { requiredKeys: [] })),
+          apply: fc.oneof(fc.boolean(), fc.jsonValue()),
+        },
+        { requiredKeys: ['items'] },
+      ),
       // Key listings: a client's, and a node's part of one.
       fc.record(
         {

@@ -1,6 +1,11 @@
+import 'reflect-metadata';
 import { expect } from 'chai';
 import { clusterBlocker, keyBlocker, parseSynced, reapAudience, shortestGrace, syncedText } from '../../src/membership/reaping.js';
+import { compactCopy } from '../../actors/node/retired-tags.js';
+import { dropCovered } from '../../actors/node/tombstones.js';
 import type { MemberView } from '../../src/membership/membership.js';
+import { MemoryStorage } from '../../src/storage/memory-storage.js';
+import type { Version } from '../../src/versioning/index.js';
 
 describe('tombstone reaping rules', () => {
   const ring = 'ring-a';
@@ -46,5 +51,47 @@ describe('tombstone reaping rules', () => {
   it('reads back the records it writes, and nothing else', () => {
     expect(parseSynced(syncedText({ at: 5, ring }))).to.deep.equal({ at: 5, ring });
     for (const junk of [null, '', '{', '{"at":"5","ring":"r"}', '{"at":5}', '[]']) expect(parseSynced(junk), String(junk)).to.equal(null);
+  });
+
+  // U, then V written over it (V's clock covers U); W concurrent with V.
+  const state = (e: Record<string, string[]>, x: string[]) => JSON.stringify({ e, x });
+  const U: Version = { d: ['n1.a', 1], c: {}, t: 1, v: state({ '"milk"': ['t1'] }, []) };
+  const V: Version = { d: ['n1.a', 2], c: { 'n1.a': [1, 1] }, t: 2, v: state({}, ['t1']) };
+  const W: Version = { d: ['n3.a', 1], c: { 'n1.a': [1, 1] }, t: 3, v: state({ '"milk"': ['t1'], '"jam"': ['t2'] }, []) };
+  const tomb: Version = { d: ['n1.a', 2], c: { 'n1.a': [1, 1] }, t: 2 };
+
+  it('a member drops a copy and hints its tombstones cover, and keeps what they do not', async () => {
+    const s = new MemoryStorage();
+    await s.apply('b', 'covered', [U]);
+    await s.storeHint('n9', 'b', 'covered', [U]);
+    await s.apply('b', 'newer', [W]);
+    expect(await dropCovered(s, 'b', 'covered', [tomb], await s.hintOwners())).to.equal('dropped');
+    expect(await s.readRaw('b', 'covered')).to.equal(null);
+    expect(await s.hintCount()).to.equal(0);
+    expect(await dropCovered(s, 'b', 'newer', [tomb], [])).to.equal('kept');
+    expect(await s.read('b', 'newer')).to.deep.equal([W]);
+    expect(await dropCovered(s, 'b', 'never', [tomb], [])).to.equal('absent');
+  });
+
+  it("rewrites an OR-Set's one version without its retired tags only where that version is held alone", async () => {
+    const s = new MemoryStorage();
+    await s.apply('cart', 'same', [V]);
+    await s.apply('cart', 'older', [U]);
+    await s.apply('cart', 'both', [V, W]);
+    expect(await compactCopy(s, 'cart', 'same', V, false, [])).to.equal('same');
+    expect(JSON.parse((await s.read('cart', 'same'))[0]!.v!)).to.deep.equal({ e: {}, x: ['t1'] });
+    expect(await compactCopy(s, 'cart', 'same', V, true, [])).to.equal('compacted');
+    expect(await s.read('cart', 'same')).to.deep.equal([{ ...V, v: state({}, []) }]);
+    // Asked again, it is already done.
+    expect(await compactCopy(s, 'cart', 'same', V, true, [])).to.equal('compacted');
+    expect(await compactCopy(s, 'cart', 'older', V, true, [])).to.equal('covered');
+    expect(await s.read('cart', 'older')).to.deep.equal([U]);
+    expect(await compactCopy(s, 'cart', 'both', V, true, [])).to.equal('kept');
+    expect(await compactCopy(s, 'cart', 'none', V, true, [])).to.equal('absent');
+    // A hint holding a concurrent version stops it.
+    await s.storeHint('n9', 'cart', 'hinted', [W]);
+    await s.apply('cart', 'hinted', [V]);
+    expect(await compactCopy(s, 'cart', 'hinted', V, true, await s.hintOwners())).to.equal('kept');
+    expect(await s.read('cart', 'hinted')).to.deep.equal([V]);
   });
 });
