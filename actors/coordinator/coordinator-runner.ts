@@ -15,6 +15,7 @@ import { counterOf, expired, isTombstone, merge as mergeClocks, fullClock, prune
 import { randomBytes } from 'node:crypto';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import { ReplicaBatcher } from './replica-batcher.js';
+import { AWAY_REPAIR_REFUSAL, AwayRepair } from '../node/away-repair.js';
 import { ChangeLog } from '../node/change-log.js';
 import {
   getCoordinatorMachine,
@@ -55,6 +56,7 @@ export class CoordinatorRunner {
     @inject(TOKENS.Random) private readonly random: Random,
     private readonly inspection: Inspection,
     private readonly changes: ChangeLog,
+    private readonly away: AwayRepair,
   ) {
     this.batcher = new ReplicaBatcher(transport, this.subjects);
     const io: CoordinatorIo = {
@@ -87,7 +89,12 @@ export class CoordinatorRunner {
       readReplicas: ({ self }, input) => {
         const item = replicaGetItem(input.bucket, input.key);
         for (const node of input.replicas) {
-          const read = node === this.config.nodeId ? this.storage.read(input.bucket, input.key) : this.batcher.get(node, item, input.timeoutMs);
+          const read =
+            node !== this.config.nodeId
+              ? this.batcher.get(node, item, input.timeoutMs)
+              : this.away.repairing
+                ? Promise.reject(new Error(AWAY_REPAIR_REFUSAL))
+                : this.storage.read(input.bucket, input.key);
           read.then(
             (versions) => tell(self, { type: 'REPLICA.READ', node, versions }),
             (e: Error) => tell(self, { type: 'REPLICA.FAIL', node, reason: e.message }),

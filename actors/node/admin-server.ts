@@ -45,6 +45,7 @@ export interface PingReply {
   expiredReaped: number;
   staleCopies: { dropped: number; sent: number };
   tombstoneReaping: NodeProbe['tombstoneReaping'];
+  awayRepair: NodeProbe['awayRepair'];
   changes: { published: number; lost: number };
   /** anti-entropy: counters since start, the machine's state, and per range (peer) the last exchange */
   antiEntropy: AntiEntropyStatus;
@@ -89,6 +90,8 @@ export interface MemberStatus {
   tombstones: number | null;
   /** why its tombstones past their grace are not reaped yet, or null */
   tombstonesWaiting: string | null;
+  /** the live peers anti-entropy has yet to compare it with before it serves reads again (back after longer than the grace), or null */
+  repairingFor: string[] | null;
   inFlight: number | null;
   /** hints it holds for members that were down */
   hints: number | null;
@@ -140,8 +143,22 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const { state, inFlight, transfer, requests, hints, siblingsFolded, expiredReaped, staleCopies, tombstoneReaping, changes, antiEntropy, actors, trace } =
-      this.status_.probe();
+    const {
+      state,
+      inFlight,
+      transfer,
+      requests,
+      hints,
+      siblingsFolded,
+      expiredReaped,
+      staleCopies,
+      tombstoneReaping,
+      awayRepair,
+      changes,
+      antiEntropy,
+      actors,
+      trace,
+    } = this.status_.probe();
     const [stored, keys, pending, latency] = await Promise.all([
       this.storage.keyCount(),
       this.storage.liveKeyCount(this.clock.now()),
@@ -162,6 +179,7 @@ export class AdminServer {
       expiredReaped,
       staleCopies,
       tombstoneReaping,
+      awayRepair,
       changes,
       antiEntropy,
       actors,
@@ -217,6 +235,7 @@ export class AdminServer {
           keys: null,
           tombstones: null,
           tombstonesWaiting: null,
+          repairingFor: null,
           inFlight: null,
           hints: null,
           transfer: null,
@@ -237,6 +256,7 @@ export class AdminServer {
             keys: p.keys,
             tombstones: p.tombstones ?? null,
             tombstonesWaiting: p.tombstoneReaping?.waiting ?? null,
+            repairingFor: p.awayRepair?.pending ?? null,
             inFlight: p.inFlight,
             hints: p.hints.pending,
             transfer: p.transfer?.phase === 'done' ? null : p.transfer,

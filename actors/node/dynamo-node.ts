@@ -19,6 +19,7 @@ import { ClientServer } from './client-server.js';
 import { FaultsServer } from './faults-server.js';
 import { HandoffServer } from './handoff-server.js';
 import { HintedHandoff } from './hinted-handoff.js';
+import { AwayRepair } from './away-repair.js';
 import { Reaper } from './reaper.js';
 import { nodeMachine, stateName, STOP_TIMEOUT_MS } from './node-machine.js';
 import { ReplicaServer } from './replica-server.js';
@@ -62,6 +63,7 @@ export class DynamoNode implements NodeLifecycle {
     readonly transfers: Transfers,
     readonly hints: HintedHandoff,
     readonly reaper: Reaper,
+    private readonly awayRepair: AwayRepair,
     readonly antiEntropy: AntiEntropy,
     readonly buckets: Buckets,
     private readonly client: ClientServer,
@@ -229,7 +231,11 @@ export class DynamoNode implements NodeLifecycle {
     await this.takeLeases();
     if (this.hosts('node') && (this.config.rebuildTree || !(await this.storage.treeBuilt()))) await this.rebuildTree();
     await this.buckets.load();
-    if (this.hosts('node')) await this.startOverIfStale();
+    if (this.hosts('node')) {
+      await this.startOverIfStale();
+      await this.awayRepair.beginIfAway(this.reaper.tombstones.shortestGrace());
+    }
+    this.awayRepair.follow();
     if (this.hosts('gossiper')) {
       const ringWeight = await this.transfers.savedRingWeight();
       await this.gossiper.start({ id: this.id, generation: this.clock.now(), heartbeat: 0, weight: this.config.weight, ringWeight });
@@ -296,6 +302,7 @@ export class DynamoNode implements NodeLifecycle {
     this.clock.clearTimeout(timer);
     this.gossiper.stop();
     this.mirror.stop();
+    this.awayRepair.stop();
     this.inspection.stop();
     await this.releaseLeases();
     await this.storage.close();

@@ -11,6 +11,7 @@ import { CoordinatorRunner } from '../coordinator/coordinator-runner.js';
 import { Gossiper } from '../gossiper/gossiper.js';
 import { ClientServer } from './client-server.js';
 import { HintedHandoff } from './hinted-handoff.js';
+import { AwayRepair } from './away-repair.js';
 import { Reaper } from './reaper.js';
 import { StaleCopies } from './stale-copies.js';
 import { ChangeLog } from './change-log.js';
@@ -45,6 +46,8 @@ export interface NodeProbe {
    * null; OR-Set keys whose retired tags it collected as first replica, since start
    */
   tombstoneReaping: { reaped: number; dropped: number; waiting: string | null; retiredTagsCollected: number };
+  /** back after longer than the tombstone grace: since when (store clock) it serves no reads, and the live peers anti-entropy has yet to compare it with; null while it serves */
+  awayRepair: { since: number; pending: string[] } | null;
   /** change events published since start, and acknowledged writes whose event could not be logged */
   changes: { published: number; lost: number };
   antiEntropy: AntiEntropyStatus;
@@ -76,6 +79,7 @@ export class NodeStatus implements MetricSources {
     private readonly reaper: Reaper,
     private readonly changes: ChangeLog,
     private readonly stale: StaleCopies,
+    private readonly away: AwayRepair,
   ) {}
 
   private hosts(actor: ActorName): boolean {
@@ -98,6 +102,7 @@ export class NodeStatus implements MetricSources {
         waiting: this.reaper.tombstones.waiting ?? this.reaper.retiredTags.waiting,
         retiredTagsCollected: this.reaper.retiredTags.compacted,
       },
+      awayRepair: this.away.since === null ? null : { since: this.away.since, pending: this.away.pending },
       changes: { published: this.changes.published, lost: this.changes.lost },
       antiEntropy: {
         enabled: this.hosts('anti-entropy') && this.ae.enabled,

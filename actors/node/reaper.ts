@@ -7,6 +7,7 @@ import { Inspection } from '../../src/inspect/inspection.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { REAP_KEYS_PER_PASS, reaperMachine } from './reaper-machine.js';
 import { StaleCopies } from './stale-copies.js';
+import { AwayRepair } from './away-repair.js';
 import { RetiredTags } from './retired-tags.js';
 import { TombstoneReaper } from './tombstones.js';
 
@@ -35,6 +36,7 @@ export class Reaper {
     private readonly stale: StaleCopies,
     readonly tombstones: TombstoneReaper,
     readonly retiredTags: RetiredTags,
+    private readonly away: AwayRepair,
   ) {}
 
   start(): void {
@@ -57,6 +59,7 @@ export class Reaper {
   /** One pass; a failure is logged once until a pass succeeds again. */
   async reapOnce(): Promise<number> {
     try {
+      await this.away.step();
       const n = await this.storage.reapExpired(this.clock.now(), REAP_KEYS_PER_PASS);
       this.reaped += n;
       await this.stale.step();

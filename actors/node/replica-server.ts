@@ -4,6 +4,7 @@ import { TOKENS, type Logger } from '../../src/di/tokens.js';
 import { errorText } from '../../src/errors.js';
 import { isCompactItem, isGetItem, isPutItem, isReapItem, parseReplicaBatch, type ReplicaPutItem } from '../../src/protocol/replica.js';
 import type { Version } from '../../src/versioning/index.js';
+import { AWAY_REPAIR_REFUSAL, AwayRepair } from './away-repair.js';
 import { Buckets } from './buckets.js';
 import { compactCopy } from './retired-tags.js';
 import { dropCovered } from './tombstones.js';
@@ -21,6 +22,7 @@ export class ReplicaServer {
     @inject(TOKENS.Storage) private readonly storage: Storage,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     private readonly buckets: Buckets,
+    private readonly away: AwayRepair,
   ) {}
 
   listen(): Subscription[] {
@@ -119,6 +121,7 @@ export class ReplicaServer {
   private async get(m: Incoming): Promise<void> {
     const items = this.batchOf(m, isGetItem);
     if (items === null) return;
+    if (this.away.repairing) return void m.respond(errorText('UNAVAILABLE', AWAY_REPAIR_REFUSAL));
     try {
       const found = await Promise.all(items.map((it) => this.storage.readRaw(it.b, it.k)));
       // Stored sibling arrays go out as they are: no parse, no re-encode.

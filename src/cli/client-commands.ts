@@ -348,7 +348,14 @@ export async function statusCommand(positionals: string[], values: Record<string
     const ranges = rangesTable(members);
     const waiting = members.filter((m) => m.tombstonesWaiting).map((m) => `${m.id}: ${m.tombstonesWaiting}`);
     const reaping = waiting.length > 0 ? `\n\ntombstones past their grace, not reaped yet:\n${waiting.join('\n')}` : '';
-    const out = `${head}\n${statusTable(reply.members)}${reaping}${ranges ? `\n\nanti-entropy, last exchange per range:\n${ranges}` : ''}`;
+    const away = members
+      .filter((m) => m.repairingFor)
+      .map(
+        (m) =>
+          `${m.id}: away longer than the tombstone grace; serves no reads until anti-entropy has compared it with ${m.repairingFor?.join(', ') || 'its peers'}`,
+      );
+    const repairing = away.length > 0 ? `\n\nrepairing before serving reads:\n${away.join('\n')}` : '';
+    const out = `${head}\n${statusTable(reply.members)}${reaping}${repairing}${ranges ? `\n\nanti-entropy, last exchange per range:\n${ranges}` : ''}`;
     return { out, code: up === members.length ? 0 : 1 };
   });
 }

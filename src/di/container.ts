@@ -13,6 +13,9 @@ import { HandoffServer } from '../../actors/node/handoff-server.js';
 import { FaultsServer } from '../../actors/node/faults-server.js';
 import { HintedHandoff } from '../../actors/node/hinted-handoff.js';
 import { Reaper } from '../../actors/node/reaper.js';
+import { TombstoneReaper } from '../../actors/node/tombstones.js';
+import { RetiredTags } from '../../actors/node/retired-tags.js';
+import { AwayRepair } from '../../actors/node/away-repair.js';
 import { StaleCopies } from '../../actors/node/stale-copies.js';
 import { ChangeLog } from '../../actors/node/change-log.js';
 import { KeysServer } from '../../actors/node/keys-server.js';
@@ -69,6 +72,9 @@ export function createNodeContainer(config: NodeConfig, parts: NodeParts): Depen
     Transfers,
     HintedHandoff,
     Reaper,
+    TombstoneReaper,
+    RetiredTags,
+    AwayRepair,
     StaleCopies,
     ChangeLog,
     KeysServer,

@@ -16,7 +16,10 @@ import type { MemberView } from './membership.js';
  *
  * A member that is down or silent holds reaping up rather than missing it, however long it
  * is away. Only a node out of the ring can miss a reap: one that left, or that an operator
- * removed; started again with its old store, it starts empty (DynamoNode).
+ * removed; started again with its old store, it starts empty (DynamoNode). A member away
+ * longer than the grace (Cassandra's gc_grace rule) serves no reads until anti-entropy has
+ * compared its ranges with every live peer (awayRepairPending): its stale versions cannot
+ * come back, but reads through it would be stale for longer than the grace.
  */
 
 /** The record an anti-entropy exchange leaves when it finished with the trees brought in sync. */
@@ -87,4 +90,23 @@ export type ReapOutcome = 'dropped' | 'absent' | 'kept';
 export function shortestGrace(nodeGraceMs: number, bucketGraces: readonly (number | undefined)[]): number {
   const all = [nodeGraceMs, ...bucketGraces.filter((g): g is number => g !== undefined)].filter((g) => g > 0);
   return all.length === 0 ? 0 : Math.min(...all);
+}
+
+/** Where a node records when its store was last alive (the reaper's pass writes it every second). */
+export const ALIVE_META = 'alive-at';
+/** Where a node away longer than the grace records since when (store clock) it repairs before serving reads. */
+export const AWAY_REPAIR_META = 'away-repair-since';
+
+/** A store last alive at `aliveAt` (null: never recorded) was away longer than the shortest grace. */
+export function awayLongerThanGrace(aliveAt: number | null, now: number, graceMs: number): boolean {
+  return aliveAt !== null && graceMs > 0 && now - aliveAt > graceMs;
+}
+
+/**
+ * The live peers a node back from a long absence (repairing since `since`) has yet to
+ * finish an in-sync (or fully repaired) anti-entropy exchange with, after `since`: the
+ * node serves reads again once none is left.
+ */
+export function awayRepairPending(peers: readonly string[], since: number, synced: (peer: string) => SyncRecord | null): string[] {
+  return peers.filter((p) => (synced(p)?.at ?? -1) < since);
 }

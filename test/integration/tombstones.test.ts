@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { PingReply } from '../../actors/node/admin-server.js';
 import type { NodeConfig } from '../../src/config.js';
+import { ALIVE_META } from '../../src/membership/reaping.js';
 import { MAX_CLIENT_BATCH } from '../../src/protocol/batch.js';
 import { keyPosition } from '../../src/ring/index.js';
 import type { Version } from '../../src/versioning/index.js';
@@ -82,6 +83,44 @@ describe('tombstone reaping (real nats-server and redis-servers)', function () {
     expect(reaped.reduce((a, r) => a + r.reaped, 0)).to.be.at.least(KEYS);
     expect(reaped.reduce((a, r) => a + r.dropped, 0)).to.be.at.least(2 * KEYS);
     expect((await ping('n1')).tombstones).to.equal(0);
+  });
+
+  it('a replica back after longer than the grace serves no reads until anti-entropy has compared its ranges, and then holds what it missed', async () => {
+    await start({ tombstoneGraceMs: 1000, antiEntropyIntervalMs: 3000 });
+    await c.stopNode('n3');
+    await waitFor(() => c.nodes.get('n1')!.gossiper.isDown('n3'), 20_000, 'n1 sees n3 down');
+    const put = await c.request<Results>('dynamo.kv.mput', { items: keys.map((key) => ({ key, value: `${key}: v2` })), w: 2 }, 30_000);
+    expect(put.results.every((r) => r.ok)).to.equal(true);
+    // As if n3 had been away for 10 s, ten times the grace: its store says when it was last alive.
+    const s3 = c.storage('n3');
+    try {
+      await s3.setMeta(ALIVE_META, String((await s3.storeClock()) - 10_000));
+    } finally {
+      await s3.close();
+    }
+    await c.startNode('n3');
+    const refused = await c.request<{ ok: boolean; error?: { code: string; message: string } }>('dynamo.node.n3.replica.get', {
+      items: [{ b: 'default', k: keys[0] }],
+    });
+    expect(refused.error?.code).to.equal('UNAVAILABLE');
+    expect(refused.error?.message).to.match(/repairing after being away longer than the tombstone grace/);
+    expect((await ping('n3')).awayRepair?.pending).to.be.an('array');
+    // Reads through n3 at R=1 come from the replicas that stayed, never from n3's stale store.
+    for (let i = 0; i < KEYS; i += MAX_CLIENT_BATCH) {
+      const items = keys.slice(i, i + MAX_CLIENT_BATCH).map((key) => ['get', { key, r: 1 }]);
+      const got = await c.request<Results>('dynamo.node.n3.kv.batch', { items }, 30_000);
+      expect(got.results.map((r) => r.values?.[0])).to.deep.equal(keys.slice(i, i + MAX_CLIENT_BATCH).map((k) => `${k}: v2`));
+    }
+    await waitFor(async () => (await ping('n3')).awayRepair === null, 30_000, 'n3 repaired');
+    // Repaired by anti-entropy (no read repair from the R=1 reads above could reach every key): n3 holds every write it missed.
+    const mine = c.storage('n3');
+    try {
+      const held3 = (await mine.readRawMany(keys.map((key) => ({ bucket: 'default', key })))).map((r) => (JSON.parse(r ?? '[]') as Version[]).map((v) => v.v));
+      expect(held3).to.deep.equal(keys.map((k) => [JSON.stringify(`${k}: v2`)]));
+    } finally {
+      await mine.close();
+    }
+    expect((await c.request<{ ok: boolean }>('dynamo.node.n3.replica.get', { items: [{ b: 'default', k: keys[0] }] })).ok).to.equal(true);
   });
 
   it("collects an OR-Set's retired tags once every replica holds the one version, and a replica that missed a remove cannot bring it back", async () => {
