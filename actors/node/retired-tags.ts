@@ -5,7 +5,7 @@ import { TOKENS } from '../../src/di/tokens.js';
 import type { Membership } from '../../src/membership/membership.js';
 import { replicaCount } from '../../src/membership/placement.js';
 import { clusterBlocker, reapAudience } from '../../src/membership/reaping.js';
-import { itemsBody } from '../../src/protocol/batch-fill.js';
+import { BatchFill, itemsBody } from '../../src/protocol/batch-fill.js';
 import { MAX_REPLICA_BATCH, replicaPutItem } from '../../src/protocol/replica.js';
 import type { Subjects } from '../../src/protocol/subjects.js';
 import { compactedText } from '../../src/resolvers/orset.js';
@@ -18,6 +18,16 @@ import { Buckets } from './buckets.js';
 /** OR-Set keys one step looks at, at most (a step runs every second with the reaper). */
 export const ORSET_KEYS_PER_STEP = MAX_REPLICA_BATCH;
 const REQUEST_TIMEOUT_MS = 5000;
+/** Bytes of versions one compact message carries, about (a larger single value still goes, alone). */
+const COMPACT_MESSAGE_BYTES = 256 * 1024;
+
+interface Candidate {
+  readonly key: string;
+  readonly raw: string;
+  readonly version: Version;
+  /** the key's other natural replicas */
+  readonly others: readonly string[];
+}
 
 /** What a member holds of a key whose retired tags are to be collected (see compactCopy). */
 export type CompactOutcome = 'same' | 'covered' | 'absent' | 'kept' | 'compacted';
@@ -79,20 +89,36 @@ export class RetiredTags {
       const v = versions[0];
       if (versions.length !== 1 || v === undefined || v.v === undefined || compactedText(v.v) === null || now - v.t < grace) return [];
       const replicas = ring.walk(keyPosition(bucket, key), n);
-      return replicas[0] === self ? [{ key, raw, version: v, others: replicas.slice(1) }] : [];
+      return replicas[0] === self ? [{ key, raw, version: v, others: replicas.slice(1) } satisfies Candidate] : [];
     });
-    if (candidates.length === 0) return 0;
+    if (candidates.length === 0) {
+      this.waiting = null;
+      return 0;
+    }
     this.waiting = clusterBlocker(
       ring.members.map((m) => m.id),
       (id) => this.membership.isDown(id),
       this.membership.futureRing() !== null,
     );
     if (this.waiting !== null) return 0;
-    const audience = reapAudience(self, this.membership.members());
-    const items = (list: typeof candidates) => itemsBody(list.map((c) => replicaPutItem(bucket, c.key, JSON.stringify([c.version]))));
-    const ask = async (ids: readonly string[], list: typeof candidates, apply: boolean) => {
+    // A message per chunk of candidates: OR-Set values can be large.
+    let done = 0;
+    const fill = new BatchFill<Candidate>(MAX_REPLICA_BATCH, COMPACT_MESSAGE_BYTES);
+    for (const c of candidates) {
+      if (fill.wouldOverflow(c.raw.length)) done += await this.compact(bucket, fill.take());
+      fill.add(c, c.raw.length);
+    }
+    done += await this.compact(bucket, fill.take());
+    this.compacted += done;
+    return done;
+  }
+
+  /** Ask every member whether it holds the candidates' versions, then have the replicas, and this node, drop the tags of those all hold. */
+  private async compact(bucket: string, candidates: readonly Candidate[]): Promise<number> {
+    if (candidates.length === 0) return 0;
+    const ask = async (ids: readonly string[], list: readonly Candidate[], apply: boolean) => {
       // {"apply":...,"items":[...]}: the items body with the flag in front.
-      const body = `{"apply":${apply},${items(list).slice(1)}`;
+      const body = `{"apply":${apply},${itemsBody(list.map((c) => replicaPutItem(bucket, c.key, JSON.stringify([c.version])))).slice(1)}`;
       return new Map(
         await Promise.all(
           ids.map(async (id) => {
@@ -108,19 +134,17 @@ export class RetiredTags {
         ),
       );
     };
-    const checked = await ask(audience, candidates, false);
+    const checked = await ask(reapAudience(this.config.nodeId, this.membership.members()), candidates, false);
     if ([...checked.values()].includes(null)) return 0;
     const ready = candidates.filter((c, i) => {
       if ([...checked.values()].some((a) => a?.[i] === 'kept')) return false;
       return c.others.every((id) => checked.get(id)?.[i] === 'same');
     });
     if (ready.length === 0) return 0;
-    const replicas = [...new Set(ready.flatMap((c) => c.others))];
-    await ask(replicas, ready, true);
+    await ask([...new Set(ready.flatMap((c) => c.others))], ready, true);
     let done = 0;
     const owners = await this.storage.hintOwners();
     for (const c of ready) if ((await compactCopy(this.storage, bucket, c.key, c.version, true, owners)) === 'compacted') done++;
-    this.compacted += done;
     return done;
   }
 }
