@@ -143,22 +143,7 @@ export class AdminServer {
   }
 
   async ping(): Promise<PingReply> {
-    const {
-      state,
-      inFlight,
-      transfer,
-      requests,
-      hints,
-      siblingsFolded,
-      expiredReaped,
-      staleCopies,
-      tombstoneReaping,
-      awayRepair,
-      changes,
-      antiEntropy,
-      actors,
-      trace,
-    } = this.status_.probe();
+    const probe = this.status_.probe();
     const [stored, keys, pending, latency] = await Promise.all([
       this.storage.keyCount(),
       this.storage.liveKeyCount(this.clock.now()),
@@ -168,22 +153,11 @@ export class AdminServer {
     return {
       ok: true,
       node: this.config.nodeId,
-      state,
+      ...probe,
       keys,
       tombstones: Math.max(0, stored - keys),
-      inFlight,
-      transfer,
-      requests: { ...requests },
-      hints: { pending, ...hints },
-      siblingsFolded,
-      expiredReaped,
-      staleCopies,
-      tombstoneReaping,
-      awayRepair,
-      changes,
-      antiEntropy,
-      actors,
-      trace,
+      requests: { ...probe.requests },
+      hints: { pending, ...probe.hints },
       latency,
       version: VERSION,
     };
