@@ -52,6 +52,8 @@ export class AwayRepair {
     }
     const now = await this.storage.storeClock();
     const alive = await this.storage.getMeta(ALIVE_META);
+    // Alive from now on (the housekeeping pass keeps it up to date every second).
+    await this.storage.setMeta(ALIVE_META, String(now));
     if (!awayLongerThanGrace(alive === null ? null : Number(alive), now, graceMs) || (await this.storage.keyCount()) === 0) return;
     const away = Math.round((now - Number(alive)) / 1000);
     if (this.config.antiEntropyIntervalMs === 0) {
