@@ -40,6 +40,12 @@ const NEMESES: Nemesis[] = [
     },
   },
   {
+    // The node lives on, and so does its gossip: only its store hangs, as a Redis stuck on a slow disk does.
+    name: "SIGSTOP of a node's redis-server under its live node, then SIGCONT",
+    strike: async (c) => void c.redis.get('n3')!.child.kill('SIGSTOP'),
+    heal: async (c) => void c.redis.get('n3')!.child.kill('SIGCONT'),
+  },
+  {
     name: 'SIGSTOP of a node longer than down-after, then SIGCONT',
     strike: async (c) => void c.nodes.get('n3')!.kill('SIGSTOP'),
     heal: async (c) => void c.nodes.get('n3')!.kill('SIGCONT'),

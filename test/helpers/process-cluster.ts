@@ -94,7 +94,11 @@ export class ProcessCluster {
       if (child.signalCode === 'SIGSTOP') child.kill('SIGCONT');
       await stopProcess(child, 5000);
     }
-    for (const r of this.redis.values()) await r.stop();
+    for (const r of this.redis.values()) {
+      // A redis-server left stopped by a failed fault test would take SIGTERM only once continued.
+      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGCONT');
+      await r.stop();
+    }
     await this.nats?.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
