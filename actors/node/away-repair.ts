@@ -65,7 +65,7 @@ export class AwayRepair {
     this.logger.warn(`this node was away ${away} s, longer than the tombstone grace: it serves no reads until anti-entropy has compared its ranges`);
   }
 
-  /** Every process of the node: follow the repair's state in the node's Redis. */
+  /** A process of the node without the node actor (a coordinator placed apart): follow the repair's state in the node's Redis. */
   follow(): void {
     const poll = () => {
       this.storage.getMeta(AWAY_REPAIR_META).then(

@@ -231,11 +231,11 @@ export class DynamoNode implements NodeLifecycle {
     await this.takeLeases();
     if (this.hosts('node') && (this.config.rebuildTree || !(await this.storage.treeBuilt()))) await this.rebuildTree();
     await this.buckets.load();
+    // The node actor's process keeps the away-repair state itself; a process without it follows it in Redis.
     if (this.hosts('node')) {
       await this.startOverIfStale();
       await this.awayRepair.beginIfAway(this.reaper.tombstones.shortestGrace());
-    }
-    this.awayRepair.follow();
+    } else this.awayRepair.follow();
     if (this.hosts('gossiper')) {
       const ringWeight = await this.transfers.savedRingWeight();
       await this.gossiper.start({ id: this.id, generation: this.clock.now(), heartbeat: 0, weight: this.config.weight, ringWeight });
