@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import hdr from 'hdr-histogram-js';
-import { exited, startJetStreamCluster, stopProcess } from '../src/cli/servers.js';
+import { exited, startNatsCluster, stopProcess } from '../src/cli/servers.js';
 import { startCluster } from './load.js';
 import { sample, used, type Proc } from './cpu.js';
 import { DynamoClient } from '../src/client/client.js';
@@ -371,7 +371,7 @@ export async function runBench(seconds: number, concurrency: number, say: (s: st
     });
 
     say('starting a 3-server JetStream cluster');
-    const servers = await startJetStreamCluster(dir, 3);
+    const servers = await startNatsCluster(dir, { name: 'js', count: 3, jetstream: true });
     stops.push(() => Promise.all(servers.map((s) => stopProcess(s.child, 5000))));
     const js = await connect({ servers: servers.map((s) => s.url), noAsyncTraces: true });
     stops.push(() => js.close());

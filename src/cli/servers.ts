@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, constants, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -109,6 +109,7 @@ function spawnServer(
   port: number,
   logPath: string,
   env: NodeJS.ProcessEnv = process.env,
+  uid?: number,
 ): ServerProcess & { ready: Promise<void> } {
   const log = createWriteStream(logPath, { flags: 'a' });
   // With setpriv (util-linux) the kernel sends the server SIGTERM if its parent dies,
@@ -117,7 +118,9 @@ function spawnServer(
   // directly: whoever started it stops it, in order.
   const setpriv = process.platform === 'linux' ? findBinary('setpriv') : null;
   const options = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], detached: true, env };
-  const child = setpriv ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', bin, ...args], options) : spawn(bin, args, options);
+  const as = uid === undefined ? [] : ['--reuid', String(uid), '--regid', String(uid), '--clear-groups'];
+  if (uid !== undefined && !setpriv) throw new Error(`${name}: running as uid ${uid} needs setpriv (util-linux)`);
+  const child = setpriv ? spawn(setpriv, [...as, '--pdeathsig', 'TERM', '--', bin, ...args], options) : spawn(bin, args, options);
   present(child.stdout, 'stdout is piped').pipe(log);
   present(child.stderr, 'stderr is piped').pipe(log);
   const url = name.startsWith('nats') ? `nats://127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
@@ -181,32 +184,58 @@ export async function startRedisServer(dir: string, port?: number): Promise<Serv
   );
 }
 
+/** How to start a routed cluster of nats-servers (startNatsCluster). */
+export interface NatsClusterOptions {
+  /** Cluster name, and the prefix of each server's name (`<name>1`, ...). */
+  name: string;
+  count: number;
+  jetstream?: boolean;
+  /** Appended to every server's config: ping_interval, write_deadline and the like. */
+  extraConfig?: string;
+  /**
+   * Run server i (0-based) as this user id: a test can then tell its packets apart with
+   * iptables' owner match. Its directory is handed to that user.
+   */
+  uid?: (i: number) => number;
+}
+
+/** A server of a routed cluster: its client port, and the port its routes listen on. */
+export type ClusterServer = ServerProcess & { clusterPort: number; uid?: number };
+
 /**
- * A cluster of `count` nats-servers with JetStream, routed to each other, on loopback
- * ports, for comparing with NATS JetStream KV (`npm run bench`). Resolves once every
- * server listens; JetStream elects its meta leader shortly after.
+ * A cluster of nats-servers routed to each other, on loopback ports: JetStream KV for
+ * `npm run bench`, or one server per node for the fault tests' real partitions.
+ * Resolves once every server listens for clients (routes connect shortly after).
  */
-export async function startJetStreamCluster(dir: string, count = 3): Promise<ServerProcess[]> {
+export async function startNatsCluster(dir: string, options: NatsClusterOptions): Promise<ClusterServer[]> {
   const bin = requireBinary('nats-server');
   const ports: { client: number; cluster: number }[] = [];
-  for (let i = 0; i < count; i++) ports.push({ client: await freePort(), cluster: await freePort() });
+  for (let i = 0; i < options.count; i++) ports.push({ client: await freePort(), cluster: await freePort() });
   const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(', ');
   const servers = ports.map((p, i) => {
-    const home = join(dir, `js${i + 1}`);
+    const name = `${options.name}${i + 1}`;
+    const home = join(dir, name);
     mkdirSync(home, { recursive: true });
     const conf = join(home, 'nats.conf');
     writeFileSync(
       conf,
       [
-        `server_name: js${i + 1}`,
+        `server_name: ${name}`,
         'host: 127.0.0.1',
         `port: ${p.client}`,
         `max_payload: ${NATS_MAX_PAYLOAD}`,
-        `jetstream { store_dir: "${join(home, 'store')}" }`,
-        `cluster { name: bench, host: 127.0.0.1, port: ${p.cluster}, routes: [${routes}] }`,
+        ...(options.jetstream ? [`jetstream { store_dir: "${join(home, 'store')}" }`] : []),
+        `cluster { name: ${options.name}, host: 127.0.0.1, port: ${p.cluster}, routes: [${routes}] }`,
+        options.extraConfig ?? '',
       ].join('\n'),
     );
-    return spawnServer(`nats-server js${i + 1}`, bin, ['-c', conf], p.client, join(home, 'nats-server.log'));
+    const uid = options.uid?.(i);
+    if (uid !== undefined) {
+      chownSync(home, uid, uid);
+      chownSync(conf, uid, uid);
+    }
+    const server = spawnServer(`nats-server ${name}`, bin, ['-c', conf], p.client, join(home, 'nats-server.log'), process.env, uid);
+    return Object.assign(server, { clusterPort: p.cluster, uid });
   });
   try {
     await Promise.all(servers.map((s) => s.ready));
