@@ -26,12 +26,15 @@ export interface AntiEntropyContext {
  * with one peer), compares trees with that peer and, when leaves differ, repairs the
  * keys under them, then waits again. Every waiting state has a timeout; a timed-out
  * step is stopped (its AbortSignal fires) and the next exchange picks up from there.
- * The runner (anti-entropy.ts) provides the three steps.
+ * The runner (anti-entropy.ts) provides the three steps. PEER_BACK (a peer this node
+ * saw down is up again) ends the wait at once: the writes it missed are found now
+ * rather than up to a tick later.
  */
 export const antiEntropyMachine = setup({
   types: {
     context: {} as AntiEntropyContext,
     input: {} as { intervalMs: number },
+    events: {} as { type: 'PEER_BACK' },
   },
   actors: {
     choose: fromPromise<ExchangePlan | null>(notProvided('anti-entropy actor', 'choose')),
@@ -48,7 +51,7 @@ export const antiEntropyMachine = setup({
   initial: 'idle',
   context: ({ input }) => ({ tickMs: input.intervalMs, plan: null, leaves: [] }),
   states: {
-    idle: { after: { tick: 'choosingExchange' } },
+    idle: { after: { tick: 'choosingExchange' }, on: { PEER_BACK: 'choosingExchange' } },
     choosingExchange: {
       invoke: {
         src: 'choose',

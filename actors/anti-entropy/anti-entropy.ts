@@ -18,6 +18,8 @@ import { syncedMetaName, syncedText } from '../../src/membership/reaping.js';
 import { antiEntropyMachine, type ExchangePlan } from './anti-entropy-machine.js';
 import { ExchangeServer } from './exchange-server.js';
 
+/** How often the runner looks for peers back up after being down (a read of the membership table). */
+const WATCH_MS = 250;
 /** Timeout of one request of an exchange. */
 export const AE_REQUEST_TIMEOUT_MS = 5000;
 /** Differing leaves whose key lists are asked for in one request. */
@@ -78,6 +80,10 @@ export class AntiEntropy {
   private readonly limiter: RateLimiter;
   private readonly ranges = new Map<string, RangeStatus>();
   private exchangeCounter = 0;
+  /** Ring members seen down, and those since seen up again that no exchange has picked yet. */
+  private readonly wasDown = new Set<string>();
+  private readonly back = new Set<string>();
+  private watchTimer: unknown = null;
   private readonly counters = { exchanges: 0, failures: 0, treeNodesVisited: 0, keysRepaired: 0, bytesSent: 0 };
 
   constructor(
@@ -115,9 +121,25 @@ export class AntiEntropy {
       inspect: this.inspection.observer('anti-entropy'),
     });
     this.actor.start();
+    this.watch();
+  }
+
+  /** A peer back up after being down gets the next exchange, at once (PEER_BACK). */
+  private watch(): void {
+    for (const m of this.membership.ring().members) {
+      if (m.id === this.config.nodeId) continue;
+      if (this.membership.isDown(m.id)) this.wasDown.add(m.id);
+      else if (this.wasDown.delete(m.id)) {
+        this.back.add(m.id);
+        this.actor?.send({ type: 'PEER_BACK' });
+      }
+    }
+    this.watchTimer = this.clock.setTimeout(() => this.watch(), WATCH_MS);
   }
 
   stop(): void {
+    if (this.watchTimer !== null) this.clock.clearTimeout(this.watchTimer);
+    this.watchTimer = null;
     this.actor?.stop();
     this.actor = null;
   }
@@ -154,14 +176,15 @@ export class AntiEntropy {
     return out;
   }
 
-  /** Choose the range exchanged longest ago among live peers; null when there is none. */
+  /** Choose a peer back from down, else the range exchanged longest ago among live peers; null when there is none. */
   private async choose(): Promise<Plan | null> {
     const peers = this.peersNow();
     const live = new Set(peers.map((p) => p.peer));
     for (const peer of this.ranges.keys()) if (!live.has(peer) && !this.ringHas(peer)) this.ranges.delete(peer);
     if (peers.length === 0) return null;
     const last = (peer: string) => this.ranges.get(peer)?.lastExchangeAt ?? -Infinity;
-    const pick = peers.reduce((a, b) => (last(b.peer) < last(a.peer) ? b : a));
+    const pick = peers.find((p) => this.back.has(p.peer)) ?? peers.reduce((a, b) => (last(b.peer) < last(a.peer) ? b : a));
+    this.back.delete(pick.peer);
     const ring = this.membership.ring();
     const range = this.range(pick.peer);
     range.share = pick.share;
