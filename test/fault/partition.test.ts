@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { freePort } from '../../src/cli/servers.js';
+import { NatsTransport } from '../../src/transport/nats-transport.js';
+import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import { dataKey } from '../../src/storage/storage.js';
 import { failures, figures, missing, type Op, timeline, type Window } from '../helpers/history.js';
 import { Iptables } from '../helpers/iptables.js';
@@ -41,6 +43,8 @@ interface Scenario {
   durationMs: number;
   /** Flapping: cut this long, healed as long, again and again for durationMs. */
   flapMs?: number;
+  /** A client on n3's own server writes too (not where that server's client port is the one cut). */
+  minority: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,22 +54,26 @@ const SCENARIOS: Scenario[] = [
     name: "n3's server black-holed on every route, both ways, for 10 s",
     cut: (ipt, c) => ipt.cutRoutes(c.natsServers, 2),
     durationMs: 10_000,
+    minority: true,
   },
   {
     name: "n3's server: what it sends on its routes dropped (one way), for 10 s",
     cut: (ipt, c) => ipt.cutRoutesFrom(c.natsServers, 2),
     durationMs: 10_000,
+    minority: true,
   },
   {
     name: "n3's server's routes flapping: cut 2 s, healed 2 s, for 30 s",
     cut: (ipt, c) => ipt.cutRoutes(c.natsServers, 2),
     durationMs: 30_000,
     flapMs: 2000,
+    minority: true,
   },
   {
     name: "n3's own NATS connection black-holed, its process alive, for 10 s",
     cut: (ipt, c) => ipt.cutClientPort(c.natsServers[2]!.port),
     durationMs: 10_000,
+    minority: false,
   },
 ];
 
@@ -92,21 +100,35 @@ async function strike(s: Scenario, ipt: Iptables, c: ProcessCluster, check: () =
   return effect;
 }
 
-/** The workload: unique keys, W=2, through n1 and n2, each request timed. */
-async function workload(c: ProcessCluster, prefix: string, until: () => boolean, ops: Op[]): Promise<void> {
+/** One caller of a workload: where it sends, and with what quorum. */
+interface Caller {
+  subject: string;
+  w: number;
+}
+
+/** The majority side: n1 and n2 coordinate, W=2. */
+const MAJORITY: Caller[] = Array.from({ length: CALLERS }, (_, i) => ({ subject: `dynamo.node.n${(i % 2) + 1}.kv.put`, w: 2 }));
+/** A client of n3's own server: one caller at W=2, one at W=1. */
+const MINORITY: Caller[] = [
+  { subject: 'dynamo.node.n3.kv.put', w: 2 },
+  { subject: 'dynamo.node.n3.kv.put', w: 1 },
+];
+
+/** Unique keys, each request timed, until `until()`. */
+async function workload(client: Transport, callers: Caller[], prefix: string, until: () => boolean, ops: Op[]): Promise<void> {
   let next = 0;
   await Promise.all(
-    Array.from({ length: CALLERS }, async (_, caller) => {
-      const subject = caller % 2 ? 'dynamo.node.n1.kv.put' : 'dynamo.node.n2.kv.put';
+    callers.map(async ({ subject, w }, caller) => {
       while (!until()) {
         const key = `${prefix}-${caller}-${next++}`;
         const start = Date.now();
         // The caller's own deadline is longer than the node's 1 s timeoutMs: a node that
         // does not answer in time with its own error shows as a slow failure.
-        const r = await c
-          .request<{ ok: boolean; error?: { code: string; message: string } }>(subject, { key, value: key, w: 2, timeoutMs: 1000 }, 3000)
+        const r = await client
+          .request(subject, JSON.stringify({ key, value: key, w, timeoutMs: 1000 }), 3000)
+          .then((m) => decodeJson<{ ok: boolean; error?: { code: string; message: string } }>(m))
           .catch((e: Error) => ({ ok: false, error: { code: 'NO_REPLY', message: e.message } }));
-        ops.push({ key, start, end: Date.now(), ok: r.ok, error: r.error && `${r.error.code}: ${r.error.message}` });
+        ops.push({ key, start, end: Date.now(), ok: r.ok, w, error: r.error && `${r.error.code}: ${r.error.message}` });
       }
     }),
   );
@@ -156,7 +178,7 @@ describe('Real partitions: routed NATS and iptables (real processes)', function 
     try {
       let done = false;
       const ops: Op[] = [];
-      const running = workload(c, 'noop', () => done, ops);
+      const running = workload(c.client, MAJORITY, 'noop', () => done, ops);
       const cutAt = Date.now();
       // A port no process listens on: the rules are there, and drop nothing.
       await ipt.cutClientPort(await freePort());
@@ -185,11 +207,13 @@ describe('Real partitions: routed NATS and iptables (real processes)', function 
           throw e;
         });
       const stores = c.ids.map((id) => new Redis(c.redis.get(id)!.url, { lazyConnect: false }));
+      const n3Client = scenario.minority ? await NatsTransport.connect(c.natsServers[2]!.url, 'minority-client') : null;
       try {
         let done = false;
         const ops: Op[] = [];
+        const minority: Op[] = [];
         const t0 = Date.now();
-        const running = workload(c, 'w', () => done, ops);
+        const running = Promise.all([workload(c.client, MAJORITY, 'w', () => done, ops), n3Client && workload(n3Client, MINORITY, 'm', () => done, minority)]);
         await sleep(BEFORE_MS);
         const cutAt = Date.now();
         const effect = await strike(scenario, ipt, c, () => strikeEffect(ipt, c, stores[2]!, ops, cutAt));
@@ -229,10 +253,25 @@ describe('Real partitions: routed NATS and iptables (real processes)', function 
             (during.acknowledged < during.attempted ? `        failed: ${failures(ops, fault)}\n` : '') +
             `        acks per second from 3 s before the cut: ${timeline(ops, cutAt - BEFORE_MS, healAt + AFTER_MS).join(' ')}`,
         );
+        // The minority side: every request answered, in time (no hung requests); W=1 writes taken.
+        if (n3Client) {
+          for (const w of [1, 2]) {
+            const mine = minority.filter((o) => o.w === w);
+            const f = figures(mine, fault);
+            const unanswered = mine.filter((o) => o.start >= cutAt && o.start < healAt && o.error?.startsWith('NO_REPLY')).length;
+            const slowest = Math.max(0, ...mine.filter((o) => o.start >= cutAt && o.start < healAt).map((o) => o.end - o.start));
+            console.log(
+              `        minority side, W=${w} through n3: ${f.acknowledged}/${f.attempted} acknowledged; ${unanswered} unanswered; slowest answer ${slowest} ms` +
+                (f.acknowledged < f.attempted ? `; ${failures(mine, fault, 2)}` : ''),
+            );
+            expect(unanswered, `minority-side W=${w} requests that got no answer`).to.equal(0);
+            expect(slowest, `minority-side W=${w}: slowest answer, ms (timeoutMs 1000)`).to.be.at.most(1500);
+          }
+        }
         expect(effect, 'the nemesis had no visible effect').to.be.a('string');
         // Lost: acknowledged, and no replica's Redis holds it.
-        const acked = ops.filter((o) => o.ok).map((o) => o.key);
-        const lost = missing(ops, new Set((await held(stores, acked)).flatMap((h) => [...h])));
+        const acked = [...ops, ...minority].filter((o) => o.ok).map((o) => o.key);
+        const lost = missing([...ops, ...minority], new Set((await held(stores, acked)).flatMap((h) => [...h])));
         expect(lost, 'acknowledged writes no replica holds').to.deep.equal([]);
         if (caughtUpMs instanceof Error) throw caughtUpMs;
         console.log(`        n3 held every write acknowledged before the heal ${caughtUpMs} ms after it`);
@@ -260,6 +299,7 @@ describe('Real partitions: routed NATS and iptables (real processes)', function 
         expect(during.ackRate / before.ackRate, 'throughput during the fault ÷ before').to.be.at.least(0.4);
       } finally {
         for (const r of stores) r.disconnect();
+        await n3Client?.close();
         await ipt.close();
         await c.stop();
       }

@@ -10,6 +10,8 @@ export interface Op {
   readonly start: number;
   readonly end: number;
   readonly ok: boolean;
+  /** the write quorum asked for */
+  readonly w?: number;
   /** why it was not acknowledged */
   readonly error?: string;
 }

@@ -37,6 +37,7 @@ export class Iptables {
     const bin = findBinary('iptables');
     if (!bin) throw new Error('iptables not found: the partition nemeses need it (apt-get install -y iptables) and root');
     if (process.getuid?.() !== 0) throw new Error('the partition nemeses need root to add iptables rules');
+    await Iptables.removeOrphans(bin);
     const t = new Iptables(bin, String(process.pid));
     try {
       await t.ipt('-t', 'mangle', '-N', t.mangle);
@@ -114,6 +115,19 @@ export class Iptables {
     await this.ipt('-t', 'mangle', '-D', 'OUTPUT', '-j', this.mangle).catch(() => {});
     await this.ipt('-t', 'mangle', '-F', this.mangle).catch(() => {});
     await this.ipt('-t', 'mangle', '-X', this.mangle).catch(() => {});
+  }
+
+  /** The chains of runs that died without closing theirs (killed mid-test): their rules would drop packets still. */
+  private static async removeOrphans(bin: string): Promise<void> {
+    const { stdout } = await run(bin, ['-w', '-S']);
+    for (const m of stdout.matchAll(/^-N DYNF-(\d+)$/gm)) {
+      const pid = Number(m[1]);
+      try {
+        process.kill(pid, 0);
+      } catch {
+        await new Iptables(bin, String(pid)).close();
+      }
+    }
   }
 
   /** How many packets the drop rules have dropped so far: proof that a cut struck. */
