@@ -107,6 +107,11 @@ export class GossipMirror implements NodeMembership {
     return m === undefined || m.liveness === 'down';
   }
 
+  silentForMs(id: string): number {
+    if (id === this.self) return 0;
+    return this.view.members.find((x) => x.id === id)?.heartbeatAgeMs ?? Number.POSITIVE_INFINITY;
+  }
+
   members(): MemberView[] {
     return this.view.members;
   }

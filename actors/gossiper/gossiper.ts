@@ -280,6 +280,12 @@ export class Gossiper implements NodeMembership {
     return at === undefined || liveness(at, this.clock.monotonic(), this.config) === 'down';
   }
 
+  silentForMs(id: string): number {
+    if (id === this.self) return 0;
+    const at = this.context.seenAt[id];
+    return at === undefined ? Number.POSITIVE_INFINITY : this.clock.monotonic() - at;
+  }
+
   members(): MemberView[] {
     const { table, seenAt } = this.context;
     const now = this.clock.monotonic();

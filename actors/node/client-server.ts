@@ -267,19 +267,42 @@ export class ClientServer {
   /**
    * Pass the request to a replica, in a batch with the others this node forwards there
    * in the same turn; try the next replica when one has no responder. `inOrder` starts
-   * at the first replica (conditional writes); otherwise a random one spreads the load.
+   * at the first replica (conditional writes); otherwise a random one spreads the load,
+   * replicas this node has not heard from for two gossip rounds last. A replica cut off
+   * by a partition is not down yet for a while: one that has not answered by half the
+   * time left, and has not been heard from meanwhile, is passed over for the next one,
+   * as Riak retries a put whose remote coordinator does not answer. Never for `inOrder`
+   * requests, which must not run twice (a counter would count twice); a put or delete
+   * that does run twice leaves two versions of the same write, which reads merge.
    */
   private async forward(op: Op, bodyText: string, reply: Reply, replicas: readonly string[], timeoutMs: number, inOrder: boolean): Promise<void> {
-    const start = inOrder ? 0 : Math.floor(this.random() * replicas.length);
+    const quietMs = 2 * this.config.gossipIntervalMs;
+    let order = replicas;
+    if (!inOrder) {
+      const start = Math.floor(this.random() * replicas.length);
+      const rotated = replicas.map((_, i) => replicas[(start + i) % replicas.length]!);
+      const heard = rotated.filter((id) => this.membership.silentForMs(id) <= quietMs);
+      order = heard.length === rotated.length ? rotated : [...heard, ...rotated.filter((id) => !heard.includes(id))];
+    }
     const deadline = this.clock.monotonic() + timeoutMs;
     const item = batchItemText(op, bodyText);
-    for (let i = 0; i < replicas.length; i++) {
-      const target = replicas[(start + i) % replicas.length];
+    for (let i = 0; i < order.length; i++) {
+      const target = order[i]!;
       const remaining = deadline - this.clock.monotonic();
       if (remaining <= 0) break;
       try {
         // A little longer than the request's own timeout, so the coordinator's TIMEOUT reply wins the race.
-        reply(await this.forwards.request(this.subjects.coordinateBatch(target), FORWARDED, item, remaining + 250));
+        const answer = this.forwards.request(this.subjects.coordinateBatch(target), FORWARDED, item, remaining + 250);
+        if (!inOrder && i < order.length - 1) {
+          const early = await this.within(answer, remaining / 2);
+          if (early === undefined && this.membership.silentForMs(target) > quietMs) {
+            answer.catch(() => {});
+            continue;
+          }
+          reply(early ?? (await answer));
+        } else {
+          reply(await answer);
+        }
         return;
       } catch (e) {
         if (e instanceof TransportError && e.kind === 'no-responders') continue;
@@ -287,5 +310,22 @@ export class ClientServer {
       }
     }
     reply(errorText('UNAVAILABLE', `none of the key's replicas (${replicas.join(', ')}) is reachable`));
+  }
+
+  /** What `p` resolves to within `ms`, or undefined if it has not by then (its rejection is thrown). */
+  private within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => resolve(undefined), ms);
+      p.then(
+        (v) => {
+          this.clock.clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.clock.clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
   }
 }

@@ -35,6 +35,8 @@ export interface Membership {
   /** the ring once joins, leaves and weight changes in progress complete; null when none are */
   futureRing(): Ring | null;
   isDown(id: string): boolean;
+  /** ms since this node last heard from `id` (0 for itself, Infinity for a member never heard from) */
+  silentForMs(id: string): number;
   members(): MemberView[];
 }
 
