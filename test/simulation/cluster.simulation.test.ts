@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/di/tokens.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 import type { StoredKey } from '../../src/storage/storage.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
+import { keyPosition } from '../../src/ring/hash.js';
 import { decodeJson, type Transport } from '../../src/transport/transport.js';
 import { FAST_GOSSIP } from '../helpers/memory-cluster.js';
 import { seededRandom } from '../helpers/prng.js';
@@ -19,17 +20,22 @@ import { seededRandom } from '../helpers/prng.js';
  * simulated clock for every timer, one seeded random source. Each seed runs a write
  * workload through a random fault (a node restart, a partition, message loss), heals,
  * and checks that no acknowledged write is lost. A failure names its seed, which
- * replays it exactly.
+ * replays it exactly. Four nodes with N=3: a node down or cut off has a fallback to
+ * take its writes as hints, so hinted handoff is exercised, and a check that hints
+ * drain can fail.
  */
-const IDS = ['n1', 'n2', 'n3'];
+const IDS = ['n1', 'n2', 'n3', 'n4'];
 const STEP_MS = 10;
 const SEEDS = Array.from({ length: 200 }, (_, i) => i + 1);
+/** The reaping runs are the slower ones (more deletes, anti-entropy every second): the first 100 seeds. */
+const REAPING_SEEDS = SEEDS.slice(0, 100);
 /**
  * The least share of majority-side writes a single seed must have acknowledged while its fault lasts.
- * With one node of three down or cut off the other two take every W=2 write. With 20% of messages
- * dropped, a write fails when too few of its replica messages (and their replies) arrive in time:
- * 96% of them are acknowledged over all seeds, 86% in the worst seed of the last run, so each seed
- * must reach 75%.
+ * With one node of four down or cut off the others take every W=2 write (a node outside a key's
+ * replicas that forwards to the cut-off one moves on to another). With 20% of messages dropped, a
+ * write fails when too few of its messages (a forward, the replica writes, their replies) arrive in
+ * time: 90% of them are acknowledged over all seeds, 75% in the worst seed of the last run, so each
+ * seed must reach 75%.
  */
 const MIN_AVAILABILITY: Record<Fault, number> = { none: 1, crash: 1, partition: 1, loss: 0.75 };
 
@@ -145,7 +151,15 @@ async function runSeed(
   /** deleted keys some node still held at the end (reaping runs only) */
   unreaped: string[];
   majority: { sent: number; acked: number };
+  /** reads through the majority side while the fault lasted that returned what was never written */
+  strangeReads: string[];
+  /** of those reads, the ones answered with the key's value: the check above is not vacuous */
+  readsFound: number;
   diverged: string[];
+  /** ms of simulated time after the heal until every key's replicas held the same versions and no hint was left, with no client read */
+  convergedMs: number;
+  /** hints held, over every node, as the fault ended */
+  hintsDuringFault: number;
   hints: number;
   /** the acknowledged keys in the order their acknowledgements came */
   trace: string[];
@@ -216,11 +230,59 @@ async function runSeed(
     await sim.advance(25);
   }
   pending.push(...lateDeletes);
+  // Reads through the majority side while the fault lasts, held against what was written: a key's
+  // read finds its own value or nothing (it may not have reached R replicas yet), never another one;
+  // a key deleted before the fault is never found.
+  const strangeReads: string[] = [];
+  let readsFound = 0;
+  const reads: Promise<void>[] = [];
+  const via = IDS.find((id) => id !== victim)!;
+  for (const key of [...acked.slice(0, 10), ...deleted.slice(0, 5)]) {
+    reads.push(
+      sim.request<{ ok: boolean; found?: boolean; values?: unknown[] }>(`dynamo.node.${via}.kv.get`, { key, r: 2, timeoutMs: 500 }).then((r) => {
+        if (!r?.ok) return;
+        if (r.values?.length) readsFound++;
+        const gone = key.startsWith('gone') && !attempted.has(key);
+        if (gone ? r.found !== false : (r.values ?? []).some((v) => v !== key)) strangeReads.push(`${key}: ${JSON.stringify(r.values)}`);
+      }),
+    );
+  }
+  await sim.during(Promise.all(reads), 5000);
+  const hintsDuringFault = await Promise.all(IDS.map((id) => sim.storages.get(id)!.hintCount())).then((n) => n.reduce((a, b) => a + b, 0));
   faulted = false;
   if (fault === 'crash') await sim.startNode(victim);
   else if (fault !== 'none') await sim.faults({ heal: true });
   await sim.during(Promise.all(pending), 10_000);
-  await sim.advance(1500); // failure detector and hinted handoff settle
+  const healedAt = sim.sc.now();
+
+  // Convergence first, before any client read (so read repair cannot be what converges them): the
+  // natural replicas of every acknowledged and every deleted key hold the same versions, brought there
+  // by hinted handoff and anti-entropy alone, and every hint delivered, within 30 s.
+  const ring = sim.nodes.get(via)!.membership.ring();
+  const diverging = async () => {
+    const out: string[] = [];
+    for (const key of [...acked, ...deleted]) {
+      const views = await Promise.all(
+        ring.walk(keyPosition('default', key), 3).map(async (id) =>
+          (await sim.storages.get(id)!.read('default', key))
+            .map((v) => v.d.join(':'))
+            .sort()
+            .join(','),
+        ),
+      );
+      if (!views.every((v) => v === views[0])) out.push(key);
+    }
+    return out;
+  };
+  const hintsHeld = async () => (await Promise.all(IDS.map((id) => sim.storages.get(id)!.hintCount()))).reduce((a, b) => a + b, 0);
+  let diverged = await diverging();
+  let hints = await hintsHeld();
+  while ((diverged.length > 0 || hints > 0) && sim.sc.now() - healedAt < 30_000) {
+    await sim.advance(250);
+    diverged = await diverging();
+    hints = await hintsHeld();
+  }
+  const convergedMs = sim.sc.now() - healedAt;
 
   const lost: string[] = [];
   for (const key of acked.filter((k) => !attempted.has(k))) {
@@ -232,9 +294,6 @@ async function runSeed(
     }
     if (value !== key) lost.push(key);
   }
-  // Convergence: once the reads above have repaired what they saw, every replica holds the same versions of every
-  // acknowledged and every deleted key, and no hint is left.
-  await sim.advance(1500);
   const unreaped: string[] = [];
   if (reaping) {
     // Every tombstone goes once its grace has passed and the replicas are in sync: give it 20 s.
@@ -246,19 +305,6 @@ async function runSeed(
     for (let t = 0; t < 20_000 && (await held()).length > 0; t += 250) await sim.advance(250);
     unreaped.push(...(await held()));
   }
-  const diverged: string[] = [];
-  for (const key of [...acked, ...deleted]) {
-    const views = await Promise.all(
-      IDS.map(async (id) =>
-        (await sim.storages.get(id)!.read('default', key))
-          .map((v) => v.d.join(':'))
-          .sort()
-          .join(','),
-      ),
-    );
-    if (!views.every((v) => v === views[0])) diverged.push(key);
-  }
-  const hints = (await Promise.all(IDS.map((id) => sim.storages.get(id)!.hintCount()))).reduce((a, b) => a + b, 0);
   const resurrected: string[] = [];
   for (const key of deleted) {
     // Converged: no replica may hold a value for it (a read could miss one that R=2 did not ask)...
@@ -270,7 +316,24 @@ async function runSeed(
   const digests: Record<string, string> = {};
   for (const id of IDS) digests[id] = await storageDigest(sim.storages.get(id)!);
   await sim.stop();
-  return { fault, writes, acked: acked.length, lost, deleted: deleted.length, resurrected, unreaped, majority, diverged, hints, trace: acked, digests };
+  return {
+    fault,
+    writes,
+    acked: acked.length,
+    lost,
+    deleted: deleted.length,
+    resurrected,
+    unreaped,
+    majority,
+    strangeReads,
+    readsFound,
+    diverged,
+    convergedMs,
+    hintsDuringFault,
+    hints,
+    trace: acked,
+    digests,
+  };
 }
 
 /** A hash of every bucket/key a store holds with its stored versions, in key order. */
@@ -294,17 +357,20 @@ describe('whole cluster (deterministic simulation)', function () {
 
   it(`loses no acknowledged write, resurrects no deleted key, and converges under crashes, partitions and message loss (${SEEDS.length} seeds)`, async () => {
     const started = Date.now();
-    const totals = new Map<Fault, { seeds: number; writes: number; acked: number; sent: number; majorityAcked: number; worst: number }>();
+    const totals = new Map<
+      Fault,
+      { seeds: number; writes: number; acked: number; sent: number; majorityAcked: number; worst: number; hinted: number; slowest: number; readsFound: number }
+    >();
     for (const seed of SEEDS) {
       const r = await runSeed(seed);
-      const t = totals.get(r.fault) ?? { seeds: 0, writes: 0, acked: 0, sent: 0, majorityAcked: 0, worst: 1 };
+      const t = totals.get(r.fault) ?? { seeds: 0, writes: 0, acked: 0, sent: 0, majorityAcked: 0, worst: 1, hinted: 0, slowest: 0, readsFound: 0 };
       // Availability per seed, over the fault's window only, on the majority side: every fault has its bound.
       const seedAvailability = r.majority.acked / Math.max(1, r.majority.sent);
       expect(r.majority.sent, `seed ${seed}: no majority-side writes during the fault`).to.be.greaterThan(0);
       expect(seedAvailability, `seed ${seed} (${r.fault}): majority-side availability during the fault; replay with SEEDS = [${seed}]`).to.be.at.least(
         MIN_AVAILABILITY[r.fault],
       );
-      totals.set(r.fault, {
+      Object.assign(t, {
         seeds: t.seeds + 1,
         writes: t.writes + r.writes,
         acked: t.acked + r.acked,
@@ -312,25 +378,34 @@ describe('whole cluster (deterministic simulation)', function () {
         majorityAcked: t.majorityAcked + r.majority.acked,
         worst: Math.min(t.worst, seedAvailability),
       });
+      totals.set(r.fault, t);
       expect(r.lost, `seed ${seed} (${r.fault}) lost acknowledged writes; replay with SEEDS = [${seed}]`).to.deep.equal([]);
       expect(r.resurrected, `seed ${seed} (${r.fault}) brought deleted keys back; replay with SEEDS = [${seed}]`).to.deep.equal([]);
       expect(r.deleted, `seed ${seed}: deletes were not acknowledged`).to.equal(5);
       expect(r.diverged, `seed ${seed} (${r.fault}): replicas differ; replay with SEEDS = [${seed}]`).to.deep.equal([]);
+      expect(r.strangeReads, `seed ${seed} (${r.fault}): reads during the fault found what was not written; replay with SEEDS = [${seed}]`).to.deep.equal([]);
+      // A node down or cut off: its writes went to the fallback as hints, and every hint was delivered.
+      if (r.fault === 'crash' || r.fault === 'partition')
+        expect(r.hintsDuringFault, `seed ${seed} (${r.fault}): no hint stored during the fault`).to.be.greaterThan(0);
       expect(r.hints, `seed ${seed} (${r.fault}): hints left`).to.equal(0);
+      t.hinted += r.hintsDuringFault;
+      t.readsFound += r.readsFound;
+      t.slowest = Math.max(t.slowest, r.convergedMs);
     }
     for (const [fault, t] of totals) {
+      expect(t.readsFound, `${fault}: no read during the fault found a value`).to.be.greaterThan(0);
       const availability = t.majorityAcked / Math.max(1, t.sent);
       console.log(
-        `      ${fault}: ${t.seeds} seeds, ${t.writes} writes, ${t.acked} acknowledged, 0 lost; majority side during the fault ${(availability * 100).toFixed(2)}% (worst seed ${(t.worst * 100).toFixed(2)}%)`,
+        `      ${fault}: ${t.seeds} seeds, ${t.writes} writes, ${t.acked} acknowledged, 0 lost; majority side during the fault ${(availability * 100).toFixed(2)}% (worst seed ${(t.worst * 100).toFixed(2)}%); ${t.readsFound} reads during the fault found their value, none another; ${t.hinted} hints stored, all delivered; converged with no reads within ${t.slowest} ms of the heal`,
       );
     }
     console.log(`      ${SEEDS.length} seeds in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 
-  it(`with tombstone reaping on, resurrects no key deleted before or during the fault, and reaps every tombstone (${SEEDS.length} seeds)`, async () => {
+  it(`with tombstone reaping on, resurrects no key deleted before or during the fault, and reaps every tombstone (${REAPING_SEEDS.length} seeds)`, async () => {
     const started = Date.now();
     let deleted = 0;
-    for (const seed of SEEDS) {
+    for (const seed of REAPING_SEEDS) {
       const r = await runSeed(seed, true);
       const replay = `replay with SEEDS = [${seed}] and reaping`;
       expect(r.lost, `seed ${seed} (${r.fault}) lost acknowledged writes; ${replay}`).to.deep.equal([]);
@@ -340,7 +415,7 @@ describe('whole cluster (deterministic simulation)', function () {
       expect(r.deleted, `seed ${seed}: deletes before the fault were not all acknowledged`).to.be.at.least(5);
       deleted += r.deleted;
     }
-    console.log(`      ${deleted} deletes reaped, none came back; ${SEEDS.length} seeds in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`      ${deleted} deletes reaped, none came back; ${REAPING_SEEDS.length} seeds in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 
   it('replays a seed exactly: the same acknowledgements in the same order, and the same stored versions on every node', async () => {
