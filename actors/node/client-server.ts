@@ -280,14 +280,13 @@ export class ClientServer {
     let order = replicas;
     if (!inOrder) {
       const start = Math.floor(this.random() * replicas.length);
-      const rotated = replicas.map((_, i) => replicas[(start + i) % replicas.length]!);
+      const rotated = [...replicas.slice(start), ...replicas.slice(0, start)];
       const heard = rotated.filter((id) => this.membership.silentForMs(id) <= quietMs);
       order = heard.length === rotated.length ? rotated : [...heard, ...rotated.filter((id) => !heard.includes(id))];
     }
     const deadline = this.clock.monotonic() + timeoutMs;
     const item = batchItemText(op, bodyText);
-    for (let i = 0; i < order.length; i++) {
-      const target = order[i]!;
+    for (const [i, target] of order.entries()) {
       const remaining = deadline - this.clock.monotonic();
       if (remaining <= 0) break;
       try {
