@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { freePort } from '../../src/cli/servers.js';
 import { NatsTransport } from '../../src/transport/nats-transport.js';
@@ -39,6 +40,10 @@ const CATCH_UP_MS = 10_000;
 interface Scenario {
   name: string;
   cut(ipt: Iptables, c: ProcessCluster): Promise<void>;
+  /** Undoes the cut (default: the iptables rules go). */
+  heal?(ipt: Iptables, c: ProcessCluster): Promise<void>;
+  /** What shows the cut itself took effect, or null (default: packets iptables dropped). */
+  proof?(ipt: Iptables, c: ProcessCluster): Promise<string | null>;
   /** How long the fault lasts, ms: the experiment's own duration, not a wait for a condition. */
   durationMs: number;
   /** Flapping: cut this long, healed as long, again and again for durationMs. */
@@ -75,6 +80,18 @@ const SCENARIOS: Scenario[] = [
     durationMs: 10_000,
     minority: false,
   },
+  {
+    // A server hung whole: its kernel still acknowledges TCP, so nothing times out at once.
+    name: "n3's nats-server frozen (SIGSTOP) for 10 s",
+    cut: async (_, c) => void c.natsServers[2]!.child.kill('SIGSTOP'),
+    heal: async (_, c) => void c.natsServers[2]!.child.kill('SIGCONT'),
+    proof: async (_, c) => {
+      const stat = await readFile(`/proc/${c.natsServers[2]!.child.pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T') ? "n3's nats-server is stopped" : null;
+    },
+    durationMs: 10_000,
+    minority: false,
+  },
 ];
 
 /**
@@ -94,7 +111,7 @@ async function strike(s: Scenario, ipt: Iptables, c: ProcessCluster, check: () =
       effect = await check();
     }
     await sleep(healAt - Date.now());
-    await ipt.heal();
+    await (s.heal ? s.heal(ipt, c) : ipt.heal());
     if (s.flapMs && Date.now() < end) await sleep(Math.min(s.flapMs, end - Date.now()));
   }
   return effect;
@@ -151,17 +168,26 @@ async function held(stores: Redis[], keys: readonly string[]): Promise<Set<strin
   );
 }
 
-/** What shows, while a cut is on, that it struck, or null: packets dropped, and n1 sees n3 down or n3 lacks a write acknowledged since the cut. */
-async function strikeEffect(ipt: Iptables, c: ProcessCluster, n3: Redis, ops: readonly Op[], cutAt: number): Promise<string | null> {
-  const dropped = await ipt.dropped();
-  if (dropped === 0) return null;
+/** Packets the cut's rules dropped, or null for none. */
+async function droppedPackets(ipt: Iptables): Promise<string | null> {
+  const n = await ipt.dropped();
+  return n > 0 ? `${n} packets dropped` : null;
+}
+
+/**
+ * What shows, while a cut is on, that it struck, or null: the cut's own proof (packets
+ * dropped), and n1 sees n3 down or n3 lacks a write acknowledged since the cut.
+ */
+async function strikeEffect(proof: string | null, c: ProcessCluster, n3: Redis, ops: readonly Op[], cutAt: number): Promise<string | null> {
+  if (proof === null) return null;
+  const dropped = proof;
   const s = await c.request<{ members: { id: string; state: string }[] }>('dynamo.node.n1.admin.status', '', 1000).catch(() => null);
   const seen = s?.members.find((m) => m.id === 'n3')?.state;
-  if (seen !== undefined && seen !== 'up') return `${dropped} packets dropped; n1 sees n3 ${seen}`;
+  if (seen !== undefined && seen !== 'up') return `${dropped}; n1 sees n3 ${seen}`;
   const since = ops.filter((o) => o.ok && o.start >= cutAt).map((o) => o.key);
   const [have] = await held([n3], since);
   const lacking = since.filter((k) => !have!.has(k));
-  return lacking.length ? `${dropped} packets dropped; n3 lacks ${lacking.length} writes acknowledged since the cut` : null;
+  return lacking.length ? `${dropped}; n3 lacks ${lacking.length} writes acknowledged since the cut` : null;
 }
 
 describe('Real partitions: routed NATS and iptables (real processes)', function () {
@@ -183,7 +209,7 @@ describe('Real partitions: routed NATS and iptables (real processes)', function 
       // A port no process listens on: the rules are there, and drop nothing.
       await ipt.cutClientPort(await freePort());
       await waitFor(() => ops.filter((o) => o.ok).length >= 200, 20_000, 'writes acknowledged during the no-op cut');
-      const effect = await strikeEffect(ipt, c, stores[2]!, ops, cutAt);
+      const effect = await strikeEffect(await droppedPackets(ipt), c, stores[2]!, ops, cutAt);
       done = true;
       await running;
       expect(effect).to.equal(null);
@@ -216,7 +242,9 @@ describe('Real partitions: routed NATS and iptables (real processes)', function 
         const running = Promise.all([workload(c.client, MAJORITY, 'w', () => done, ops), n3Client && workload(n3Client, MINORITY, 'm', () => done, minority)]);
         await sleep(BEFORE_MS);
         const cutAt = Date.now();
-        const effect = await strike(scenario, ipt, c, () => strikeEffect(ipt, c, stores[2]!, ops, cutAt));
+        const effect = await strike(scenario, ipt, c, async () =>
+          strikeEffect(await (scenario.proof ? scenario.proof(ipt, c) : droppedPackets(ipt)), c, stores[2]!, ops, cutAt),
+        );
         const healAt = Date.now();
         // n3 catching up on what it missed, watched from the heal on while the writes go on:
         // its Redis, read directly (no client read, so no read repair), until it holds every

@@ -136,6 +136,8 @@ export class ProcessCluster {
       if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGCONT');
       await r.stop();
     }
+    // A server left stopped by a failed fault test would take SIGTERM only once continued.
+    for (const s of this.natsServers) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGCONT');
     if (this.natsServers.length) await Promise.all(this.natsServers.map((s) => s.stop()));
     else await this.nats?.stop();
     rmSync(this.dir, { recursive: true, force: true });
