@@ -200,7 +200,7 @@ export interface NatsClusterOptions {
 }
 
 /** A server of a routed cluster: its client port, and the port its routes listen on. */
-export type ClusterServer = ServerProcess & { clusterPort: number; uid?: number };
+export type ClusterServer = ServerProcess & { clusterPort: number };
 
 /**
  * A cluster of nats-servers routed to each other, on loopback ports: JetStream KV for
@@ -235,7 +235,7 @@ export async function startNatsCluster(dir: string, options: NatsClusterOptions)
       chownSync(conf, uid, uid);
     }
     const server = spawnServer(`nats-server ${name}`, bin, ['-c', conf], p.client, join(home, 'nats-server.log'), process.env, uid);
-    return Object.assign(server, { clusterPort: p.cluster, uid });
+    return Object.assign(server, { clusterPort: p.cluster });
   });
   try {
     await Promise.all(servers.map((s) => s.ready));
