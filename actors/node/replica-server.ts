@@ -105,7 +105,13 @@ export class ReplicaServer {
     const items = this.batchOf(m, isPutItem);
     if (items === null) return;
     try {
-      const stored = await Promise.all(items.map((it) => (it.h === undefined ? this.storage.apply(it.b, it.k, it.x) : this.hint(it.h, it.b, it.k, it.x))));
+      // Plain writes go to storage as one call (one script run in Redis); hints one by one.
+      const plain = items.filter((it) => it.h === undefined);
+      const applied = this.storage.applyMany(plain.map((it) => ({ bucket: it.b, key: it.k, versions: it.x })));
+      const hinted = Promise.all(items.map((it) => (it.h === undefined ? false : this.hint(it.h, it.b, it.k, it.x))));
+      const [merged, hints] = await Promise.all([applied, hinted]);
+      let next = 0;
+      const stored = items.map((it, i) => (it.h === undefined ? (merged[next++] ?? false) : hints[i]));
       if (stored.includes('full')) {
         this.hintsRefused++;
         m.respond(errorText('UNAVAILABLE', `this node's hint store is full (${HINT_LIMITS.maxHints} hints or ${HINT_LIMITS.maxBytes} bytes)`));
@@ -123,7 +129,7 @@ export class ReplicaServer {
     if (items === null) return;
     if (this.away.repairing) return void m.respond(errorText('UNAVAILABLE', AWAY_REPAIR_REFUSAL));
     try {
-      const found = await Promise.all(items.map((it) => this.storage.readRaw(it.b, it.k)));
+      const found = await this.storage.readRawMany(items.map((it) => ({ bucket: it.b, key: it.k })));
       // Stored sibling arrays go out as they are: no parse, no re-encode.
       m.respond(`{"ok":true,"found":[${found.map((f) => f ?? 'null').join(',')}]}`);
     } catch (e) {

@@ -12,6 +12,7 @@ import {
   type CoordinatedWrite,
   type Storage,
   type StoredKey,
+  type VersionsOf,
   type ChangePage,
   type TombstoneKey,
 } from './storage.js';
@@ -112,6 +113,10 @@ export class MemoryStorage implements Storage {
     }
     if (changed) this.store(bucket, key, siblings);
     return changed;
+  }
+
+  async applyMany(items: readonly VersionsOf[]): Promise<boolean[]> {
+    return Promise.all(items.map((it) => this.apply(it.bucket, it.key, it.versions)));
   }
 
   async coordinate(w: CoordinatedWrite): Promise<CoordinatedResult> {

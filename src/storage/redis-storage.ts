@@ -5,6 +5,7 @@ import { parseTreeField, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf, SEGMENTS } from '../ring/index.js';
 import {
   APPLY_LUA,
+  APPLY_MANY_LUA,
   COORDINATE_LUA,
   DELETE_HINT_LUA,
   EPOCH_LUA,
@@ -27,6 +28,7 @@ import {
   type CoordinatedWrite,
   type Storage,
   type StoredKey,
+  type VersionsOf,
   type ChangePage,
   type TombstoneKey,
 } from './storage.js';
@@ -72,6 +74,7 @@ type ScriptedRedis = Redis & {
   dynamoLease(key: string, owner: string, ttlMs: number): Promise<number>;
   dynamoRelease(key: string, owner: string): Promise<number>;
   dynamoRefreshTree(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  dynamoApplyMany(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
   dynamoRecomputeLeaves(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
 
@@ -130,6 +133,7 @@ export class RedisStorage implements Storage {
       ...options,
     });
     redis.defineCommand('dynamoApply', { numberOfKeys: 2, lua: APPLY_LUA });
+    redis.defineCommand('dynamoApplyMany', { lua: APPLY_MANY_LUA });
     redis.defineCommand('dynamoCoordinate', { numberOfKeys: 4, lua: COORDINATE_LUA });
     redis.defineCommand('dynamoFoldDirty', { numberOfKeys: 2, lua: FOLD_DIRTY_LUA });
     redis.defineCommand('dynamoRefreshTree', { lua: REFRESH_TREE_LUA });
@@ -174,6 +178,21 @@ export class RedisStorage implements Storage {
     try {
       const segment = segmentOf(keyPosition(bucket, key));
       return (await this.redis.dynamoApply(dataKey(bucket, key), TREE_DIRTY, JSON.stringify(versions), treeField(bucket, key), segment)) === 1;
+    } catch (e) {
+      throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async applyMany(items: readonly VersionsOf[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    const keys: string[] = [TREE_DIRTY];
+    const args: (string | number)[] = [];
+    for (const it of items) {
+      keys.push(dataKey(it.bucket, it.key));
+      args.push(JSON.stringify(it.versions), treeField(it.bucket, it.key), segmentOf(keyPosition(it.bucket, it.key)));
+    }
+    try {
+      return (await this.redis.dynamoApplyMany(keys.length, ...keys, ...args)).map((r) => r === 1);
     } catch (e) {
       throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
     }

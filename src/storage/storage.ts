@@ -48,6 +48,8 @@ export interface Storage {
   readRaw(bucket: string, key: string): Promise<string | null>;
   /** Merge versions written elsewhere, atomically; resolves true when that changed what is stored. */
   apply(bucket: string, key: string, versions: readonly Version[]): Promise<boolean>;
+  /** apply() for many keys at once (a replica's batch): each key merged atomically, one result per item in order. */
+  applyMany(items: readonly VersionsOf[]): Promise<boolean[]>;
   /**
    * Create a new version with a fresh dot of `write.node` and merge it locally, in
    * one atomic step so concurrent writes get distinct dots.
@@ -198,6 +200,13 @@ export interface TombstoneKey {
   readonly raw: string;
   /** when it last changed, on the store's clock */
   readonly at: number;
+}
+
+/** A key and versions to merge into it. */
+export interface VersionsOf {
+  readonly bucket: string;
+  readonly key: string;
+  readonly versions: readonly Version[];
 }
 
 export interface StoredKey {

@@ -33,7 +33,7 @@ describe('Redis storage (real redis-server)', function () {
 
   it('merges exactly as the pure merge does, over random write histories', async () => {
     const op = fc.record({
-      kind: fc.constantFrom('coordinate', 'apply'),
+      kind: fc.constantFrom('coordinate', 'apply', 'applyMany'),
       node: fc.constantFrom('n1', 'n2', 'n3'),
       withContext: fc.boolean(),
       tombstone: fc.boolean(),
@@ -49,6 +49,18 @@ describe('Redis storage (real redis-server)', function () {
           if (o.kind === 'apply' && seen.length > 0) {
             const v = seen[o.pick % seen.length]!;
             expect(await redis.apply('b', key, [v])).to.equal(await memory.apply('b', key, [v]));
+          } else if (o.kind === 'applyMany' && seen.length > 0) {
+            // A replica's batch: the key more than once, and another key between, each merged in order.
+            const pick = (n: number) => seen[(o.pick + n) % seen.length]!;
+            const items = [
+              { bucket: 'b', key, versions: [pick(0)] },
+              { bucket: 'b', key: `${key}-other`, versions: [pick(1)] },
+              { bucket: 'b', key, versions: [pick(1), pick(2)] },
+            ];
+            const expected: boolean[] = [];
+            for (const it of items) expected.push(await memory.apply(it.bucket, it.key, it.versions));
+            expect(await redis.applyMany(items)).to.deep.equal(expected);
+            expect(dots(await redis.read('b', `${key}-other`))).to.deep.equal(dots(await memory.read('b', `${key}-other`)));
           } else {
             const current = await memory.read('b', key);
             const context = o.withContext && current.length ? current[o.pick % current.length]!.c : {};
@@ -117,6 +129,14 @@ describe('Redis storage (real redis-server)', function () {
     const foreign: Version = { d: ['n9.x', 1], c: {}, t: 9, v: '9' };
     await redis.apply('t', 'tree-0', [foreign]);
     mirror.update(segmentOf(keyPosition('t', 'tree-0')), treeField('t', 'tree-0'), await redis.read('t', 'tree-0'));
+    // So does a replica's batch, one script run for several keys.
+    const batch = ['tree-1', 'tree-2', 'tree-3'];
+    expect(await redis.applyMany(batch.map((key, i) => ({ bucket: 't', key, versions: [{ ...foreign, d: ['n9.x', 2 + i] as const }] })))).to.deep.equal([
+      true,
+      true,
+      true,
+    ]);
+    for (const key of batch) mirror.update(segmentOf(keyPosition('t', key)), treeField('t', key), await redis.read('t', key));
     // Compare only the segments these keys live in; other tests write elsewhere.
     const leaves = fullLeaves(await redis.treeLeaves());
     for (const key of keys) {
