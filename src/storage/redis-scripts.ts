@@ -61,6 +61,8 @@ local function xorwords(x1, x2, x3, x4, h)
   return bit.bxor(x1, w1), bit.bxor(x2, w2), bit.bxor(x3, w3), bit.bxor(x4, w4)
 end
 local function keyhash(field, sibs)
+  -- One sibling (nearly every key): its hash is the key's, as the XOR below would give it.
+  if #sibs == 1 then return string.sub(redis.sha1hex(field .. '\\n' .. sibs[1].d[1] .. ':' .. string.format('%d', sibs[1].d[2])), 1, 32) end
   local a, b, c, d = 0, 0, 0, 0
   for _, s in ipairs(sibs) do
     a, b, c, d = xorwords(a, b, c, d, redis.sha1hex(field .. '\\n' .. s.d[1] .. ':' .. string.format('%d', s.d[2])))
@@ -118,12 +120,45 @@ local function indexkey(field, sibs, now)
   if live and expiry ~= nil then redis.call('ZADD', 'x:index', expiry, field) else redis.call('ZREM', 'x:index', field) end
   if not live and sibs ~= nil and #sibs > 0 then redis.call('ZADD', 'z:index', now, field) else redis.call('ZREM', 'z:index', field) end
 end
--- Record what the key holds now (sibs nil or empty: nothing) in its segment's index, and its leaf's change in acc.
-local function track(acc, index, seg, field, sibs)
+-- What a key's versions make of it in the listing indexes: 'v' a value that never expires,
+-- 'x' values that all expire (by the time returned), 't' tombstones only; nil when it holds nothing.
+local function liststate(sibs)
+  if sibs == nil or #sibs == 0 then return nil, nil end
+  local live, expiry = false, 0
+  for _, s in ipairs(sibs) do
+    if s.v ~= nil then
+      live = true
+      if expiry ~= nil then
+        if s.x == nil then expiry = nil elseif s.x > expiry then expiry = s.x end
+      end
+    end
+  end
+  if not live then return 't', nil end
+  if expiry == nil then return 'v', nil end
+  return 'x', expiry
+end
+-- indexkey's result, from the state the key was in (its index entry's last letter): only what
+-- changed is written, so a key rewritten with a value that never expires costs no index command.
+local function reindex(field, was, state, expiry, now)
+  local live, waslive = state == 'v' or state == 'x', was == 'v' or was == 'x'
+  if live and not waslive then redis.call('ZADD', 'k:index', 0, field) elseif waslive and not live then redis.call('ZREM', 'k:index', field) end
+  if state == 'x' then redis.call('ZADD', 'x:index', expiry, field) elseif was == 'x' then redis.call('ZREM', 'x:index', field) end
+  if state == 't' then redis.call('ZADD', 'z:index', now, field) elseif was == 't' then redis.call('ZREM', 'z:index', field) end
+end
+-- Record what the key holds now (sibs nil or empty: nothing) in its segment's index, and its
+-- leaf's change in acc. An index entry is the key's hash (32 hex digits) and its liststate
+-- letter; the leaves XOR the hashes only. With now, the listing indexes follow the change.
+local function track(acc, index, seg, field, sibs, now)
   local old = redis.call('HGET', index, field)
   if not old then old = nil end
+  local state, expiry = liststate(sibs)
   local new = nil
-  if sibs ~= nil and #sibs > 0 then new = keyhash(field, sibs) end
+  if state ~= nil then new = keyhash(field, sibs) .. state end
+  if now ~= nil then
+    local was = nil
+    if old ~= nil then was = string.sub(old, 33, 33) end
+    reindex(field, was, state, expiry, now)
+  end
   if old == new then return end
   local w = acc[seg]
   if w == nil then w = { 0, 0, 0, 0 } acc[seg] = w end
@@ -197,8 +232,7 @@ for _, m in ipairs(members) do
   local cur = redis.call('GET', 'v:' .. field)
   local sibs = nil
   if cur then sibs = cjson.decode(cur) end
-  indexkey(field, sibs, now)
-  track(acc, 't:s:' .. seg, seg, field, sibs)
+  track(acc, 't:s:' .. seg, seg, field, sibs, now)
 end
 xorleaves(KEYS[1], acc)
 return #members

@@ -103,7 +103,9 @@ const CHANGE_LOG = 'w:log';
 /** Index entries read per command while listing. */
 const LIST_CHUNK = 1000;
 /** What the tree and the listing index were built as: a store built as anything else is rebuilt. */
-const TREE_VERSION = `xor16-sha1-${SEGMENTS}+keys+tombstones`;
+const TREE_VERSION = `xor16-sha1-${SEGMENTS}+keys+tombstones+states`;
+/** Hex digits of a key's hash in its index entry. */
+const HASH_HEX = 32;
 /** The leases a node's processes take (one per actor), kept beside the data. */
 const LEASE_NAMES = ['node', 'coordinator', 'gossiper', 'anti-entropy'];
 /** Keys per script call while rebuilding a tree. */
@@ -452,7 +454,10 @@ export class RedisStorage implements Storage {
     const results = (await pipeline.exec()) ?? [];
     return results.map(([err, value]) => {
       if (err) throw new StorageError(`tree read failed: ${err.message}`, { cause: err });
-      return new Map(Object.entries(value as Record<string, string>));
+      // An entry is the key's hash and a letter for its listing state (FOLD_DIRTY_LUA): the exchange compares hashes.
+      const index = new Map<string, string>();
+      for (const [field, entry] of Object.entries(value as Record<string, string>)) index.set(field, entry.slice(0, HASH_HEX));
+      return index;
     });
   }
 

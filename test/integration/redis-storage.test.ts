@@ -243,6 +243,47 @@ describe('Redis storage (real redis-server)', function () {
     expect(await redis.reapExpired(now, 100)).to.equal(0);
   });
 
+  it('keeps the listing, expiry and tombstone indexes in step with each key across folds, whatever state it moves from', async () => {
+    const raw = new Redis(server.url);
+    try {
+      const now = Date.now();
+      const field = treeField('ix', 'k');
+      const put = (value: string | undefined, expiresAt?: number) =>
+        redis.coordinate({ bucket: 'ix', key: 'k', context: {}, node: 'n1', ts: now, value, supersede: true, expiresAt });
+      /** What the three indexes say of the key after a fold: listed, its expiry score, its tombstone score. */
+      const indexed = async () => {
+        await redis.treeLeaves();
+        const [listed, expiry, tomb] = await Promise.all([raw.zscore('k:index', field), raw.zscore('x:index', field), raw.zscore('z:index', field)]);
+        return { listed: listed !== null, expiry: expiry === null ? null : Number(expiry), tombstone: tomb !== null };
+      };
+      await put('1');
+      expect(await indexed()).to.deep.equal({ listed: true, expiry: null, tombstone: false });
+      await put('2');
+      expect(await indexed()).to.deep.equal({ listed: true, expiry: null, tombstone: false });
+      await put('3', now + 60_000);
+      expect(await indexed()).to.deep.equal({ listed: true, expiry: now + 60_000, tombstone: false });
+      await put('4', now + 90_000);
+      expect(await indexed()).to.deep.equal({ listed: true, expiry: now + 90_000, tombstone: false });
+      await put(undefined);
+      expect(await indexed()).to.deep.equal({ listed: false, expiry: null, tombstone: true });
+      await put(undefined);
+      expect(await indexed()).to.deep.equal({ listed: false, expiry: null, tombstone: true });
+      await put('5', now + 60_000);
+      expect(await indexed()).to.deep.equal({ listed: true, expiry: now + 60_000, tombstone: false });
+      // Two siblings, one that never expires: listed, and out of the expiry index.
+      await redis.apply('ix', 'k', [{ d: ['n9.x', 1], c: {}, t: now, v: '9' }]);
+      expect(await indexed()).to.deep.equal({ listed: true, expiry: null, tombstone: false });
+      await put(undefined);
+      expect(await indexed()).to.deep.equal({ listed: false, expiry: null, tombstone: true });
+      // The key forgotten outright (the tombstone reaper): out of every index.
+      expect(await redis.deleteIfUnchanged('ix', 'k', (await redis.readRaw('ix', 'k'))!)).to.equal(true);
+      expect(await indexed()).to.deep.equal({ listed: false, expiry: null, tombstone: false });
+      expect(await raw.hexists(`t:s:${segmentOf(keyPosition('ix', 'k'))}`, field)).to.equal(0);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
   it('takes a new epoch after its data is wiped, so no dot issued before is issued again', async () => {
     const first = await redis.coordinate({ bucket: 'e', key: 'k', context: {}, node: 'n1', ts: 1, value: '1' });
     expect(first.version.d[0]).to.match(/^n1\.[0-9a-z]+$/);
