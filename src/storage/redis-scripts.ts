@@ -104,22 +104,6 @@ local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function indexkey(field, sibs, now)
-  local live, expiry = false, 0
-  if sibs ~= nil then
-    for _, s in ipairs(sibs) do
-      if s.v ~= nil then
-        live = true
-        if expiry ~= nil then
-          if s.x == nil then expiry = nil elseif s.x > expiry then expiry = s.x end
-        end
-      end
-    end
-  end
-  if live then redis.call('ZADD', 'k:index', 0, field) else redis.call('ZREM', 'k:index', field) end
-  if live and expiry ~= nil then redis.call('ZADD', 'x:index', expiry, field) else redis.call('ZREM', 'x:index', field) end
-  if not live and sibs ~= nil and #sibs > 0 then redis.call('ZADD', 'z:index', now, field) else redis.call('ZREM', 'z:index', field) end
-end
 -- What a key's versions make of it in the listing indexes: 'v' a value that never expires,
 -- 'x' values that all expire (by the time returned), 't' tombstones only; nil when it holds nothing.
 local function liststate(sibs)
@@ -137,7 +121,13 @@ local function liststate(sibs)
   if expiry == nil then return 'v', nil end
   return 'x', expiry
 end
--- indexkey's result, from the state the key was in (its index entry's last letter): only what
+local function indexkey(field, sibs, now)
+  local state, expiry = liststate(sibs)
+  if state == 'v' or state == 'x' then redis.call('ZADD', 'k:index', 0, field) else redis.call('ZREM', 'k:index', field) end
+  if state == 'x' then redis.call('ZADD', 'x:index', expiry, field) else redis.call('ZREM', 'x:index', field) end
+  if state == 't' then redis.call('ZADD', 'z:index', now, field) else redis.call('ZREM', 'z:index', field) end
+end
+-- What indexkey does, from the state the key was in (its index entry's last letter): only what
 -- changed is written, so a key rewritten with a value that never expires costs no index command.
 local function reindex(field, was, state, expiry, now)
   local live, waslive = state == 'v' or state == 'x', was == 'v' or was == 'x'
