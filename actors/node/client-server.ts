@@ -271,7 +271,8 @@ export class ClientServer {
    * replicas this node has not heard from for two gossip rounds last. A replica cut off
    * by a partition is not down yet for a while: one that has not answered by half the
    * time left, and has not been heard from meanwhile, is passed over for the next one,
-   * as Riak retries a put whose remote coordinator does not answer. Never for `inOrder`
+   * as Riak retries a put whose remote coordinator does not answer; one that answered another
+   * forwarded request meanwhile is only busy and is waited for. Never for `inOrder`
    * requests, which must not run twice (a counter would count twice); a put or delete
    * that does run twice leaves two versions of the same write, which reads merge.
    */
@@ -294,7 +295,7 @@ export class ClientServer {
         const answer = this.forwards.request(this.subjects.coordinateBatch(target), FORWARDED, item, remaining + 250);
         if (!inOrder && i < order.length - 1) {
           const early = await this.within(answer, remaining / 2);
-          if (early === undefined && this.membership.silentForMs(target) > quietMs) {
+          if (early === undefined && this.membership.silentForMs(target) > quietMs && !this.answeredWithin(target, quietMs)) {
             answer.catch(() => {});
             continue;
           }
@@ -302,6 +303,7 @@ export class ClientServer {
         } else {
           reply(await answer);
         }
+        this.answeredAt.set(target, this.clock.monotonic());
         return;
       } catch (e) {
         if (e instanceof TransportError && e.kind === 'no-responders') continue;
@@ -309,6 +311,18 @@ export class ClientServer {
       }
     }
     reply(errorText('UNAVAILABLE', `none of the key's replicas (${replicas.join(', ')}) is reachable`));
+  }
+
+  /** When each replica last answered a request forwarded to it. */
+  private readonly answeredAt = new Map<string, number>();
+
+  /**
+   * A replica that answered a forwarded request within `ms` is busy, not cut off: under load
+   * its heartbeats can look late, and passing it over would run the request twice.
+   */
+  private answeredWithin(target: string, ms: number): boolean {
+    const at = this.answeredAt.get(target);
+    return at !== undefined && this.clock.monotonic() - at <= ms;
   }
 
   /** What `p` resolves to within `ms`, or undefined if it has not by then (its rejection is thrown). */

@@ -17,8 +17,13 @@ describe('removing a dead node (real processes, the CLI)', function () {
   before(async () => {
     c = await new ProcessCluster(['n1', 'n2', 'n3', 'n4'], [...FAULT_NODE_ARGS, '--anti-entropy-interval', '300']).start();
     for (let i = 0; i < KEYS; i += 500) {
-      const r = await c.request<Multi>('dynamo.kv.mput', { items: keys.slice(i, i + 500).map((key) => ({ key, value: key })), w: 3 }, 20_000);
-      expect(r.results.every((x) => x.ok)).to.equal(true);
+      // Setup, not the subject: time enough that a busy replica is waited for, not passed over for another (which would write the key twice).
+      const r = await c.request<Multi>(
+        'dynamo.kv.mput',
+        { items: keys.slice(i, i + 500).map((key) => ({ key, value: key })), w: 3, timeoutMs: 10_000 },
+        20_000,
+      );
+      expect(r.results.filter((x) => !x.ok).slice(0, 3)).to.deep.equal([]);
     }
   });
   after(() => c?.stop());
