@@ -166,25 +166,11 @@ end
 `;
 
 /**
- * KEYS: data key, the dirty set; ARGV: JSON array of versions, tree field, segment.
- * Returns 1 when anything was stored, 0 when all were known or obsolete.
- */
-export const APPLY_LUA = `${HELPERS}
-local cur = redis.call('GET', KEYS[1])
-local sibs = {}
-if cur then sibs = cjson.decode(cur) end
-local merged, changed = mergeAll(sibs, cjson.decode(ARGV[1]))
-if not changed then return 0 end
-redis.call('SET', KEYS[1], cjson.encode(merged))
-redis.call('SADD', KEYS[2], ARGV[3] .. '|' .. ARGV[2])
-return 1
-`;
-
-/**
- * APPLY_LUA for many keys in one call, as a replica takes a coordinator's batch: one
- * script run instead of one per key (each run costs Redis more than a small merge).
- * KEYS: the dirty set, then the data keys; ARGV: for each key its JSON array of
- * versions, tree field and segment. Returns 1 or 0 per key, as APPLY_LUA does.
+ * Merge versions written elsewhere into one or more keys, each atomically, marking each
+ * changed key dirty for the tree. A replica takes a coordinator's batch in one script
+ * run, not one per key (each run costs Redis more than a small merge). KEYS: the dirty
+ * set, then the data keys; ARGV: for each key its JSON array of versions, tree field
+ * and segment. Returns, per key, 1 when anything was stored, 0 when all were known or obsolete.
  */
 export const APPLY_MANY_LUA = `${HELPERS}
 local out = {}

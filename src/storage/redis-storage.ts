@@ -4,7 +4,6 @@ import type { Version } from '../versioning/index.js';
 import { parseTreeField, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf, SEGMENTS } from '../ring/index.js';
 import {
-  APPLY_LUA,
   APPLY_MANY_LUA,
   COORDINATE_LUA,
   DELETE_HINT_LUA,
@@ -48,7 +47,6 @@ type ScriptedRedis = Redis & {
     maxBytes: number,
   ): Promise<number>;
   dynamoDeleteHint(k1: string, k2: string, k3: string, k4: string, k5: string, raw: string, member: string, owner: string): Promise<number>;
-  dynamoApply(key: string, dirty: string, versions: string, field: string, segment: number): Promise<number>;
   dynamoFoldDirty(leaves: string, dirty: string, count: number): Promise<number>;
   dynamoCoordinate(
     key: string,
@@ -134,7 +132,6 @@ export class RedisStorage implements Storage {
       lazyConnect: true,
       ...options,
     });
-    redis.defineCommand('dynamoApply', { numberOfKeys: 2, lua: APPLY_LUA });
     redis.defineCommand('dynamoApplyMany', { lua: APPLY_MANY_LUA });
     redis.defineCommand('dynamoCoordinate', { numberOfKeys: 4, lua: COORDINATE_LUA });
     redis.defineCommand('dynamoFoldDirty', { numberOfKeys: 2, lua: FOLD_DIRTY_LUA });
@@ -177,12 +174,8 @@ export class RedisStorage implements Storage {
   }
 
   async apply(bucket: string, key: string, versions: readonly Version[]): Promise<boolean> {
-    try {
-      const segment = segmentOf(keyPosition(bucket, key));
-      return (await this.redis.dynamoApply(dataKey(bucket, key), TREE_DIRTY, JSON.stringify(versions), treeField(bucket, key), segment)) === 1;
-    } catch (e) {
-      throw new StorageError(`write failed: ${(e as Error).message}`, { cause: e });
-    }
+    const [changed] = await this.applyMany([{ bucket, key, versions }]);
+    return changed === true;
   }
 
   async applyMany(items: readonly VersionsOf[]): Promise<boolean[]> {
