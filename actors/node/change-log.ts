@@ -9,15 +9,20 @@ import type { Subjects } from '../../src/protocol/subjects.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { tryDecodeJson, type Incoming, type Subscription, type Transport } from '../../src/transport/transport.js';
 import { encodeContext, fullClock, type Version } from '../../src/versioning/index.js';
+import { present } from '../../src/invariant.js';
 
 /** Events in one published message, at most. */
 const EVENTS_PER_MESSAGE = 256;
 
 interface Pending {
   readonly bucket: string;
-  readonly text: string;
-  readonly id: Promise<string>;
+  readonly key: string;
+  /** the event as logged */
+  readonly event: string;
 }
+
+/** Events appended per storage call (one script run in Redis), at most. */
+const APPENDS_PER_CALL = 256;
 
 /**
  * This node's change events. Each write it coordinates and acknowledges is appended to
@@ -51,36 +56,43 @@ export class ChangeLog {
   /** An acknowledged write coordinated here: `version` is the new version, `context` the reply's (null: work it out). */
   record(op: 'put' | 'delete', bucket: string, key: string, version: Version, context: string | null): void {
     if (this.config.changeLogSize === 0) return;
-    const text = changeText(op, bucket, key, version.v, context ?? encodeContext(fullClock(version)), version.t, version.x);
-    const id = this.storage.appendChange(bucket, key, text, this.config.changeLogSize);
-    // Settled in publish(); a rejection must not go unhandled meanwhile.
-    id.catch(() => {});
-    this.pending.push({ bucket, text, id });
+    const event = changeText(op, bucket, key, version.v, context ?? encodeContext(fullClock(version)), version.t, version.x);
+    this.pending.push({ bucket, key, event });
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        const batch = this.pending;
-        this.pending = [];
-        this.tail = this.tail.then(() => this.publish(batch));
-      });
+      setImmediate(() => this.append());
     }
   }
 
-  private async publish(batch: readonly Pending[]): Promise<void> {
-    const ids = await Promise.allSettled(batch.map((p) => p.id));
+  /** The turn's events go to the log together (calls made in order get increasing ids), then out in order. */
+  private append(): void {
+    this.scheduled = false;
+    for (let at = 0; at < this.pending.length; at += APPENDS_PER_CALL) {
+      const batch = this.pending.slice(at, at + APPENDS_PER_CALL);
+      const ids = this.storage.appendChanges(batch, this.config.changeLogSize);
+      // Settled in publish(); a rejection must not go unhandled meanwhile.
+      ids.catch(() => {});
+      this.tail = this.tail.then(() => this.publish(batch, ids));
+    }
+    this.pending = [];
+  }
+
+  private async publish(batch: readonly Pending[], appended: Promise<string[]>): Promise<void> {
+    let ids: string[];
+    try {
+      ids = await appended;
+    } catch (e) {
+      this.lost += batch.length;
+      if (!this.failing) this.logger.warn(`change log append failed; watchers miss these writes: ${(e as Error).message}`);
+      this.failing = true;
+      return;
+    }
+    this.failing = false;
     const byBucket = new Map<string, string[]>();
-    ids.forEach((r, i) => {
-      const p = batch[i] as Pending;
-      if (r.status === 'rejected') {
-        this.lost++;
-        if (!this.failing) this.logger.warn(`change log append failed; watchers miss these writes: ${(r.reason as Error).message}`);
-        this.failing = true;
-        return;
-      }
-      this.failing = false;
-      const text = publishedText(this.config.nodeId, r.value, this.last.get(p.bucket) ?? null, p.text);
-      this.last.set(p.bucket, r.value);
+    batch.forEach((p, i) => {
+      const id = present(ids[i], 'the log gives an id per event');
+      const text = publishedText(this.config.nodeId, id, this.last.get(p.bucket) ?? null, p.event);
+      this.last.set(p.bucket, id);
       const list = byBucket.get(p.bucket) ?? [];
       list.push(text);
       byBucket.set(p.bucket, list);
@@ -94,9 +106,10 @@ export class ChangeLog {
       };
       for (const e of events) {
         // An event too large for a message with others goes alone; one too large for any message is left to the log.
-        if (e.length * 3 > maxBytes && Buffer.byteLength(e, 'utf8') > maxBytes) continue;
-        if (fill.wouldOverflow(Buffer.byteLength(e, 'utf8'))) send();
-        fill.add(e, Buffer.byteLength(e, 'utf8'));
+        const bytes = Buffer.byteLength(e, 'utf8');
+        if (bytes > maxBytes) continue;
+        if (fill.wouldOverflow(bytes)) send();
+        fill.add(e, bytes);
       }
       send();
       this.published += events.length;

@@ -13,6 +13,7 @@ import {
   type Storage,
   type StoredKey,
   type VersionsOf,
+  type ChangeEntry,
   type ChangePage,
   type TombstoneKey,
 } from './storage.js';
@@ -220,11 +221,14 @@ export class MemoryStorage implements Storage {
   private changeSeq = 0;
   private changeTrimmed: string | null = null;
 
-  async appendChange(bucket: string, key: string, event: string, keep: number): Promise<string> {
-    const id = `0-${++this.changeSeq}`;
-    this.changeLog.push({ id, bucket, key, event });
+  async appendChanges(entries: readonly ChangeEntry[], keep: number): Promise<string[]> {
+    const ids = entries.map(({ bucket, key, event }) => {
+      const id = `0-${++this.changeSeq}`;
+      this.changeLog.push({ id, bucket, key, event });
+      return id;
+    });
     while (this.changeLog.length > keep) this.changeTrimmed = present(this.changeLog.shift(), 'the log is longer than it keeps').id;
-    return id;
+    return ids;
   }
 
   async readChanges(after: string | null, count: number): Promise<ChangePage> {

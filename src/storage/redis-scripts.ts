@@ -292,6 +292,19 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 `;
 
+/**
+ * The change log: append each (bucket, key, event) of ARGV[2..] to the stream KEYS[1],
+ * keeping about ARGV[1] entries. One script run for a turn's events, not an XADD each.
+ * Returns the new entries' ids, in order.
+ */
+export const APPEND_CHANGES_LUA = `
+local ids = {}
+for i = 2, #ARGV, 3 do
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'b', ARGV[i], 'k', ARGV[i + 1], 'e', ARGV[i + 2])
+end
+return ids
+`;
+
 /** KEYS[1] the store's epoch. Returns it, taking one if the store has none. */
 export const EPOCH_LUA = `${EPOCH}
 return epochOf(KEYS[1])

@@ -4,6 +4,7 @@ import type { Version } from '../versioning/index.js';
 import { parseTreeField, treeField } from '../merkle/index.js';
 import { keyPosition, segmentOf, SEGMENTS } from '../ring/index.js';
 import {
+  APPEND_CHANGES_LUA,
   APPLY_MANY_LUA,
   COORDINATE_LUA,
   DELETE_HINT_LUA,
@@ -28,6 +29,7 @@ import {
   type Storage,
   type StoredKey,
   type VersionsOf,
+  type ChangeEntry,
   type ChangePage,
   type TombstoneKey,
 } from './storage.js';
@@ -69,6 +71,7 @@ type ScriptedRedis = Redis & {
   dynamoDeleteIfUnchanged(key: string, dirty: string, raw: string, field: string, segment: number): Promise<number>;
   dynamoReplaceIfUnchanged(key: string, raw: string, next: string): Promise<number>;
   dynamoEpoch(key: string): Promise<string>;
+  dynamoAppendChanges(log: string, ...keepAndEntries: (string | number)[]): Promise<string[]>;
   dynamoLease(key: string, owner: string, ttlMs: number): Promise<number>;
   dynamoRelease(key: string, owner: string): Promise<number>;
   dynamoRefreshTree(numKeys: number, ...args: (string | number)[]): Promise<number>;
@@ -136,6 +139,7 @@ export class RedisStorage implements Storage {
     redis.defineCommand('dynamoCoordinate', { numberOfKeys: 4, lua: COORDINATE_LUA });
     redis.defineCommand('dynamoFoldDirty', { numberOfKeys: 2, lua: FOLD_DIRTY_LUA });
     redis.defineCommand('dynamoRefreshTree', { lua: REFRESH_TREE_LUA });
+    redis.defineCommand('dynamoAppendChanges', { numberOfKeys: 1, lua: APPEND_CHANGES_LUA });
     redis.defineCommand('dynamoEpoch', { numberOfKeys: 1, lua: EPOCH_LUA });
     redis.defineCommand('dynamoLease', { numberOfKeys: 1, lua: LEASE_LUA });
     redis.defineCommand('dynamoRelease', { numberOfKeys: 1, lua: RELEASE_LUA });
@@ -292,9 +296,12 @@ export class RedisStorage implements Storage {
     }
   }
 
-  async appendChange(bucket: string, key: string, event: string, keep: number): Promise<string> {
+  async appendChanges(entries: readonly ChangeEntry[], keep: number): Promise<string[]> {
+    if (entries.length === 0) return [];
     try {
-      return (await this.redis.xadd(CHANGE_LOG, 'MAXLEN', '~', keep, '*', 'b', bucket, 'k', key, 'e', event)) as string;
+      const args: (string | number)[] = [keep];
+      for (const e of entries) args.push(e.bucket, e.key, e.event);
+      return await this.redis.dynamoAppendChanges(CHANGE_LOG, ...args);
     } catch (e) {
       throw new StorageError(`change log append failed: ${(e as Error).message}`, { cause: e });
     }

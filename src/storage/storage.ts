@@ -87,11 +87,11 @@ export interface Storage {
    */
   reapExpired(now: number, max: number): Promise<number>;
   /**
-   * The change log (a Redis stream): append one acknowledged write's event (JSON text),
-   * keeping about the last `keep`; resolves to its id (`ms-seq`, increasing). Appends
-   * made in one turn resolve in the order they were made.
+   * The change log (a Redis stream): append acknowledged writes' events (JSON text), in
+   * order, keeping about the last `keep`; resolves to their ids (`ms-seq`, increasing,
+   * one per entry). Later calls get later ids.
    */
-  appendChange(bucket: string, key: string, event: string, keep: number): Promise<string>;
+  appendChanges(entries: readonly ChangeEntry[], keep: number): Promise<string[]>;
   /**
    * Up to `count` changes after `after` (null: the log's head only), in order; `head` is
    * the latest id, `oldest` the oldest it still holds, `trimmed` whether it has dropped any.
@@ -186,6 +186,13 @@ export interface CoordinatedResult {
 export const HINT_LIMITS = { maxHints: 100_000, maxBytes: 64 * 1024 * 1024 } as const;
 
 /** A read of the change log. */
+/** One acknowledged write's event for the change log. */
+export interface ChangeEntry {
+  readonly bucket: string;
+  readonly key: string;
+  readonly event: string;
+}
+
 export interface ChangePage {
   readonly changes: { readonly id: string; readonly bucket: string; readonly key: string; readonly event: string }[];
   readonly head: string | null;
