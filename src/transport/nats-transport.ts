@@ -1,4 +1,14 @@
-import { connect, NoRespondersError, PermissionViolationError, RequestError, TimeoutError, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  createInbox,
+  NoRespondersError,
+  PermissionViolationError,
+  RequestError,
+  TimeoutError,
+  type Msg,
+  type NatsConnection,
+  type Subscription as NatsSubscription,
+} from '@nats-io/transport-node';
 import { TransportError } from '../errors.js';
 import { Svcm } from '@nats-io/services';
 import type { Endpoint, Incoming, ServiceSpec, ServiceSubscription, SubscribeOptions, Subscription, Transport } from './transport.js';
@@ -57,7 +67,110 @@ function connectProblem(e: Error, security: NatsSecurity): string {
   return m;
 }
 
+/** How often unanswered requests are checked against their deadlines (while any are waiting). */
+const SWEEP_MS = 10;
+
+interface Waiting {
+  readonly subject: string;
+  readonly deadline: number;
+  readonly resolve: (data: Uint8Array) => void;
+  readonly reject: (e: TransportError) => void;
+}
+
+/**
+ * Requests share one reply subscription (`<inbox>.<n>`), one map of waiting requests and
+ * one sweeping timer. A nats.js request makes its own timer, promise pair, token and two
+ * Error objects (one for a request that succeeded): measured on one connection, 29 µs of
+ * the requester's CPU per request against 14 here. Errors mean what nats.js's would: no
+ * responders (the server's 503), a refused subject (the server's permission error), a timeout.
+ */
+class ReplyMux {
+  private readonly prefix: string;
+  private readonly waiting = new Map<string, Waiting>();
+  private sequence = 0;
+  private sweeper: ReturnType<typeof setInterval> | null = null;
+  private readonly sub: NatsSubscription;
+
+  constructor(private readonly nc: NatsConnection) {
+    this.prefix = `${createInbox()}.`;
+    this.sub = nc.subscribe(`${this.prefix}*`, {
+      callback: (err, m) => {
+        if (err) {
+          // NATS refused the inbox subscription (a user without _INBOX.>): the next request makes a new one.
+          this.broken = true;
+          return this.failAll(toTransportError(err, `the reply inbox ${this.prefix}*`));
+        }
+        const id = m.subject.slice(this.prefix.length);
+        const w = this.waiting.get(id);
+        if (w === undefined) return;
+        this.waiting.delete(id);
+        if (m.data.length === 0 && m.headers?.code === 503) w.reject(new TransportError(`no responders on ${w.subject}`, 'no-responders'));
+        else w.resolve(m.data);
+      },
+    });
+    void this.watchRefusals();
+    void nc.closed().then(() => this.close());
+  }
+
+  /** The inbox subscription was refused: this mux takes no more requests. */
+  broken = false;
+
+  request(subject: string, data: Uint8Array | string, timeoutMs: number): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      const id = String(++this.sequence);
+      this.waiting.set(id, { subject, deadline: performance.now() + timeoutMs, resolve, reject });
+      if (this.sweeper === null) this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+      try {
+        this.nc.publish(subject, data, { reply: this.prefix + id });
+      } catch (e) {
+        this.waiting.delete(id);
+        reject(toTransportError(e, subject));
+      }
+    });
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const [id, w] of this.waiting) {
+      if (w.deadline > now) continue;
+      this.waiting.delete(id);
+      w.reject(new TransportError(`request on ${w.subject} timed out`, 'timeout'));
+    }
+    if (this.waiting.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+
+  /** A publish NATS refused fails the requests waiting on that subject at once, as nats.js's own requests do. */
+  private async watchRefusals(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type !== 'error' || !(s.error instanceof PermissionViolationError) || s.error.operation !== 'publish') continue;
+      const subject = s.error.subject;
+      for (const [id, w] of this.waiting) {
+        if (w.subject !== subject) continue;
+        this.waiting.delete(id);
+        w.reject(new TransportError(`NATS refused ${subject}`, 'refused', { cause: s.error }));
+      }
+    }
+  }
+
+  failAll(e: TransportError): void {
+    for (const w of this.waiting.values()) w.reject(e);
+    this.waiting.clear();
+  }
+
+  close(): void {
+    this.failAll(new TransportError('the NATS connection was closed', 'closed'));
+    if (!this.sub.isClosed() && !this.nc.isClosed()) this.sub.unsubscribe();
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+}
+
 export class NatsTransport implements Transport {
+  private mux: ReplyMux | null = null;
+
   private constructor(
     readonly nc: NatsConnection,
     private readonly owned: boolean,
@@ -99,13 +212,10 @@ export class NatsTransport implements Transport {
     return this.nc.info?.max_payload ?? 1024 * 1024;
   }
 
-  async request(subject: string, data: Uint8Array | string, timeoutMs: number): Promise<Uint8Array> {
-    try {
-      const m = await this.nc.request(subject, data, { timeout: Math.max(1, Math.floor(timeoutMs)) });
-      return m.data;
-    } catch (e) {
-      throw toTransportError(e, subject);
-    }
+  request(subject: string, data: Uint8Array | string, timeoutMs: number): Promise<Uint8Array> {
+    if (this.nc.isClosed()) return Promise.reject(new TransportError(`request on ${subject} failed: the NATS connection is closed`, 'closed'));
+    if (this.mux === null || this.mux.broken) this.mux = new ReplyMux(this.nc);
+    return this.mux.request(subject, data, Math.max(1, Math.floor(timeoutMs)));
   }
 
   publish(subject: string, data: Uint8Array | string): void {
@@ -154,6 +264,8 @@ export class NatsTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.mux?.close();
+    this.mux = null;
     if (!this.owned || this.nc.isClosed()) return;
     await this.nc.drain().catch(() => this.nc.close());
   }
