@@ -25,10 +25,17 @@ interface Pending {
 const APPENDS_PER_CALL = 256;
 
 /**
+ * Logged events wait this long to go out together: under load a turn holds few events
+ * (with six nodes, a watch message per two or three writes), and every message costs
+ * nats-server and the node more than its bytes do.
+ */
+export const PUBLISH_EVERY_MS = 5;
+
+/**
  * This node's change events. Each write it coordinates and acknowledges is appended to
  * the node's log in Redis (a stream of about `changeLogSize` entries) and then published
- * on `<p>.watch.<bucket>`: the events of one event-loop turn go as one message per
- * bucket, after the client's reply, so a write's latency does not wait on them. Each
+ * on `<p>.watch.<bucket>`: the events of PUBLISH_EVERY_MS go as one message per bucket,
+ * after the clients' replies, so a write's latency does not wait on them. Each
  * event names its log id and the previous id of the same bucket on this node, so a
  * watcher sees when it missed one and asks `<p>.node.<id>.watch.since` for the rest.
  */
@@ -44,6 +51,9 @@ export class ChangeLog {
   published = 0;
   lost = 0;
   private failing = false;
+  /** logged events waiting to be published, by bucket, in log order */
+  private outgoing = new Map<string, string[]>();
+  private publishTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     @inject(TOKENS.Subjects) private readonly subjects: Subjects,
@@ -88,15 +98,22 @@ export class ChangeLog {
       return;
     }
     this.failing = false;
-    const byBucket = new Map<string, string[]>();
     batch.forEach((p, i) => {
       const id = present(ids[i], 'the log gives an id per event');
       const text = publishedText(this.config.nodeId, id, this.last.get(p.bucket) ?? null, p.event);
       this.last.set(p.bucket, id);
-      const list = byBucket.get(p.bucket) ?? [];
-      list.push(text);
-      byBucket.set(p.bucket, list);
+      const list = this.outgoing.get(p.bucket);
+      if (list === undefined) this.outgoing.set(p.bucket, [text]);
+      else list.push(text);
     });
+    this.publishTimer ??= setTimeout(() => this.publishOutgoing(), PUBLISH_EVERY_MS);
+  }
+
+  private publishOutgoing(): void {
+    if (this.publishTimer !== null) clearTimeout(this.publishTimer);
+    this.publishTimer = null;
+    const byBucket = this.outgoing;
+    this.outgoing = new Map();
     const maxBytes = Math.max(1, this.transport.maxPayload - 64);
     for (const [bucket, events] of byBucket) {
       const fill = new BatchFill<string>(EVENTS_PER_MESSAGE, maxBytes);
@@ -120,6 +137,7 @@ export class ChangeLog {
   async drain(): Promise<void> {
     while (this.pending.length > 0 || this.scheduled) await new Promise((r) => setImmediate(r));
     await this.tail;
+    this.publishOutgoing();
   }
 
   listen(): Subscription[] {

@@ -360,7 +360,8 @@ if max > 0 then
   end
   if kept > max then return redis.error_reply('SIBLINGS the key would hold ' .. kept .. ' siblings') end
 end
-local counter = redis.call('INCR', KEYS[2])
+local issued = redis.call('INCR', KEYS[2])
+local counter = issued
 local e = ctx[node]
 if e ~= nil and e[1] >= counter then counter = e[1] + 1 end
 for _, s in ipairs(sibs) do
@@ -368,7 +369,8 @@ for _, s in ipairs(sibs) do
   if c ~= nil and c[1] >= counter then counter = c[1] + 1 end
   if s.d[1] == node and s.d[2] >= counter then counter = s.d[2] + 1 end
 end
-redis.call('SET', KEYS[2], counter)
+-- The counter moves past a higher dot seen on the key; INCR has already stored it otherwise.
+if counter ~= issued then redis.call('SET', KEYS[2], counter) end
 local v = { d = { node, counter }, c = ctx, t = ts }
 if ARGV[5] ~= '1' then
   v.v = ARGV[4]
