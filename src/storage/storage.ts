@@ -185,7 +185,6 @@ export interface CoordinatedResult {
 /** Bounds of a node's hint store; a hinted write beyond them is refused (and does not count towards W). */
 export const HINT_LIMITS = { maxHints: 100_000, maxBytes: 64 * 1024 * 1024 } as const;
 
-/** A read of the change log. */
 /** One acknowledged write's event for the change log. */
 export interface ChangeEntry {
   readonly bucket: string;
@@ -193,6 +192,7 @@ export interface ChangeEntry {
   readonly event: string;
 }
 
+/** A read of the change log. */
 export interface ChangePage {
   readonly changes: { readonly id: string; readonly bucket: string; readonly key: string; readonly event: string }[];
   readonly head: string | null;

@@ -145,6 +145,7 @@ class ReplyMux {
   /** A publish NATS refused fails the requests waiting on that subject at once, as nats.js's own requests do. */
   private async watchRefusals(): Promise<void> {
     for await (const s of this.nc.status()) {
+      if (this.broken || this.closed) return;
       if (s.type !== 'error' || !(s.error instanceof PermissionViolationError) || s.error.operation !== 'publish') continue;
       const subject = s.error.subject;
       for (const [id, w] of this.waiting) {
@@ -160,7 +161,10 @@ class ReplyMux {
     this.waiting.clear();
   }
 
+  private closed = false;
+
   close(): void {
+    this.closed = true;
     this.failAll(new TransportError('the NATS connection was closed', 'closed'));
     if (!this.sub.isClosed() && !this.nc.isClosed()) this.sub.unsubscribe();
     if (this.sweeper !== null) clearInterval(this.sweeper);
@@ -214,7 +218,12 @@ export class NatsTransport implements Transport {
 
   request(subject: string, data: Uint8Array | string, timeoutMs: number): Promise<Uint8Array> {
     if (this.nc.isClosed()) return Promise.reject(new TransportError(`request on ${subject} failed: the NATS connection is closed`, 'closed'));
-    if (this.mux === null || this.mux.broken) this.mux = new ReplyMux(this.nc);
+    try {
+      if (this.mux === null || this.mux.broken) this.mux = new ReplyMux(this.nc);
+    } catch (e) {
+      // A connection that is draining or closing takes no new subscription.
+      return Promise.reject(toTransportError(e, subject));
+    }
     return this.mux.request(subject, data, Math.max(1, Math.floor(timeoutMs)));
   }
 
