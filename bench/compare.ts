@@ -9,7 +9,10 @@
  * - jetstream: three nats-servers in a cluster with JetStream and a KV bucket of 3 replicas (@nats-io/kv);
  * - floor: three processes that pass the same messages (client → coordinator → two replicas, each a
  *   Redis write or read, answer at W=2 / R=2) with no logic at all, batched per peer as the store
- *   batches (bench/floor-node.ts).
+ *   batches (bench/floor-node.ts);
+ * - floor6: the floor on the 6-node cluster's servers, six processes, three replicas per key, a
+ *   request landing on a process that is not one forwarded to one that is: what the parts cost as
+ *   the ring grows, the reference for dynamo6.
  *
  * Each gets the same closed-loop load: 10k keys filled with 100-byte values, then puts and gets
  * at concurrency 64 and at concurrency 1, `--seconds` each (default 10). Latencies go into HDR
@@ -39,7 +42,7 @@ const VALUE = 'x'.repeat(100);
 const FLOOR_NODE = fileURLToPath(new URL('./floor-node.js', import.meta.url));
 
 /** The systems of a run: this store (3 nodes through raw subjects or the client library, 6 nodes raw), the floor, JetStream KV. */
-export type SystemName = 'dynamo' | 'client' | 'dynamo6' | 'floor' | 'jetstream';
+export type SystemName = 'dynamo' | 'client' | 'dynamo6' | 'floor' | 'floor6' | 'jetstream';
 
 export interface BenchRow {
   system: SystemName;
@@ -179,7 +182,8 @@ export function benchHeading(seconds: number, rounds: number): string {
   return [
     `${KEYS} keys, ${VALUE.length}-byte values, closed loop, ${each}, the systems measured turn about.`,
     'dynamo: 3 nodes N=3 R=2 W=2 on the documented subjects; client: the same cluster through DynamoClient; dynamo6: 6 nodes, N=3;',
-    'floor: the same message pattern with no logic, replica traffic batched per peer per event-loop turn; jetstream: JetStream KV, 3 servers, 3 replicas.',
+    'floor: the same message pattern with no logic, replica traffic batched per peer per event-loop turn; floor6: the same on 6 processes, 3 replicas a key',
+    '(dynamo6 is compared with floor6); jetstream: JetStream KV, 3 servers, 3 replicas.',
     "CPU: utime+stime of the system's own server processes (/proc) over the window, µs per op; LOADER: this process's.",
   ].join('\n');
 }
@@ -187,6 +191,8 @@ export function benchHeading(seconds: number, rounds: number): string {
 const find = (rows: readonly BenchRow[], system: SystemName, op: BenchRow['op'], concurrency: number) =>
   rows.find((x) => x.system === system && x.op === op && x.concurrency === concurrency);
 const ratio = (a: number, b: number | undefined) => (b ? a / b : NaN);
+/** The floor a row is compared with: the one of the same size. */
+const floorOf = (system: SystemName): SystemName => (system === 'dynamo6' || system === 'floor6' ? 'floor6' : 'floor');
 const fmt = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(2));
 
 function aligned(head: string[], body: string[][]): string {
@@ -229,9 +235,9 @@ export function benchTable(rows: readonly BenchRow[]): string {
     String(r.errors),
     r.cpuPerOp.toFixed(0),
     r.loaderCpuPerOp.toFixed(0),
-    fmt(ratio(r.cpuPerOp, find(rows, 'floor', r.op, r.concurrency)?.cpuPerOp)),
+    fmt(ratio(r.cpuPerOp, find(rows, floorOf(r.system), r.op, r.concurrency)?.cpuPerOp)),
     fmt(ratio(r.opsPerSec, find(rows, 'jetstream', r.op, r.concurrency)?.opsPerSec)),
-    fmt(ratio(r.opsPerSec, find(rows, 'floor', r.op, r.concurrency)?.opsPerSec)),
+    fmt(ratio(r.opsPerSec, find(rows, floorOf(r.system), r.op, r.concurrency)?.opsPerSec)),
     fmt(ratio(r.p999, find(rows, 'jetstream', r.op, r.concurrency)?.p999)),
   ]);
   return aligned(head, body);
@@ -286,6 +292,22 @@ export function targetChecks(rows: readonly BenchRow[], concurrency: number): Ta
   return checks;
 }
 
+/**
+ * What the parts themselves do as the ring grows, in the same run: the floor's CPU per op
+ * on 6 processes against 3, beside the store's. Not a target; the honest limit of the
+ * 6-vs-3 one on this machine.
+ */
+export function scalingReference(rows: readonly BenchRow[], concurrency: number): string[] {
+  const lines: string[] = [];
+  for (const op of ['put', 'get'] as const) {
+    const [f3, f6, d3, d6] = (['floor', 'floor6', 'dynamo', 'dynamo6'] as const).map((s) => find(rows, s, op, concurrency));
+    if (!f3 || !f6) continue;
+    const store = d3 && d6 ? `, this store's ${fmt(ratio(d6.cpuPerOp, d3.cpuPerOp))}` : '';
+    lines.push(`${op}: the floor's own CPU/op on 6 processes vs 3, c=${concurrency}: ${fmt(ratio(f6.cpuPerOp, f3.cpuPerOp))}${store}`);
+  }
+  return lines;
+}
+
 export function targetsTable(checks: readonly TargetCheck[]): string {
   const body = checks.map((t) => {
     const met = t.kind === 'max' ? t.value <= t.limit : t.value >= t.limit;
@@ -299,6 +321,8 @@ export function benchReport(rows: readonly BenchRow[], seconds: number, rounds: 
   const parts = [benchHeading(seconds, rounds), benchTable(rows)];
   if (breakdown) parts.push('', 'CPU µs per op by process:', breakdownTable(rows));
   parts.push('', 'Targets (issue 16), from this run:', targetsTable(targetChecks(rows, concurrency)));
+  const scaling = scalingReference(rows, concurrency);
+  if (scaling.length > 0) parts.push('', 'For reference, what the parts do as the ring grows:', ...scaling);
   return parts.join('\n');
 }
 
@@ -313,11 +337,12 @@ function clusterProcs(file: ClusterFile): Proc[] {
   return file.children.map((c) => ({ name: c.name.startsWith('nats') ? 'nats' : c.name.startsWith('redis') ? 'redis' : 'node', pid: c.pid }));
 }
 
+/** The floor's processes on a cluster's nats-server and redis-servers, one per node, N=3. */
 async function startFloor(file: ClusterFile): Promise<ChildProcess[]> {
   const floor: ChildProcess[] = [];
   const ids = file.nodes.map((n) => n.id);
   for (const n of file.nodes) {
-    const child = spawn(process.execPath, [FLOOR_NODE, n.id, file.natsUrl, n.redisUrl, ids.filter((x) => x !== n.id).join(',')], {
+    const child = spawn(process.execPath, [FLOOR_NODE, n.id, file.natsUrl, n.redisUrl, ids.filter((x) => x !== n.id).join(','), '3'], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     floor.push(child);
@@ -365,9 +390,10 @@ export async function runBench(seconds: number, concurrency: number, say: (s: st
     stops.push(() => client.close());
     // The floor on the 3-node cluster's nats-server and redis-servers.
     const floor = await startFloor(cluster.file);
+    const floor6 = await startFloor(six.file);
     stops.push(async () => {
-      for (const f of floor) f.kill('SIGTERM');
-      await Promise.all(floor.map((f) => exited(f)));
+      for (const f of [...floor, ...floor6]) f.kill('SIGTERM');
+      await Promise.all([...floor, ...floor6].map((f) => exited(f)));
     });
 
     say('starting a 3-server JetStream cluster');
@@ -388,6 +414,12 @@ export async function runBench(seconds: number, concurrency: number, say: (s: st
         target: subjectTarget(nc, 'floor'),
         procs: [...shared.filter((p) => p.name !== 'node'), ...floor.map((f) => ({ name: 'node', pid: f.pid! }))],
         concurrencies: both,
+      },
+      {
+        name: 'floor6',
+        target: subjectTarget(nc6, 'floor'),
+        procs: [...clusterProcs(six.file).filter((p) => p.name !== 'node'), ...floor6.map((f) => ({ name: 'node', pid: f.pid! }))],
+        concurrencies: [concurrency],
       },
       { name: 'jetstream', target: kvTarget(kv), procs: servers.map((s) => ({ name: 'nats', pid: s.child.pid! })), concurrencies: both },
     ];

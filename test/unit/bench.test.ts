@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { benchTable, breakdownTable, medianRow, targetChecks, type BenchRow } from '../../bench/compare.js';
+import { benchTable, breakdownTable, medianRow, scalingReference, targetChecks, type BenchRow } from '../../bench/compare.js';
 import { parseStatCpuMicros } from '../../bench/cpu.js';
 
 const row = (system: BenchRow['system'], op: BenchRow['op'], opsPerSec: number, p999: number, errors = 0, cpuPerOp = 100, concurrency = 64): BenchRow => ({
@@ -28,6 +28,23 @@ describe('benchmark table (npm run bench)', () => {
     const table = benchTable([row('dynamo', 'put', 500, 40, 0, 300), row('floor', 'put', 1000, 20, 0, 50), row('jetstream', 'put', 2000, 10)]);
     const cells = table.split('\n')[1]!.split(/\s{2,}/);
     expect(cells.slice(-6)).to.deep.equal(['300', '10', '6.00', '0.25', '0.50', '4.00']);
+  });
+
+  it('compares the 6-node rows with the floor of 6 processes, and says what the floors do from 3 to 6 beside the store', () => {
+    const rows = [
+      row('dynamo', 'put', 500, 40, 0, 300),
+      row('floor', 'put', 1000, 20, 0, 100),
+      row('dynamo6', 'put', 250, 40, 0, 900),
+      row('floor6', 'put', 400, 20, 0, 200),
+    ];
+    const lines = benchTable(rows).split('\n');
+    const cpuVsFloor = (system: string) => lines.find((l) => l.startsWith(`${system} `))!.split(/\s{2,}/)[10];
+    expect(cpuVsFloor('dynamo')).to.equal('3.00');
+    expect(cpuVsFloor('dynamo6')).to.equal('4.50');
+    expect(cpuVsFloor('floor6')).to.equal('1.00');
+    expect(scalingReference(rows, 64)).to.deep.equal(["put: the floor's own CPU/op on 6 processes vs 3, c=64: 2.00, this store's 3.00"]);
+    // Without a floor6 row there is nothing to say.
+    expect(scalingReference(rows.slice(0, 3), 64)).to.deep.equal([]);
   });
 
   it('breaks CPU per op down by kind of process', () => {
