@@ -51,6 +51,7 @@ export class ChangeLog {
   published = 0;
   lost = 0;
   private failing = false;
+  private publishFailing = false;
   /** logged events waiting to be published, by bucket, in log order */
   private outgoing = new Map<string, string[]>();
   private publishTimer: ReturnType<typeof setTimeout> | null = null;
@@ -119,7 +120,16 @@ export class ChangeLog {
       const fill = new BatchFill<string>(EVENTS_PER_MESSAGE, maxBytes);
       const send = () => {
         const items = fill.take();
-        if (items.length > 0) this.transport.publish(this.subjects.watch(bucket), `{"events":[${items.join(',')}]}`);
+        if (items.length === 0) return;
+        try {
+          this.transport.publish(this.subjects.watch(bucket), `{"events":[${items.join(',')}]}`);
+        } catch (e) {
+          // A closed connection (a stop whose drain ran out of time): the events stay in the log for watch.since.
+          if (!this.publishFailing) this.logger.warn(`publishing change events failed; watchers read them from the log: ${(e as Error).message}`);
+          this.publishFailing = true;
+          return;
+        }
+        this.publishFailing = false;
       };
       for (const e of events) {
         // An event too large for a message with others goes alone; one too large for any message is left to the log.
