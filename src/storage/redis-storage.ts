@@ -87,6 +87,20 @@ const EPOCH_KEY = 'm:epoch';
 const TREE_LEAVES = 't:leaves';
 const treeIndexKey = (segment: number) => `t:s:${segment}`;
 const TREE_BUILT = 't:built';
+/**
+ * APPLY_MANY_LUA's shortcut argument: for one version whose clock does not cover its own dot
+ * (every version a writer issues), '*' and its clock as "writer counter " pairs; '' otherwise.
+ */
+export function shortcutClock(versions: readonly Version[]): string {
+  const v = versions.length === 1 ? versions[0] : undefined;
+  if (v === undefined) return '';
+  const own = v.c[v.d[0]];
+  if (own !== undefined && own[0] >= v.d[1]) return '';
+  let text = '*';
+  for (const [writer, [counter]] of Object.entries(v.c)) text += `${writer} ${counter} `;
+  return text;
+}
+
 /** Keys written since the tree last took them in, as `segment|field` (see FOLD_DIRTY_LUA). */
 const TREE_DIRTY = 't:dirty';
 /** Dirty keys folded per script call: each call holds Redis for well under a millisecond per hundred keys. */
@@ -188,7 +202,7 @@ export class RedisStorage implements Storage {
     const args: (string | number)[] = [];
     for (const it of items) {
       keys.push(dataKey(it.bucket, it.key));
-      args.push(JSON.stringify(it.versions), treeField(it.bucket, it.key), segmentOf(keyPosition(it.bucket, it.key)));
+      args.push(JSON.stringify(it.versions), treeField(it.bucket, it.key), segmentOf(keyPosition(it.bucket, it.key)), shortcutClock(it.versions));
     }
     try {
       return (await this.redis.dynamoApplyMany(keys.length, ...keys, ...args)).map((r) => r === 1);

@@ -12,7 +12,9 @@ import { RedisStorage } from '../../src/storage/redis-storage.js';
 import type { Storage } from '../../src/storage/storage.js';
 import type { Version } from '../../src/versioning/index.js';
 
-const dots = (vs: readonly Version[]) => vs.map((v) => v.d.join(':')).sort();
+/** A sibling set as comparable text: each version whole (dot, clock, timestamp, value, expiry), in dot order. */
+const whole = (vs: readonly Version[]) =>
+  vs.map((v) => JSON.stringify([v.d, Object.entries(v.c).sort(([a], [b]) => (a < b ? -1 : 1)), v.t, v.v ?? null, v.x ?? null])).sort();
 
 describe('Redis storage (real redis-server)', function () {
   this.timeout(60_000);
@@ -33,7 +35,7 @@ describe('Redis storage (real redis-server)', function () {
 
   it('merges exactly as the pure merge does, over random write histories', async () => {
     const op = fc.record({
-      kind: fc.constantFrom('coordinate', 'apply', 'applyMany'),
+      kind: fc.constantFrom('coordinate', 'apply', 'applyMany', 'replicate'),
       node: fc.constantFrom('n1', 'n2', 'n3'),
       withContext: fc.boolean(),
       tombstone: fc.boolean(),
@@ -49,6 +51,11 @@ describe('Redis storage (real redis-server)', function () {
           if (o.kind === 'apply' && seen.length > 0) {
             const v = seen[o.pick % seen.length]!;
             expect(await redis.apply('b', key, [v])).to.equal(await memory.apply('b', key, [v]));
+          } else if (o.kind === 'replicate' && seen.length > 0) {
+            // A replica of the key taking writes as coordinators send them, in order or late.
+            const v = seen[Math.max(0, seen.length - 1 - (o.pick % 3))]!;
+            expect(await redis.apply('b', `${key}-r`, [v])).to.equal(await memory.apply('b', `${key}-r`, [v]));
+            expect(whole(await redis.read('b', `${key}-r`))).to.deep.equal(whole(await memory.read('b', `${key}-r`)));
           } else if (o.kind === 'applyMany' && seen.length > 0) {
             // A replica's batch: the key more than once, and another key between, each merged in order.
             const pick = (n: number) => seen[(o.pick + n) % seen.length]!;
@@ -60,7 +67,7 @@ describe('Redis storage (real redis-server)', function () {
             const expected: boolean[] = [];
             for (const it of items) expected.push(await memory.apply(it.bucket, it.key, it.versions));
             expect(await redis.applyMany(items)).to.deep.equal(expected);
-            expect(dots(await redis.read('b', `${key}-other`))).to.deep.equal(dots(await memory.read('b', `${key}-other`)));
+            expect(whole(await redis.read('b', `${key}-other`))).to.deep.equal(whole(await memory.read('b', `${key}-other`)));
           } else {
             const current = await memory.read('b', key);
             const context = o.withContext && current.length ? current[o.pick % current.length]!.c : {};
@@ -70,11 +77,54 @@ describe('Redis storage (real redis-server)', function () {
             await memory.apply('b', key, [fromRedis.version]);
             seen.push(fromRedis.version);
           }
-          expect(dots(await redis.read('b', key))).to.deep.equal(dots(await memory.read('b', key)));
+          expect(whole(await redis.read('b', key))).to.deep.equal(whole(await memory.read('b', key)));
         }
       }),
       { numRuns: 60 },
     );
+  });
+
+  it('stores a version that covers every dot a replica holds as it came, merges anything else as the pure merge does, and folds both into the tree as the pure index does', async () => {
+    const raw = new Redis(server.url);
+    try {
+      const memory = new MemoryStorage();
+      const mirror = new LeafIndex();
+      // Writers named d, v and x, and values that spell out fields: the text must not fool the shortcut or the fold.
+      const tricky = '{"d":["n1.a",99],"v":"x","x":5}';
+      const steps: { key: string; v: Version; shortcut: boolean }[] = [
+        { key: 's1', v: { d: ['n1.a', 1], c: {}, t: 1, v: tricky }, shortcut: true },
+        { key: 's1', v: { d: ['n2.b', 1], c: { 'n1.a': [1, 1] }, t: 2, v: '"2"' }, shortcut: true },
+        // Concurrent: kept beside the stored version.
+        { key: 's1', v: { d: ['d', 4], c: {}, t: 3, v: '"3"', x: 9_000_000_000_000 }, shortcut: false },
+        // Covers one of the two only (its clock names writer d, below the stored dot of d).
+        { key: 's1', v: { d: ['v', 7], c: { 'n2.b': [1, 2], d: [3, 3] }, t: 4, v: '"4"' }, shortcut: false },
+        // Covers both, but one stored clock names writer d: the text cannot tell, so it merges.
+        { key: 's1', v: { d: ['x', 2], c: { d: [4, 3], v: [7, 4] }, t: 5 }, shortcut: false },
+        { key: 's2', v: { d: ['n1.a', 2], c: { x: [2, 5] }, t: 6, v: tricky, x: 9_000_000_000_000 }, shortcut: true },
+        { key: 's2', v: { d: ['n3.c', 5], c: { x: [2, 5], 'n1.a': [2, 6] }, t: 7 }, shortcut: true },
+        // A clock that covers its own dot takes no shortcut.
+        { key: 's2', v: { d: ['n3.c', 6], c: { 'n3.c': [6, 7], 'n1.a': [2, 6] }, t: 8, v: '"8"' }, shortcut: false },
+      ];
+      for (const [i, { key, v, shortcut }] of steps.entries()) {
+        const [changed] = await redis.applyMany([{ bucket: 'sc', key, versions: [v] }]);
+        expect(changed, `step ${i}`).to.equal(await memory.apply('sc', key, [v]));
+        expect(whole(await redis.read('sc', key)), `step ${i}`).to.deep.equal(whole(await memory.read('sc', key)));
+        // Stored as it came (the shortcut), or re-encoded by the merge.
+        expect((await redis.readRaw('sc', key)) === JSON.stringify([v]), `step ${i}`).to.equal(shortcut);
+        mirror.update(segmentOf(keyPosition('sc', key)), treeField('sc', key), await memory.read('sc', key));
+        await redis.treeLeaves();
+        for (const k of ['s1', 's2']) {
+          const seg = segmentOf(keyPosition('sc', k));
+          const [index] = await redis.segmentKeys([seg]);
+          expect(index!.get(treeField('sc', k)), `step ${i} ${k}`).to.equal(mirror.keys(seg).get(treeField('sc', k)));
+        }
+      }
+      // A replayed version is known: nothing changes.
+      expect(await redis.applyMany([{ bucket: 'sc', key: 's2', versions: [steps[7]!.v] }])).to.deep.equal([false]);
+      expect(await raw.zscore('x:index', treeField('sc', 's1'))).to.equal(null);
+    } finally {
+      raw.disconnect();
+    }
   });
 
   it('gives concurrent writes without context distinct dots and keeps them all as siblings', async () => {
