@@ -103,6 +103,16 @@ export function shortcutClock(versions: readonly Version[]): string {
 
 /** Keys written since the tree last took them in, as `segment|field` (see FOLD_DIRTY_LUA). */
 const TREE_DIRTY = 't:dirty';
+/**
+ * How stale the indexes may be for housekeeping (the reapers of expired values and of
+ * tombstones, every second): they fold first only when no fold has started for this long.
+ * A key rewritten many times between two folds is folded once, which is what taking the
+ * tree off the write is for; folding every second, a key was folded about as often as it
+ * was written. Exchanges, listings and counts still fold first, every time. A value past its
+ * expiry already reads as gone, so reaping it a few seconds later only frees its bytes later.
+ */
+export const HOUSEKEEPING_FOLD_MS = 5000;
+
 /** Dirty keys folded per script call: each call holds Redis for well under a millisecond per hundred keys. */
 const FOLD_BATCH = 256;
 /** Number of segment indexes (kept by the scripts). */
@@ -138,7 +148,12 @@ const HINT_COUNT = 'm:hint-count';
 export class RedisStorage implements Storage {
   private readonly redis: ScriptedRedis;
 
-  constructor(url: string, options: RedisOptions = {}) {
+  /** performance.now() when the last fold started (its writes are in the indexes). */
+  private lastFoldAt = Number.NEGATIVE_INFINITY;
+  private readonly housekeepingFoldMs: number;
+
+  constructor(url: string, options: RedisOptions = {}, tuning: { housekeepingFoldMs?: number } = {}) {
+    this.housekeepingFoldMs = tuning.housekeepingFoldMs ?? HOUSEKEEPING_FOLD_MS;
     const redis = new Redis(url, {
       // A replica that cannot reach its Redis should fail the request quickly;
       // the coordinator's quorum logic decides what that means for the client.
@@ -296,7 +311,7 @@ export class RedisStorage implements Storage {
 
   async reapExpired(now: number, max: number): Promise<number> {
     try {
-      await this.foldTree();
+      await this.foldTreeForHousekeeping();
       const fields = await this.redis.zrangebyscore(EXPIRY_INDEX, '-inf', now, 'LIMIT', 0, max);
       if (fields.length === 0) return 0;
       const args: (string | number)[] = [];
@@ -359,7 +374,7 @@ export class RedisStorage implements Storage {
 
   async tombstones(before: number, offset: number, max: number): Promise<TombstoneKey[]> {
     try {
-      await this.foldTree();
+      await this.foldTreeForHousekeeping();
       const flat = await this.redis.zrangebyscore(TOMBSTONE_INDEX, '-inf', before, 'WITHSCORES', 'LIMIT', offset, max);
       const found: { field: string; at: number }[] = [];
       for (let i = 0; i < flat.length; i += 2) found.push({ field: flat[i], at: Number(flat[i + 1]) });
@@ -367,7 +382,8 @@ export class RedisStorage implements Storage {
       const raws = await this.redis.mget(found.map((f) => `v:${f.field}`));
       return found.flatMap((f, i) => {
         const raw = raws[i];
-        return raw === null ? [] : [{ ...parseTreeField(f.field), raw, at: f.at }];
+        // The index is as of the last fold: a key written since may hold a value again.
+        return raw === null || (JSON.parse(raw) as Version[]).some((v) => v.v !== undefined) ? [] : [{ ...parseTreeField(f.field), raw, at: f.at }];
       });
     } catch (e) {
       throw new StorageError(`reading tombstones failed: ${(e as Error).message}`, { cause: e });
@@ -444,10 +460,17 @@ export class RedisStorage implements Storage {
    * when it started: writes that keep coming are left for the next fold.
    */
   private async foldTree(): Promise<void> {
+    const started = performance.now();
     const pending = await this.redis.scard(TREE_DIRTY);
     for (let calls = Math.ceil(pending / FOLD_BATCH) + 1; calls > 0; calls--) {
-      if ((await this.redis.dynamoFoldDirty(TREE_LEAVES, TREE_DIRTY, FOLD_BATCH)) < FOLD_BATCH) return;
+      if ((await this.redis.dynamoFoldDirty(TREE_LEAVES, TREE_DIRTY, FOLD_BATCH)) < FOLD_BATCH) break;
     }
+    this.lastFoldAt = Math.max(this.lastFoldAt, started);
+  }
+
+  /** Housekeeping's fold: only when none has started for housekeepingFoldMs (see HOUSEKEEPING_FOLD_MS). */
+  private async foldTreeForHousekeeping(): Promise<void> {
+    if (performance.now() - this.lastFoldAt >= this.housekeepingFoldMs) await this.foldTree();
   }
 
   async treeLeaves(): Promise<Uint8Array> {

@@ -84,6 +84,8 @@ export interface Storage {
    * The reaper: turn up to `max` keys' expired values into tombstones of the same dots
    * (a value's expiry is part of its version, so it reads as gone already; the
    * tombstone keeps superseding what the version superseded). Resolves to the values dropped.
+   * The store may find them by an index a few seconds old (RedisStorage's
+   * HOUSEKEEPING_FOLD_MS): a value that expired since is reaped by a later call.
    */
   reapExpired(now: number, max: number): Promise<number>;
   /**
@@ -102,7 +104,10 @@ export interface Storage {
   /**
    * Tombstone reaping: keys holding only tombstones that have held them unchanged since
    * `before` or earlier (ms on the store's clock, see storeClock), oldest first, from
-   * `offset` on, at most `max`; each with its stored text and when it last changed.
+   * `offset` on, at most `max`; each with its stored text and when it last changed. The
+   * store may find them by an index a few seconds old (RedisStorage's HOUSEKEEPING_FOLD_MS):
+   * a key that came to hold only tombstones since is found by a later call, one that holds a
+   * value again is left out, and `at` may be that much earlier than the key's last change.
    */
   tombstones(before: number, offset: number, max: number): Promise<TombstoneKey[]>;
   /** Replace a key's stored text with `next` if it still holds exactly `raw` (same dots: the tree does not change); true when replaced. */

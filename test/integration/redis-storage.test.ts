@@ -334,6 +334,36 @@ describe('Redis storage (real redis-server)', function () {
     }
   });
 
+  it('lets housekeeping read the indexes as last folded for a while, and leaves out a key that holds a value again', async () => {
+    const lazy = new RedisStorage(server.url, {}, { housekeepingFoldMs: 60_000 });
+    await lazy.connect();
+    try {
+      const now = Date.now();
+      const write = (key: string, value: string | undefined, expiresAt?: number) =>
+        lazy.coordinate({ bucket: 'hk', key, context: {}, node: 'n1', ts: now, value, supersede: true, expiresAt });
+      const tombstoned = async () => (await lazy.tombstones(now + 60_000, 0, 1000)).filter((t) => t.bucket === 'hk').map((t) => t.key);
+      await write('a', '1', now - 1);
+      // This store has not folded yet: housekeeping folds first.
+      expect(await lazy.reapExpired(now, 100)).to.equal(1);
+      await write('b', '1', now - 1);
+      await write('c', undefined);
+      // It folded a moment ago: b, c and the tombstone a was reaped into are not in the indexes yet.
+      expect(await lazy.reapExpired(now, 100)).to.equal(0);
+      expect(await tombstoned()).to.deep.equal([]);
+      // An exchange folds, as always.
+      await lazy.treeLeaves();
+      expect(await lazy.reapExpired(now, 100)).to.equal(1);
+      expect(await tombstoned()).to.have.members(['a', 'c']);
+      // c holds a value again; the index has not folded that, but c is not offered for reaping.
+      await write('c', '2');
+      expect(await tombstoned()).to.deep.equal(['a']);
+      await lazy.treeLeaves();
+      expect(await tombstoned()).to.have.members(['a', 'b']);
+    } finally {
+      await lazy.close();
+    }
+  });
+
   it('takes a new epoch after its data is wiped, so no dot issued before is issued again', async () => {
     const first = await redis.coordinate({ bucket: 'e', key: 'k', context: {}, node: 'n1', ts: 1, value: '1' });
     expect(first.version.d[0]).to.match(/^n1\.[0-9a-z]+$/);
