@@ -195,7 +195,7 @@ const ratio = (a: number, b: number | undefined) => (b ? a / b : NaN);
 const floorOf = (system: SystemName): SystemName => (system === 'dynamo6' || system === 'floor6' ? 'floor6' : 'floor');
 const fmt = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(2));
 
-function aligned(head: string[], body: string[][]): string {
+export function aligned(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   return [head, ...body]
     .map((l) =>
@@ -333,7 +333,7 @@ export function medianRow(rounds: readonly BenchRow[]): BenchRow {
 }
 
 /** Processes of a `dynamo up` cluster, by kind: nats-server, redis-server, node. */
-function clusterProcs(file: ClusterFile): Proc[] {
+export function clusterProcs(file: ClusterFile): Proc[] {
   return file.children.map((c) => ({ name: c.name.startsWith('nats') ? 'nats' : c.name.startsWith('redis') ? 'redis' : 'node', pid: c.pid }));
 }
 

@@ -26,14 +26,15 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-/** `dynamo up` in a temporary folder; resolves with its cluster file once every node serves. */
+/** `dynamo up` in a temporary folder (of this build, or of the build whose CLI is `cli`); resolves with its cluster file once every node serves. */
 export async function startCluster(
   nodes: number,
   extra: string[] = [],
   env: Record<string, string> = {},
+  cli = CLI,
 ): Promise<{ file: ClusterFile; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'dynamo-bench-'));
-  const up: ChildProcess = spawn(process.execPath, [CLI, 'up', '--nodes', String(nodes), '--dir', join(dir, 'state'), ...extra], {
+  const up: ChildProcess = spawn(process.execPath, [cli, 'up', '--nodes', String(nodes), '--dir', join(dir, 'state'), ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
   });

@@ -1,0 +1,161 @@
+/**
+ * `npm run bench:ab -- <build> <build> [...]`: builds of this store against each other, turn
+ * about. Each argument is a build's `dist` folder and gets a 3-node cluster of its own (its own
+ * nats-server and redis-servers); one load generator then drives each cluster in turn, 64 callers
+ * on the documented subjects, the order reversed every round (A B, B A, ...), and reads the CPU of
+ * each cluster's processes from /proc. A build may be named twice (A B B A) to cancel the cost of
+ * where a cluster stands in the order. Prints CPU µs per op by kind of process, per build, with
+ * each round's figures, and with `--count` the messages and bytes into nats-server per op (a
+ * wildcard subscriber, which costs nats-server the same on every cluster). Not a test.
+ *
+ *   npm run bench:ab -- /tmp/base/dist dist --op put --seconds 6 --rounds 4 [--count]
+ */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { aligned, clusterProcs } from './compare.js';
+import { sample, used, type Proc } from './cpu.js';
+import { KEYS, startCluster } from './load.js';
+
+const VALUE = 'x'.repeat(100);
+
+interface Arm {
+  readonly build: string;
+  readonly nc: NatsConnection;
+  readonly procs: readonly Proc[];
+  readonly stop: () => Promise<void>;
+  /** messages and bytes seen by the wildcard subscriber, when counting */
+  seen: { msgs: number; bytes: number };
+}
+
+interface Sample {
+  ops: number;
+  errors: number;
+  byKind: Record<string, number>;
+  msgs: number;
+  bytes: number;
+}
+
+async function load(arm: Arm, op: 'put' | 'get', seconds: number, concurrency: number): Promise<Sample> {
+  const subject = `dynamo.kv.${op}`;
+  let ops = 0;
+  let errors = 0;
+  let i = 0;
+  const seen = { ...arm.seen };
+  const before = sample(arm.procs);
+  const deadline = performance.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const key = JSON.stringify(`ab-${i++ % KEYS}`);
+        const body = op === 'put' ? `{"key":${key},"value":"${VALUE}"}` : `{"key":${key}}`;
+        try {
+          const reply = await arm.nc.request(subject, body, { timeout: 5000 });
+          if (reply.string().startsWith('{"ok":true')) ops++;
+          else errors++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const cpu = used(before, sample(arm.procs));
+  const byKind: Record<string, number> = {};
+  for (const [n, p] of arm.procs.entries()) byKind[p.name] = (byKind[p.name] ?? 0) + cpu[n]! / Math.max(1, ops);
+  return { ops, errors, byKind, msgs: (arm.seen.msgs - seen.msgs) / Math.max(1, ops), bytes: (arm.seen.bytes - seen.bytes) / Math.max(1, ops) };
+}
+
+/** Write every key once, 64 at a time: the warm-up, and what the gets read. */
+async function fill(nc: NatsConnection): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < KEYS) {
+        const reply = await nc.request('dynamo.kv.put', `{"key":"ab-${next++}","value":"${VALUE}"}`, { timeout: 5000 });
+        if (!reply.string().startsWith('{"ok":true')) throw new Error(`filling: ${reply.string()}`);
+      }
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      op: { type: 'string', default: 'put' },
+      seconds: { type: 'string', default: '6' },
+      rounds: { type: 'string', default: '4' },
+      concurrency: { type: 'string', default: '64' },
+      count: { type: 'boolean' },
+    },
+  });
+  const op = values.op;
+  const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
+  const concurrency = Number(values.concurrency);
+  if (op !== 'put' && op !== 'get') throw new Error('--op must be put or get');
+  if (positionals.length < 2) throw new Error('name two or more builds (dist folders), e.g. /tmp/base/dist dist');
+  if (!(seconds > 0) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(concurrency) || concurrency < 1) {
+    throw new Error('--seconds must be positive, --rounds and --concurrency positive integers');
+  }
+  const arms: Arm[] = [];
+  try {
+    for (const build of positionals) {
+      const cluster = await startCluster(3, [], {}, resolve(build, 'src/cli/main.js'));
+      const nc = await connect({ servers: cluster.file.natsUrl, noAsyncTraces: true }).catch(async (e) => {
+        await cluster.stop();
+        throw e;
+      });
+      const arm: Arm = { build, nc, procs: clusterProcs(cluster.file), stop: cluster.stop, seen: { msgs: 0, bytes: 0 } };
+      arms.push(arm);
+      if (values.count) {
+        nc.subscribe('>', {
+          callback: (_e, m) => {
+            arm.seen.msgs++;
+            arm.seen.bytes += m.data.length;
+          },
+        });
+      }
+      process.stderr.write(`${build}: filling ${KEYS} keys\n`);
+      await fill(arm.nc);
+    }
+    const results = new Map<string, Sample[]>();
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? arms : [...arms].reverse();
+      for (const arm of order) {
+        const s = await load(arm, op, seconds, concurrency);
+        process.stderr.write(`round ${round + 1}/${rounds} ${arm.build}: ${(s.ops / seconds).toFixed(0)} ops/s, ${sum(s.byKind).toFixed(1)} µs/op\n`);
+        results.set(arm.build, [...(results.get(arm.build) ?? []), s]);
+      }
+    }
+    const kinds = ['nats', 'redis', 'node'];
+    const head = ['BUILD', 'OPS', 'ERRORS', 'ALL µS/OP', ...kinds.map((k) => `${k.toUpperCase()} µS/OP`), ...(values.count ? ['MSGS/OP', 'BYTES/OP'] : [])];
+    const body = [...results].map(([build, ss]) => {
+      const ops = ss.reduce((n, s) => n + s.ops, 0);
+      // Each figure is the mean over the build's rounds, weighted by their ops.
+      const mean = (f: (s: Sample) => number) => ss.reduce((n, s) => n + f(s) * s.ops, 0) / Math.max(1, ops);
+      return [
+        build,
+        String(ops),
+        String(ss.reduce((n, s) => n + s.errors, 0)),
+        mean((s) => sum(s.byKind)).toFixed(1),
+        ...kinds.map((k) => mean((s) => s.byKind[k] ?? 0).toFixed(1)),
+        ...(values.count ? [mean((s) => s.msgs).toFixed(2), mean((s) => s.bytes).toFixed(0)] : []),
+      ];
+    });
+    console.log(`${op}s, ${concurrency} callers, ${seconds} s a turn, ${rounds} rounds turn about; CPU of each cluster's own processes (/proc) per op`);
+    console.log(aligned(head, body));
+  } finally {
+    for (const arm of arms) {
+      await arm.nc.close().catch(() => {});
+      await arm.stop();
+    }
+  }
+}
+
+const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});
