@@ -144,13 +144,18 @@ export class AdminServer {
 
   async ping(): Promise<PingReply> {
     const probe = this.status_.probe();
-    const [counts, pending, latency] = await Promise.all([this.storage.keyCounts(this.clock.now()), this.storage.hintCount(), this.metrics.latency()]);
+    const [stored, keys, pending, latency] = await Promise.all([
+      this.storage.keyCount(),
+      this.storage.liveKeyCount(this.clock.now()),
+      this.storage.hintCount(),
+      this.metrics.latency(),
+    ]);
     return {
       ok: true,
       node: this.config.nodeId,
       ...probe,
-      keys: counts.live,
-      tombstones: counts.tombstones,
+      keys,
+      tombstones: Math.max(0, stored - keys),
       requests: { ...probe.requests },
       hints: { pending, ...probe.hints },
       latency,

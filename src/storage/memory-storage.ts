@@ -196,10 +196,10 @@ export class MemoryStorage implements Storage {
     return { keys, next: null };
   }
 
-  async keyCounts(now: number): Promise<{ live: number; tombstones: number }> {
-    let live = 0;
-    for (const siblings of this.data.values()) if (siblings.some((s) => isLive(s, now))) live++;
-    return { live, tombstones: this.data.size - live };
+  async liveKeyCount(now: number): Promise<number> {
+    let n = 0;
+    for (const siblings of this.data.values()) if (siblings.some((s) => isLive(s, now))) n++;
+    return n;
   }
 
   async reapExpired(now: number, max: number): Promise<number> {

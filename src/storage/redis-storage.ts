@@ -105,11 +105,10 @@ export function shortcutClock(versions: readonly Version[]): string {
 const TREE_DIRTY = 't:dirty';
 /**
  * How stale the indexes may be for housekeeping (the reapers of expired values and of
- * tombstones, every second) and for the live-key count of a node's status (which the web
- * console polls every second): they fold first only when no fold has started for this long.
+ * tombstones, every second): they fold first only when no fold has started for this long.
  * A key rewritten many times between two folds is folded once, which is what taking the
  * tree off the write is for; folding every second, a key was folded about as often as it
- * was written. Exchanges and listings still fold first, every time. A value past its
+ * was written. Exchanges, listings and counts still fold first, every time. A value past its
  * expiry already reads as gone, so reaping it a few seconds later only frees its bytes later.
  */
 export const HOUSEKEEPING_FOLD_MS = 5000;
@@ -304,15 +303,10 @@ export class RedisStorage implements Storage {
     }
   }
 
-  async keyCounts(now: number): Promise<{ live: number; tombstones: number }> {
-    await this.foldTreeForHousekeeping();
-    // Both from the indexes as last folded, so a key written since is in neither count, not in the wrong one.
-    const [listed, expired, tombs] = await Promise.all([
-      this.redis.zcard(LIST_INDEX),
-      this.redis.zcount(EXPIRY_INDEX, '-inf', now),
-      this.redis.zcard(TOMBSTONE_INDEX),
-    ]);
-    return { live: listed - expired, tombstones: tombs + expired };
+  async liveKeyCount(now: number): Promise<number> {
+    await this.foldTree();
+    const [listed, expired] = await Promise.all([this.redis.zcard(LIST_INDEX), this.redis.zcount(EXPIRY_INDEX, '-inf', now)]);
+    return listed - expired;
   }
 
   async reapExpired(now: number, max: number): Promise<number> {

@@ -78,12 +78,8 @@ export interface Storage {
     maxScan: number,
     now: number,
   ): Promise<KeysPage>;
-  /**
-   * For a node's status: `live`, the keys that hold a value at `now`; `tombstones`, the keys
-   * that hold only tombstones or values expired by `now`. Redis gives them as of its last
-   * fold, which may leave out keys written up to HOUSEKEEPING_FOLD_MS ago.
-   */
-  keyCounts(now: number): Promise<{ live: number; tombstones: number }>;
+  /** Keys that hold a value at `now`, tombstones and expired values not counted. */
+  liveKeyCount(now: number): Promise<number>;
   /**
    * The reaper: turn up to `max` keys' expired values into tombstones of the same dots
    * (a value's expiry is part of its version, so it reads as gone already; the

@@ -364,33 +364,6 @@ describe('Redis storage (real redis-server)', function () {
     }
   });
 
-  it("counts a status's live keys and tombstones as of the last fold, each key in one count", async () => {
-    // A database of its own, so the other tests' keys are not counted.
-    const lazy = new RedisStorage(`${server.url}/7`, {}, { housekeepingFoldMs: 60_000 });
-    await lazy.connect();
-    try {
-      const now = Date.now();
-      const write = (key: string, value: string | undefined, expiresAt?: number) =>
-        lazy.coordinate({ bucket: 'count', key, context: {}, node: 'n1', ts: now, value, supersede: true, expiresAt });
-      await write('live', '1');
-      await write('later', '1', now + 60_000);
-      await write('expired', '1', now - 1);
-      await write('deleted', undefined);
-      // Not folded yet: the count folds first.
-      expect(await lazy.keyCounts(now)).to.deep.equal({ live: 2, tombstones: 2 });
-      // Folded a moment ago: a key written since is in neither count until the next fold.
-      await write('new', '1');
-      await write('live', undefined);
-      expect(await lazy.keyCounts(now)).to.deep.equal({ live: 2, tombstones: 2 });
-      // Past its expiry, 'later' moves from one count to the other without a fold.
-      expect(await lazy.keyCounts(now + 120_000)).to.deep.equal({ live: 1, tombstones: 3 });
-      await lazy.treeLeaves();
-      expect(await lazy.keyCounts(now)).to.deep.equal({ live: 2, tombstones: 3 });
-    } finally {
-      await lazy.close();
-    }
-  });
-
   it('takes a new epoch after its data is wiped, so no dot issued before is issued again', async () => {
     const first = await redis.coordinate({ bucket: 'e', key: 'k', context: {}, node: 'n1', ts: 1, value: '1' });
     expect(first.version.d[0]).to.match(/^n1\.[0-9a-z]+$/);
