@@ -3,7 +3,8 @@
  * about. Each argument is a build's `dist` folder and gets a 3-node cluster of its own (its own
  * nats-server and redis-servers); one load generator then drives each cluster in turn, 64 callers
  * on the documented subjects, the order reversed every round (A B, B A, ...), and reads the CPU of
- * each cluster's processes from /proc. A build may be named twice (A B B A) to cancel the cost of
+ * each cluster's processes from /proc, after making every node fold its tree (settleTrees), so
+ * that tree upkeep owed for a window's writes is counted in it. A build may be named twice (A B B A) to cancel the cost of
  * where a cluster stands in the order. Prints CPU µs per op by kind of process, per build, with
  * each round's figures, and with `--count` the messages and bytes into nats-server per op (a
  * wildcard subscriber, which costs nats-server the same on every cluster). Not a test.
@@ -13,7 +14,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { aligned, clusterProcs } from './compare.js';
+import { aligned, clusterProcs, settleTrees } from './compare.js';
 import { sample, used, type Proc } from './cpu.js';
 import { KEYS, startCluster } from './load.js';
 
@@ -24,6 +25,8 @@ interface Arm {
   readonly nc: NatsConnection;
   readonly procs: readonly Proc[];
   readonly stop: () => Promise<void>;
+  /** folds every node's tree (see settleTrees) */
+  readonly settle: () => Promise<void>;
   /** messages and bytes seen by the wildcard subscriber, when counting */
   seen: { msgs: number; bytes: number };
 }
@@ -41,6 +44,7 @@ async function load(arm: Arm, op: 'put' | 'get', seconds: number, concurrency: n
   let ops = 0;
   let errors = 0;
   let i = 0;
+  await arm.settle();
   const seen = { ...arm.seen };
   const before = sample(arm.procs);
   const deadline = performance.now() + seconds * 1000;
@@ -59,6 +63,7 @@ async function load(arm: Arm, op: 'put' | 'get', seconds: number, concurrency: n
       }
     }),
   );
+  await arm.settle();
   const cpu = used(before, sample(arm.procs));
   const byKind: Record<string, number> = {};
   for (const [n, p] of arm.procs.entries()) byKind[p.name] = (byKind[p.name] ?? 0) + cpu[n]! / Math.max(1, ops);
@@ -106,7 +111,7 @@ async function main(): Promise<void> {
         await cluster.stop();
         throw e;
       });
-      const arm: Arm = { build, nc, procs: clusterProcs(cluster.file), stop: cluster.stop, seen: { msgs: 0, bytes: 0 } };
+      const arm: Arm = { build, nc, procs: clusterProcs(cluster.file), stop: cluster.stop, settle: settleTrees(nc, cluster.file), seen: { msgs: 0, bytes: 0 } };
       arms.push(arm);
       if (values.count) {
         nc.subscribe('>', {
