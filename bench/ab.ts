@@ -2,14 +2,15 @@
  * `npm run bench:ab -- <build> <build> [...]`: builds of this store against each other, turn
  * about. Each argument is a build's `dist` folder and gets a 3-node cluster of its own (its own
  * nats-server and redis-servers); one load generator then drives each cluster in turn, 64 callers
- * on the documented subjects, the order reversed every round (A B, B A, ...), and reads the CPU of
- * each cluster's processes from /proc, after making every node fold its tree (settleTrees), so
- * that tree upkeep owed for a window's writes is counted in it. A build may be named twice (A B B A) to cancel the cost of
- * where a cluster stands in the order. Prints CPU µs per op by kind of process, per build, with
- * each round's figures, and with `--count` the messages and bytes into nats-server per op (a
- * wildcard subscriber, which costs nats-server the same on every cluster). Not a test.
+ * on the documented subjects, the order reversed every round (A B, B A, ...). Before and after
+ * each window every node folds its tree (settleTrees), so the tree upkeep a window's writes owe
+ * is counted in it; then the CPU of the cluster's processes is read from /proc. A build may be
+ * named twice (A B B A) to cancel the cost of where a cluster stands in the order. Prints each
+ * round's figure as it goes, then CPU µs per op by kind of process per build (the mean over its
+ * rounds), with `--count` the messages and bytes into nats-server per op (a wildcard subscriber,
+ * which costs nats-server the same on every cluster). Not a test.
  *
- *   npm run bench:ab -- /tmp/base/dist dist --op put --seconds 6 --rounds 4 [--count]
+ *   npm run bench:ab -- ../base/dist dist --op put --seconds 6 --rounds 4 [--count]
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';

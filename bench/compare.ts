@@ -80,7 +80,7 @@ interface System {
 /**
  * Make every node of a cluster fold the keys written since its last fold into its tree, so
  * that a window's CPU includes the tree upkeep its writes cost: a node folds only before an
- * exchange, a listing, or (at most every few seconds) housekeeping, and upkeep left for after
+ * exchange, a listing, a status, or (at most every few seconds) housekeeping, and upkeep left for after
  * the window would otherwise be counted nowhere. A listing folds first; a one-key page of one
  * segment on the node's own keys subject asks for nothing else.
  */
