@@ -12,6 +12,7 @@
  *
  *   npm run bench:ab -- ../base/dist dist --op put --seconds 6 --rounds 4 [--count]
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -100,14 +101,17 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   const concurrency = Number(values.concurrency);
   if (op !== 'put' && op !== 'get') throw new Error('--op must be put or get');
-  if (positionals.length < 2) throw new Error('name two or more builds (dist folders), e.g. /tmp/base/dist dist');
+  if (positionals.length < 2) throw new Error('name two or more builds (dist folders), e.g. ../base/dist dist');
   if (!(seconds > 0) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(concurrency) || concurrency < 1) {
     throw new Error('--seconds must be positive, --rounds and --concurrency positive integers');
   }
+  const clis = positionals.map((build) => resolve(build, 'src/cli/main.js'));
+  const missing = positionals.filter((_, i) => !existsSync(clis[i]!));
+  if (missing.length > 0) throw new Error(`not a built dist folder (no src/cli/main.js): ${missing.join(', ')}`);
   const arms: Arm[] = [];
   try {
-    for (const build of positionals) {
-      const cluster = await startCluster(3, [], {}, resolve(build, 'src/cli/main.js'));
+    for (const [i, build] of positionals.entries()) {
+      const cluster = await startCluster(3, [], {}, clis[i]);
       const nc = await connect({ servers: cluster.file.natsUrl, noAsyncTraces: true }).catch(async (e) => {
         await cluster.stop();
         throw e;
