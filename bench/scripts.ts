@@ -2,7 +2,8 @@
  * `npm run bench:scripts`: what each of the store's Redis scripts costs Redis per key, on one
  * redis-server of its own with nothing else using it: the coordinator's write (last write
  * wins over one stored version), a replica's batch of writes by the shortcut (a version whose
- * clock covers what is stored) and by the merge, and the tree fold of the keys they dirtied.
+ * clock covers what is stored) and by the merge, the tree fold of the keys they dirtied, and the
+ * change log's append of a coordinated write's event (in batches, as a node appends a turn's).
  * CPU is the redis-server's utime + stime from /proc over each step, divided by the keys it
  * handled; `--rounds` repeats every step turn about. Not a test.
  *
@@ -14,6 +15,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedisServer } from '../src/cli/servers.js';
 import { RedisStorage } from '../src/storage/redis-storage.js';
+import { DEFAULTS } from '../src/config.js';
+import { changeText } from '../src/protocol/changes.js';
 import type { Version } from '../src/versioning/version.js';
 import { aligned } from './compare.js';
 import { cpuMicros } from './cpu.js';
@@ -67,6 +70,16 @@ async function main(): Promise<void> {
           return { bucket: 'default', key, versions: next(key, coverOwn) };
         }),
       );
+    const event = (i: number) => ({
+      bucket: 'default',
+      key: `c${i % keys}`,
+      event: changeText('put', 'default', `c${i % keys}`, VALUE, 'eyJuMS5leGFtcGxlIjpbMSwxNzk2NDExNTk1Njc0XX0', ts),
+    });
+    const append = (i: number) =>
+      storage.appendChanges(
+        Array.from({ length: BATCH }, (_, q) => event(i * BATCH + q)),
+        DEFAULTS.changeLogSize,
+      );
     process.stderr.write(`filling ${keys} keys twice\n`);
     await measure(keys, 1, coordinate);
     await measure(keys, BATCH, replica(false));
@@ -81,6 +94,7 @@ async function main(): Promise<void> {
       add('tree fold, a key rewritten once since the last fold', await fold());
       add(`replica write, batches of ${BATCH}, by the merge`, await measure(keys, BATCH, replica(true)));
       add('tree fold, a key rewritten once since the last fold', await fold());
+      add(`change log append, batches of ${BATCH}`, await measure(keys, BATCH, append));
     }
     console.log(`one redis-server alone, ${keys} keys of 100-byte values, ${rounds} rounds; Redis CPU µs per key (/proc), each figure a step of its own`);
     console.log(
