@@ -2,7 +2,7 @@ import { assign, fromPromise, setup } from 'xstate';
 import { notProvided } from '../not-provided.js';
 import { currentRingMembers, futureRingMembers, inTransition, reconcile, type Member, type MemberTable } from '../../src/membership/member.js';
 import { removedEntry } from '../../src/membership/removal.js';
-import { choosePeers } from '../../src/membership/peers.js';
+import { choosePeers, NEW_PEER_CYCLE, type PeerCycle } from '../../src/membership/peers.js';
 import { Ring } from '../../src/ring/index.js';
 
 export interface GossiperInput {
@@ -37,6 +37,10 @@ export interface GossiperContext {
   ringKey: string;
   announceAttempts: number;
   metrics: GossipMetrics;
+  /** where the rounds are in their pass over the live members (choosePeers) */
+  cycle: PeerCycle;
+  /** the peers of the round under way, chosen as it begins */
+  roundPeers: readonly string[];
 }
 
 /**
@@ -82,7 +86,8 @@ export function tableMessage(context: GossiperContext): TableMessage {
   return { members: Object.values(context.table), ages };
 }
 
-function peersFor(context: GossiperContext): string[] {
+/** The next round's peers, and where that leaves the pass over the live members. */
+function nextRound(context: GossiperContext): { roundPeers: string[]; cycle: PeerCycle } {
   const now = context.input.monotonic();
   const live: string[] = [];
   const down: string[] = [];
@@ -91,7 +96,8 @@ function peersFor(context: GossiperContext): string[] {
     if (now - (context.seenAt[m.id] ?? -Infinity) >= context.input.downAfterMs) down.push(m.id);
     else live.push(m.id);
   }
-  return choosePeers(live, down, context.self, context.input.fanout, context.input.random);
+  const { peers, cycle } = choosePeers(context.cycle, live, down, context.self, context.input.fanout, context.input.random);
+  return { roundPeers: peers, cycle };
 }
 
 /** The rings a table describes: now, and once the transitions in progress complete (null if none). */
@@ -122,7 +128,7 @@ function bumpSelf(context: GossiperContext, change: Partial<Member> = {}): Parti
 /**
  * Membership by gossip. First it announces itself to its seeds (retrying with
  * backoff while none answers); then every interval it advances its heartbeat and
- * swaps tables with random peers, push-pull, merging with the pure `reconcile`.
+ * swaps tables with peers taken in turn from a random pass over the live members (SWIM), push-pull, merging with the pure `reconcile`.
  * Inbound exchanges arrive as GOSSIP.RECEIVED events from the node's subscription.
  */
 /** The params of the guards and actions that read an exchange's result. */
@@ -169,7 +175,7 @@ export const gossiperMachine = setup({
       const table = { ...context.table, [p.id]: removedEntry(m) };
       return { table, ...ringsOf(table) };
     }),
-    beat: assign(({ context }) => ({ ...bumpSelf(context), metrics: { ...context.metrics, rounds: context.metrics.rounds + 1 } })),
+    beat: assign(({ context }) => ({ ...bumpSelf(context), ...nextRound(context), metrics: { ...context.metrics, rounds: context.metrics.rounds + 1 } })),
     noteAnnounceFailure: assign(({ context }) => {
       context.input.log(`no seed (${context.input.seeds.join(', ')}) answered; retrying`);
       return { announceAttempts: context.announceAttempts + 1 };
@@ -187,6 +193,8 @@ export const gossiperMachine = setup({
       ...ringsOf(table),
       announceAttempts: 0,
       metrics: { rounds: 0, exchanges: 0, failedExchanges: 0, droppedMalformed: 0, droppedForeignCluster: 0, staleEntries: 0 },
+      cycle: NEW_PEER_CYCLE,
+      roundPeers: [],
     };
   },
   on: {
@@ -222,10 +230,11 @@ export const gossiperMachine = setup({
           after: { interval: 'exchanging' },
         },
         exchanging: {
+          // beat chooses the round's peers; the invocation, started after it, reads them.
           entry: 'beat',
           invoke: {
             src: 'exchange',
-            input: ({ context }) => ({ peers: peersFor(context) }),
+            input: ({ context }) => ({ peers: context.roundPeers }),
             onDone: { target: 'waiting', actions: { type: 'mergeReplies', params: outputOf } },
             onError: 'waiting',
           },

@@ -2,9 +2,10 @@ import { expect } from 'chai';
 import { liveness, validateTiming } from '../../src/membership/failure-detector.js';
 import { gainingReplicas, sendsTo } from '../../src/membership/handoff.js';
 import { currentRingMembers, futureRingMembers, isMember, reconcile, statusOf, type Member } from '../../src/membership/member.js';
-import { choosePeers } from '../../src/membership/peers.js';
+import { choosePeers, NEW_PEER_CYCLE, type PeerCycle } from '../../src/membership/peers.js';
 import { pendingReplicas, preferenceList, sloppyPreferenceList } from '../../src/membership/placement.js';
 import { keyPosition, Ring } from '../../src/ring/index.js';
+import { seededRandom } from '../helpers/prng.js';
 
 const m = (id: string, generation: number, heartbeat: number, weight = 1, ringWeight = 1): Member => ({ id, generation, heartbeat, weight, ringWeight });
 
@@ -82,18 +83,57 @@ describe('membership rules', () => {
     });
   });
 
-  it('chooses distinct random live peers, never itself, and a down member now and then', () => {
+  it('chooses distinct live peers, never itself, and a down member now and then', () => {
     const seq = (values: number[]) => {
       let i = 0;
       return () => values[i++ % values.length]!;
     };
-    expect(choosePeers(['a', 'b', 'c', 'self'], [], 'self', 2, seq([0.99, 0, 0.5]))).to.deep.equal(['c', 'a']);
-    expect(choosePeers(['self'], [], 'self', 3, Math.random)).to.deep.equal([]);
+    const peers = (live: string[], down: string[], fanout: number, random: () => number) =>
+      choosePeers(NEW_PEER_CYCLE, live, down, 'self', fanout, random).peers;
+    const two = peers(['a', 'b', 'c', 'self'], [], 2, Math.random);
+    expect(two).to.have.length(2);
+    expect(new Set(two).size).to.equal(2);
+    expect(two).to.not.include('self');
+    expect(peers(['self'], [], 3, Math.random)).to.deep.equal([]);
     // One live peer, one down member: the down one is added when the draw falls under 1/2.
-    expect(choosePeers(['a', 'self'], ['d'], 'self', 1, seq([0, 0.4, 0]))).to.deep.equal(['a', 'd']);
-    expect(choosePeers(['a', 'self'], ['d'], 'self', 1, seq([0, 0.6, 0]))).to.deep.equal(['a']);
+    expect(peers(['a', 'self'], ['d'], 1, seq([0.4]))).to.deep.equal(['a', 'd']);
+    expect(peers(['a', 'self'], ['d'], 1, seq([0.6]))).to.deep.equal(['a']);
     // Alone with only down members: always try one.
-    expect(choosePeers(['self'], ['d', 'e'], 'self', 1, seq([0.99, 0.5]))).to.have.length(1);
+    expect(peers(['self'], ['d', 'e'], 1, seq([0.99, 0.5]))).to.have.length(1);
+  });
+
+  it('takes every live peer once a pass, so none goes long unpicked: with two peers, never three rounds in a row without one', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const random = seededRandom(seed);
+      let cycle: PeerCycle = NEW_PEER_CYCLE;
+      const since: Record<string, number> = { a: 0, b: 0 };
+      let longest = 0;
+      for (let round = 0; round < 2000; round++) {
+        const next = choosePeers(cycle, ['self', 'a', 'b'], [], 'self', 1, random);
+        cycle = next.cycle;
+        expect(next.peers).to.have.length(1);
+        for (const id of ['a', 'b']) {
+          since[id] = next.peers.includes(id) ? 0 : since[id]! + 1;
+          longest = Math.max(longest, since[id]!);
+        }
+      }
+      // Picked at random (the earlier rule), a peer went three rounds in a row unpicked one time in eight.
+      expect(longest, `seed ${seed}`).to.be.at.most(2);
+    }
+  });
+
+  it('leaves out a member that went down during a pass and takes in one that came up at the next', () => {
+    const random = seededRandom(7);
+    let { cycle } = choosePeers(NEW_PEER_CYCLE, ['self', 'a', 'b', 'c'], [], 'self', 1, random);
+    const picked: string[] = [];
+    // c goes down: the rest of this pass and the next ones skip it; d joins.
+    for (let round = 0; round < 12; round++) {
+      const next = choosePeers(cycle, ['self', 'a', 'b', 'd'], [], 'self', 1, random);
+      cycle = next.cycle;
+      picked.push(...next.peers);
+    }
+    expect(picked).to.not.include('c');
+    expect(new Set(picked)).to.deep.equal(new Set(['a', 'b', 'd']));
   });
 
   describe('placement', () => {
