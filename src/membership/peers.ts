@@ -13,7 +13,11 @@ function shuffled(ids: readonly string[], random: () => number): string[] {
   const out = [...ids];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
+    const a = out[i];
+    const b = out[j];
+    if (a === undefined || b === undefined) continue;
+    out[i] = b;
+    out[j] = a;
   }
   return out;
 }
@@ -61,8 +65,8 @@ export function choosePeers(
       at = 0;
       renewed = true;
     }
-    const id = order[at++]!;
-    if (candidates.has(id) && !peers.includes(id)) peers.push(id);
+    const id = order[at++];
+    if (id !== undefined && candidates.has(id) && !peers.includes(id)) peers.push(id);
   }
   const others = down.filter((c) => c !== self);
   if (others.length > 0 && random() < others.length / (peers.length + 1)) peers.push(...pick([...others], 1, random));
