@@ -16,15 +16,15 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { aligned, clusterProcs, settleTrees } from './compare.js';
+import { aligned, clusterProcs, fill, settleTrees, subjectTarget, type Target } from './compare.js';
 import { sample, used, type Proc } from './cpu.js';
 import { KEYS, startCluster } from './load.js';
-
-const VALUE = 'x'.repeat(100);
 
 interface Arm {
   readonly build: string;
   readonly nc: NatsConnection;
+  /** puts and gets on the documented subjects, as npm run bench drives them */
+  readonly target: Target;
   readonly procs: readonly Proc[];
   readonly stop: () => Promise<void>;
   /** folds every node's tree (see settleTrees) */
@@ -42,7 +42,6 @@ interface Sample {
 }
 
 async function load(arm: Arm, op: 'put' | 'get', seconds: number, concurrency: number): Promise<Sample> {
-  const subject = `dynamo.kv.${op}`;
   let ops = 0;
   let errors = 0;
   let i = 0;
@@ -53,12 +52,10 @@ async function load(arm: Arm, op: 'put' | 'get', seconds: number, concurrency: n
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < deadline) {
-        const key = JSON.stringify(`ab-${i++ % KEYS}`);
-        const body = op === 'put' ? `{"key":${key},"value":"${VALUE}"}` : `{"key":${key}}`;
+        const key = `bench-${i++ % KEYS}`;
         try {
-          const reply = await arm.nc.request(subject, body, { timeout: 5000 });
-          if (reply.string().startsWith('{"ok":true')) ops++;
-          else errors++;
+          await (op === 'put' ? arm.target.put(key) : arm.target.get(key));
+          ops++;
         } catch {
           errors++;
         }
@@ -70,19 +67,6 @@ async function load(arm: Arm, op: 'put' | 'get', seconds: number, concurrency: n
   const byKind: Record<string, number> = {};
   for (const [n, p] of arm.procs.entries()) byKind[p.name] = (byKind[p.name] ?? 0) + cpu[n]! / Math.max(1, ops);
   return { ops, errors, byKind, msgs: (arm.seen.msgs - seen.msgs) / Math.max(1, ops), bytes: (arm.seen.bytes - seen.bytes) / Math.max(1, ops) };
-}
-
-/** Write every key once, 64 at a time: the warm-up, and what the gets read. */
-async function fill(nc: NatsConnection): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 64 }, async () => {
-      while (next < KEYS) {
-        const reply = await nc.request('dynamo.kv.put', `{"key":"ab-${next++}","value":"${VALUE}"}`, { timeout: 5000 });
-        if (!reply.string().startsWith('{"ok":true')) throw new Error(`filling: ${reply.string()}`);
-      }
-    }),
-  );
 }
 
 async function main(): Promise<void> {
@@ -116,7 +100,15 @@ async function main(): Promise<void> {
         await cluster.stop();
         throw e;
       });
-      const arm: Arm = { build, nc, procs: clusterProcs(cluster.file), stop: cluster.stop, settle: settleTrees(nc, cluster.file), seen: { msgs: 0, bytes: 0 } };
+      const arm: Arm = {
+        build,
+        nc,
+        target: subjectTarget(nc, 'dynamo'),
+        procs: clusterProcs(cluster.file),
+        stop: cluster.stop,
+        settle: settleTrees(nc, cluster.file),
+        seen: { msgs: 0, bytes: 0 },
+      };
       arms.push(arm);
       if (values.count) {
         nc.subscribe('>', {
@@ -126,8 +118,8 @@ async function main(): Promise<void> {
           },
         });
       }
-      process.stderr.write(`${build}: filling ${KEYS} keys\n`);
-      await fill(arm.nc);
+      await fill(arm.target, build, (line) => process.stderr.write(`\r${line}`));
+      process.stderr.write('\n');
     }
     const results = new Map<string, Sample[]>();
     for (let round = 0; round < rounds; round++) {

@@ -61,7 +61,7 @@ export interface BenchRow {
   breakdown: Record<string, number>;
 }
 
-interface Target {
+export interface Target {
   put(key: string): Promise<void>;
   get(key: string): Promise<void>;
 }
@@ -97,7 +97,7 @@ export function settleTrees(nc: NatsConnection, file: ClusterFile, prefix = 'dyn
 }
 
 /** A put or get through a subject that answers {"ok":...}; a refusal counts as an error. */
-function subjectTarget(nc: NatsConnection, prefix: string): Target {
+export function subjectTarget(nc: NatsConnection, prefix: string): Target {
   const ask = async (subject: string, body: string) => {
     const reply = await nc.request(subject, body, { timeout: 5000 });
     if (!reply.string().startsWith('{"ok":true')) throw new Error(reply.string());
@@ -182,7 +182,7 @@ async function measure(sys: System, op: BenchRow['op'], concurrency: number, sec
 }
 
 /** Write every key once, 64 at a time (the warm-up, and what the gets read). */
-async function fill(target: Target, system: string, say: (s: string) => void): Promise<void> {
+export async function fill(target: Target, system: string, say: (s: string) => void): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: 64 }, async () => {

@@ -128,7 +128,8 @@ function bumpSelf(context: GossiperContext, change: Partial<Member> = {}): Parti
 /**
  * Membership by gossip. First it announces itself to its seeds (retrying with
  * backoff while none answers); then every interval it advances its heartbeat and
- * swaps tables with peers taken in turn from a random pass over the live members (SWIM), push-pull, merging with the pure `reconcile`.
+ * swaps tables, push-pull, with peers taken in turn from a random pass over the live
+ * members (SWIM's round-robin, src/membership/peers.ts), merging with the pure `reconcile`.
  * Inbound exchanges arrive as GOSSIP.RECEIVED events from the node's subscription.
  */
 /** The params of the guards and actions that read an exchange's result. */

@@ -8,20 +8,6 @@ function pick(pool: string[], count: number, random: () => number): string[] {
   return out;
 }
 
-/** `ids` in a random order (Fisher–Yates). */
-function shuffled(ids: readonly string[], random: () => number): string[] {
-  const out = [...ids];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const a = out[i];
-    const b = out[j];
-    if (a === undefined || b === undefined) continue;
-    out[i] = b;
-    out[j] = a;
-  }
-  return out;
-}
-
 /**
  * A node's pass over the live members, after SWIM's round-robin choice of whom to probe: the
  * pass's order (a random permutation of the members live when it began) and how far the
@@ -61,7 +47,8 @@ export function choosePeers(
     if (at >= order.length) {
       // One new pass a round at most: it holds every candidate, so the round fills from it.
       if (renewed) break;
-      order = shuffled([...candidates], random);
+      // Drawn without replacement, every candidate: a random order.
+      order = pick([...candidates], candidates.size, random);
       at = 0;
       renewed = true;
     }
