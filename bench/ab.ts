@@ -10,7 +10,12 @@
  * rounds), with `--count` the messages and bytes into nats-server per op (a wildcard subscriber,
  * which costs nats-server the same on every cluster). Not a test.
  *
+ * A build may carry settings for its cluster after an `@`: `dist@DYNAMO_CHANGE_LOG_SIZE=0`
+ * (comma-separated NAME=VALUE pairs, set in the environment of its `dynamo up`, which its nodes
+ * inherit), so one build can be measured against itself with a part turned off.
+ *
  *   npm run bench:ab -- ../base/dist dist --op put --seconds 6 --rounds 4 [--count]
+ *   npm run bench:ab -- dist dist@DYNAMO_CHANGE_LOG_SIZE=0 dist@DYNAMO_CHANGE_LOG_SIZE=0 dist --op put
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -21,6 +26,7 @@ import { sample, used, type Proc } from './cpu.js';
 import { KEYS, startCluster } from './load.js';
 
 interface Arm {
+  /** the argument that named it: a build, and any settings after `@` */
   readonly build: string;
   readonly nc: NatsConnection;
   /** puts and gets on the documented subjects, as npm run bench drives them */
@@ -89,13 +95,14 @@ async function main(): Promise<void> {
   if (!(seconds > 0) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(concurrency) || concurrency < 1) {
     throw new Error('--seconds must be positive, --rounds and --concurrency positive integers');
   }
-  const clis = positionals.map((build) => resolve(build, 'src/cli/main.js'));
-  const missing = positionals.filter((_, i) => !existsSync(clis[i]!));
+  const specs = positionals.map(parseArm);
+  const missing = specs.filter((a) => !existsSync(a.cli)).map((a) => a.dist);
   if (missing.length > 0) throw new Error(`not a built dist folder (no src/cli/main.js): ${missing.join(', ')}`);
   const arms: Arm[] = [];
   try {
     for (const [i, build] of positionals.entries()) {
-      const cluster = await startCluster(3, [], {}, clis[i]);
+      const spec = specs[i]!;
+      const cluster = await startCluster(3, [], spec.env, spec.cli);
       const nc = await connect({ servers: cluster.file.natsUrl, noAsyncTraces: true }).catch(async (e) => {
         await cluster.stop();
         throw e;
@@ -153,6 +160,21 @@ async function main(): Promise<void> {
       await arm.stop();
     }
   }
+}
+
+/** `dist[@NAME=VALUE,...]`: the build's CLI and the environment its cluster starts with. */
+function parseArm(arg: string): { dist: string; cli: string; env: Record<string, string> } {
+  const at = arg.indexOf('@');
+  const dist = at < 0 ? arg : arg.slice(0, at);
+  const env: Record<string, string> = {};
+  if (at >= 0) {
+    for (const pair of arg.slice(at + 1).split(',')) {
+      const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(pair);
+      if (m === null) throw new Error(`${arg}: expected NAME=VALUE pairs after @, e.g. dist@DYNAMO_CHANGE_LOG_SIZE=0`);
+      env[m[1]!] = m[2]!;
+    }
+  }
+  return { dist, cli: resolve(dist, 'src/cli/main.js'), env };
 }
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
