@@ -1,4 +1,4 @@
-import { assign, createActor, setup, type Actor, type ActorOptions, type AnyActorRef } from 'xstate';
+import { assign, createActor, setup, type ActorOptions, type AnyActorRef, type AnyActorScope, type ExecutableActionObject } from 'xstate';
 import type { Clock } from '../../src/clock/clock.js';
 import { ConflictError, errorReply, errorText, type ErrorReply } from '../../src/errors.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
@@ -96,9 +96,10 @@ export const READ_REPAIR_TIMEOUT_MS = 1000;
  * events (LOCAL.DONE, REPLICA.ACK, ...). The node also sends TIMEOUT when the
  * request's time is up (startRun).
  *
- * A run is one actor and nothing else: no child actors, and no timers of its own but
- * the repair's. Child actors and delayed transitions per request were the largest part
- * of a node's CPU per request; a run now costs tens of microseconds.
+ * A run has no child actors and no timers of its own but the repair's. Child actors and
+ * delayed transitions per request were the largest part of a node's CPU per request; a run
+ * now costs tens of microseconds. Sampled runs are XState actors (the inspector watches
+ * them); the rest are stepped by XState without an actor around them (see startRun).
  */
 /** Action params that are the event itself: no object made per replica answer on the request path. */
 const eventParams = <E>({ event }: { event: E }) => event;
@@ -298,17 +299,35 @@ type CoordinatorLogic = typeof putCoordinatorMachine | typeof getCoordinatorMach
 /** The I/O both machines are given: what a node provides to run them. */
 export type CoordinatorIo = Parameters<typeof putCoordinatorMachine.provide>[0]['actions'];
 
+/** A coordinator run as the node and the tests see it: its snapshot, and where its I/O sends outcomes. */
+export interface CoordinatorRun {
+  getSnapshot(): { readonly value: unknown; readonly status: string };
+  send(event: CoordinatorEvent): void;
+}
+
+interface RunEnded {
+  complete?: () => void;
+  error?: (e: unknown) => void;
+}
+
 /**
  * Start one run of `machine` (the coordinator machine with its I/O provided), with the
  * run's one timer: TIMEOUT once the request's `timeoutMs` is up, cleared when the run ends.
+ *
+ * A run that is inspected (`options.inspect`: the sampled runs the console and the Stately
+ * inspector show) is an XState actor. Every other run is a MachineRun: the same machine,
+ * each step taken by XState's own `transition`, without an actor around it. An actor per
+ * request (its system, mailbox, scheduler, observers and a dozen closures) was about a third
+ * of the machine's cost, and the machine a fifth to a quarter of a node's CPU per request.
  */
 export function startRun<M extends CoordinatorLogic>(
   machine: M,
   input: CoordinatorInput,
   clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>,
-  ended: { complete?: () => void; error?: (e: unknown) => void } = {},
+  ended: RunEnded = {},
   options: Omit<ActorOptions<M>, 'input' | 'clock'> = {},
-): Actor<M> {
+): CoordinatorRun {
+  if (options.inspect === undefined) return new MachineRun(machine, input, clock, ended);
   const actor = createActor(machine, { ...options, clock, input } as ActorOptions<M>);
   const timer = clock.setTimeout(() => tell(actor, { type: 'TIMEOUT' }), input.request.timeoutMs);
   actor.subscribe({
@@ -325,7 +344,133 @@ export function startRun<M extends CoordinatorLogic>(
   return actor;
 }
 
+const noop = () => {};
+
+/**
+ * One run of a coordinator machine without an actor: XState computes every step
+ * (`getInitialSnapshot`, `transition`) and hands the step's actions to this run, which
+ * executes them once the step's snapshot is in place, as an actor does, then what the
+ * step deferred (a delayed event's timer). Events that come while a step runs wait their
+ * turn. A run ends as an actor does: done, or an error thrown by a step or an action.
+ */
+type RunSnapshot = ReturnType<CoordinatorLogic['transition']>;
+
+class MachineRun implements CoordinatorRun {
+  /** null only when the first step threw */
+  private snapshot: RunSnapshot | null = null;
+  private failure: { error: unknown } | null = null;
+  private readonly scope: AnyActorScope;
+  private actions: ExecutableActionObject[] = [];
+  private deferred: (() => void)[] = [];
+  private queue: CoordinatorEvent[] = [];
+  private running = false;
+  /** timers of delayed events (the repair's `after`), by id */
+  private readonly delayed = new Map<string, unknown>();
+  private readonly timer: unknown;
+
+  constructor(
+    private readonly machine: CoordinatorLogic,
+    input: CoordinatorInput,
+    private readonly clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>,
+    private readonly ended: RunEnded,
+  ) {
+    const system = {
+      _sendInspectionEvent: noop,
+      scheduler: {
+        schedule: (_source: unknown, _target: unknown, event: CoordinatorEvent, delay: number, id: string) => {
+          this.delayed.set(
+            id,
+            clock.setTimeout(() => {
+              this.delayed.delete(id);
+              this.send(event);
+            }, delay),
+          );
+        },
+        cancel: (_source: unknown, id: string) => {
+          const t = this.delayed.get(id);
+          this.delayed.delete(id);
+          if (t !== undefined) clock.clearTimeout(t as ReturnType<Clock['setTimeout']>);
+        },
+      },
+    } as unknown as AnyActorScope['system'];
+    this.scope = {
+      // What the machine's actions get as `self`: tell() needs only send and getSnapshot.
+      self: this as unknown as AnyActorRef,
+      id: 'coordinator',
+      sessionId: 'coordinator',
+      logger: noop,
+      defer: (fn) => this.deferred.push(fn),
+      emit: noop,
+      system,
+      stopChild: noop,
+      actionExecutor: (action) => this.actions.push(action),
+    };
+    this.timer = clock.setTimeout(() => this.send({ type: 'TIMEOUT' }), input.request.timeoutMs);
+    this.running = true;
+    this.step(() => machine.getInitialSnapshot(this.scope, input));
+    this.drain();
+  }
+
+  getSnapshot(): { readonly value: unknown; readonly status: string } {
+    if (this.failure === null && this.snapshot !== null) return this.snapshot;
+    return { value: this.snapshot?.value, status: 'error' };
+  }
+
+  private get active(): boolean {
+    return this.failure === null && this.snapshot?.status === 'active';
+  }
+
+  send(event: CoordinatorEvent): void {
+    if (!this.active) return;
+    this.queue.push(event);
+    if (this.running) return;
+    this.running = true;
+    this.drain();
+  }
+
+  /** Take queued events one step each until none is left or the run has ended. */
+  private drain(): void {
+    for (;;) {
+      const current = this.snapshot;
+      if (!this.active || current === null) break;
+      const event = this.queue.shift();
+      if (event === undefined) break;
+      this.step(() => this.machine.transition(current as never, event as never, this.scope));
+    }
+    this.running = false;
+    if (!this.active) this.end();
+  }
+
+  /** One step: its snapshot put in place, then its actions and what it deferred done; a throw ends the run. */
+  private step(make: () => RunSnapshot): void {
+    try {
+      const next = make();
+      this.snapshot = next;
+      const actions = this.actions;
+      this.actions = [];
+      for (const a of actions) a.exec?.(a.info, a.params);
+      const deferred = this.deferred;
+      this.deferred = [];
+      for (const fn of deferred) fn();
+      if (next.status === 'error') this.failure = { error: next.error };
+    } catch (error) {
+      this.actions = [];
+      this.deferred = [];
+      this.failure = { error };
+    }
+  }
+
+  private end(): void {
+    this.clock.clearTimeout(this.timer as ReturnType<Clock['setTimeout']>);
+    for (const t of this.delayed.values()) this.clock.clearTimeout(t as ReturnType<Clock['setTimeout']>);
+    this.delayed.clear();
+    this.queue = [];
+    if (this.failure !== null) this.ended.error?.(this.failure.error);
+    else this.ended.complete?.();
+  }
+}
+
 /** Send a run the outcome of its I/O; dropped once the run has finished (a late replica, a stopped node). */
-export function tell(run: AnyActorRef, event: CoordinatorEvent): void {
+export function tell(run: AnyActorRef | CoordinatorRun, event: CoordinatorEvent): void {
   if (run.getSnapshot().status === 'active') run.send(event);
 }

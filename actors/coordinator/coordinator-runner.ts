@@ -36,7 +36,8 @@ interface PutReply {
 
 /**
  * Runs coordinator machines for this node: binds the machine's I/O actors to this
- * node's storage and transport once, then starts one standalone actor per request.
+ * node's storage and transport once, then starts one run of the machine per request (an
+ * XState actor when the run is sampled for inspection).
  * A finished actor is dropped, so nothing accumulates per request.
  */
 @injectable()

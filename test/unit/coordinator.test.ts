@@ -2,7 +2,14 @@ import { expect } from 'chai';
 import { getReplyText } from '../../src/quorum/read.js';
 import { lww } from '../../src/resolvers/index.js';
 import { SimulatedClock, type AnyActorRef } from 'xstate';
-import { getCoordinatorMachine, putCoordinatorMachine, startRun, tell, type CoordinatorIo } from '../../actors/coordinator/coordinator-machine.js';
+import {
+  getCoordinatorMachine,
+  putCoordinatorMachine,
+  READ_REPAIR_TIMEOUT_MS,
+  startRun,
+  tell,
+  type CoordinatorIo,
+} from '../../actors/coordinator/coordinator-machine.js';
 import type { ClientRequest } from '../../src/protocol/requests.js';
 import type { Version } from '../../src/versioning/index.js';
 
@@ -14,7 +21,7 @@ type Script = Record<string, { after: number; answer: 'ack' | 'fail' | Version[]
 
 const v = (node: string, counter: number, value: string, t = counter): Version => ({ d: [node, counter], c: {}, t, v: value });
 
-function harness(script: Script, opts: { localFails?: boolean } = {}) {
+function harness(script: Script, opts: { localFails?: boolean; localThrows?: boolean; repairHangs?: boolean } = {}) {
   const clock = new SimulatedClock();
   const replies: unknown[] = [];
   const repairs: Map<string, Version[]>[] = [];
@@ -31,6 +38,7 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
   };
   const io: CoordinatorIo = {
     writeLocal: ({ self }, input) => {
+      if (opts.localThrows) throw new Error('a bug in the local write');
       void Promise.resolve().then(() => {
         if (opts.localFails) return tell(self, { type: 'LOCAL.FAIL', error: new Error('redis down') });
         const version: Version = { d: [input.node, 1], c: input.context, t: input.ts, v: input.value };
@@ -41,11 +49,13 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
     readReplicas: ({ self }, input) => answer(self, input.replicas),
     repair: ({ self }, input) => {
       repairs.push(new Map(input.plan));
-      void Promise.resolve().then(() => tell(self, { type: 'REPAIR.DONE' }));
+      if (!opts.repairHangs) void Promise.resolve().then(() => tell(self, { type: 'REPAIR.DONE' }));
     },
   };
   const machines = { get: getCoordinatorMachine.provide({ actions: io }), put: putCoordinatorMachine.provide({ actions: io }) };
-  const run = (request: ClientRequest) =>
+  const ended = { completed: 0, errors: [] as unknown[] };
+  const inspected: string[] = [];
+  const run = (request: ClientRequest, inspect = false) =>
     startRun(
       request.op === 'get' ? machines.get : machines.put,
       {
@@ -60,8 +70,10 @@ function harness(script: Script, opts: { localFails?: boolean } = {}) {
         render: (merged) => getReplyText(merged),
       },
       clock,
+      { complete: () => ended.completed++, error: (e) => ended.errors.push(e) },
+      inspect ? { inspect: (ev) => void (ev.type === '@xstate.snapshot' && inspected.push(String((ev.snapshot as { value?: unknown }).value))) } : {},
     );
-  return { clock, replies, repairs, run };
+  return { clock, replies, repairs, run, ended, inspected };
 }
 
 const put = (w: number, timeoutMs = 1000): ClientRequest => ({
@@ -179,5 +191,69 @@ describe('coordinator machine', () => {
     h.run(get(2));
     h.clock.increment(1);
     expect(h.replies[0]).to.deep.equal({ ok: true, found: false, values: [], context: null });
+  });
+
+  it('gives up waiting on a repair that never finishes after READ_REPAIR_TIMEOUT_MS', async () => {
+    const h = harness(
+      { n1: { after: 1, answer: [v('n1', 1, '"a"')] }, n2: { after: 1, answer: [v('n1', 1, '"a"')] }, n3: { after: 1, answer: [] } },
+      { repairHangs: true },
+    );
+    const run = h.run(get(2));
+    h.clock.increment(1);
+    expect(h.repairs).to.have.length(1);
+    expect(run.getSnapshot().value).to.equal('repairing');
+    h.clock.increment(READ_REPAIR_TIMEOUT_MS - 1);
+    expect(run.getSnapshot().value).to.equal('repairing');
+    h.clock.increment(1);
+    expect(run.getSnapshot().status).to.equal('done');
+    expect(h.ended.completed).to.equal(1);
+  });
+
+  it('answers the same as an inspected run (an XState actor) as a plain one', async () => {
+    const outcome = async (inspect: boolean) => {
+      const newer: Version = { d: ['n1', 2], c: { n1: [1, 1] }, t: 2, v: '"new"' };
+      const reads = harness({ n1: { after: 1, answer: [newer] }, n2: { after: 2, answer: [newer] }, n3: { after: 5, answer: [v('n1', 1, '"old"')] } });
+      const writes = harness({ n2: { after: 3, answer: 'ack' }, n3: { after: 4, answer: 'fail' } });
+      const getRun = reads.run(get(2), inspect);
+      const putRun = writes.run(put(2), inspect);
+      await settle();
+      reads.clock.increment(10);
+      writes.clock.increment(10);
+      await settle();
+      return {
+        replies: [...reads.replies, ...writes.replies],
+        repairs: reads.repairs.map((p) => [...p]),
+        ends: [getRun.getSnapshot().value, putRun.getSnapshot().value],
+        ended: [reads.ended, writes.ended],
+        inspected: [...reads.inspected, ...writes.inspected],
+      };
+    };
+    const plain = await outcome(false);
+    const actor = await outcome(true);
+    expect(plain.replies).to.have.length(2);
+    expect(actor.replies).to.deep.equal(plain.replies);
+    expect(actor.repairs).to.deep.equal(plain.repairs);
+    expect(plain.repairs.map(([[node]]) => node)).to.deep.equal(['n3']);
+    expect(actor.ends).to.deep.equal(['done', 'done']).and.to.deep.equal(plain.ends);
+    expect(actor.ended)
+      .to.deep.equal([
+        { completed: 1, errors: [] },
+        { completed: 1, errors: [] },
+      ])
+      .and.to.deep.equal(plain.ended);
+    // Only the inspected runs report their steps.
+    expect(plain.inspected).to.deep.equal([]);
+    expect(actor.inspected).to.include.members(['reading', 'readingRest', 'executingLocal', 'waitingRemote', 'done']);
+  });
+
+  it('ends a run whose action throws with one error, and takes no event after it', async () => {
+    const h = harness({ n2: { after: 1, answer: 'ack' }, n3: { after: 1, answer: 'ack' } }, { localThrows: true });
+    const run = h.run(put(2));
+    expect(h.ended.errors.map((e) => (e as Error).message)).to.deep.equal(['a bug in the local write']);
+    expect(run.getSnapshot().status).to.equal('error');
+    tell(run, { type: 'LOCAL.DONE', output: { version: v('n1', 1, '"x"'), siblingsText: '[]' } });
+    h.clock.increment(2000);
+    expect(h.replies).to.deep.equal([]);
+    expect(h.ended).to.deep.equal({ completed: 0, errors: [h.ended.errors[0]] });
   });
 });
