@@ -317,7 +317,7 @@ interface RunEnded {
  * A run that is inspected (`options.inspect`: the sampled runs the console and the Stately
  * inspector show) is an XState actor. Every other run is a MachineRun: the same machine,
  * each step taken by XState's own `transition`, without an actor around it. An actor per
- * request (its system, mailbox, scheduler, observers and a dozen closures) was about a third
+ * request (its system, mailbox, scheduler, observers and a dozen closures) was about a quarter
  * of the machine's cost, and the machine a fifth to a quarter of a node's CPU per request.
  */
 export function startRun<M extends CoordinatorLogic>(
@@ -346,6 +346,8 @@ export function startRun<M extends CoordinatorLogic>(
 
 const noop = () => {};
 
+type RunSnapshot = ReturnType<CoordinatorLogic['transition']>;
+
 /**
  * One run of a coordinator machine without an actor: XState computes every step
  * (`getInitialSnapshot`, `transition`) and hands the step's actions to this run, which
@@ -353,8 +355,6 @@ const noop = () => {};
  * step deferred (a delayed event's timer). Events that come while a step runs wait their
  * turn. A run ends as an actor does: done, or an error thrown by a step or an action.
  */
-type RunSnapshot = ReturnType<CoordinatorLogic['transition']>;
-
 class MachineRun implements CoordinatorRun {
   /** null only when the first step threw */
   private snapshot: RunSnapshot | null = null;
