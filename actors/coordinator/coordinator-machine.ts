@@ -346,6 +346,18 @@ export function startRun<M extends CoordinatorLogic>(
 
 const noop = () => {};
 
+/**
+ * What XState asks of a run's system while it steps the machine: an inspection hook (off), and
+ * a scheduler for delayed events, which XState hands the run as their source. One for all runs.
+ */
+const RUN_SYSTEM = {
+  _sendInspectionEvent: noop,
+  scheduler: {
+    schedule: (source: MachineRun, _target: unknown, event: CoordinatorEvent, delay: number, id: string) => source.schedule(event, delay, id),
+    cancel: (source: MachineRun, id: string) => source.cancel(id),
+  },
+} as unknown as AnyActorScope['system'];
+
 type RunSnapshot = ReturnType<CoordinatorLogic['transition']>;
 
 /**
@@ -368,31 +380,28 @@ class MachineRun implements CoordinatorRun {
   private readonly delayed = new Map<string, unknown>();
   private readonly timer: unknown;
 
+  schedule(event: CoordinatorEvent, delay: number, id: string): void {
+    this.delayed.set(
+      id,
+      this.clock.setTimeout(() => {
+        this.delayed.delete(id);
+        this.send(event);
+      }, delay),
+    );
+  }
+
+  cancel(id: string): void {
+    const t = this.delayed.get(id);
+    this.delayed.delete(id);
+    if (t !== undefined) this.clock.clearTimeout(t);
+  }
+
   constructor(
     private readonly machine: CoordinatorLogic,
     input: CoordinatorInput,
     private readonly clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>,
     private readonly ended: RunEnded,
   ) {
-    const system = {
-      _sendInspectionEvent: noop,
-      scheduler: {
-        schedule: (_source: unknown, _target: unknown, event: CoordinatorEvent, delay: number, id: string) => {
-          this.delayed.set(
-            id,
-            clock.setTimeout(() => {
-              this.delayed.delete(id);
-              this.send(event);
-            }, delay),
-          );
-        },
-        cancel: (_source: unknown, id: string) => {
-          const t = this.delayed.get(id);
-          this.delayed.delete(id);
-          if (t !== undefined) clock.clearTimeout(t as ReturnType<Clock['setTimeout']>);
-        },
-      },
-    } as unknown as AnyActorScope['system'];
     this.scope = {
       // What the machine's actions get as `self`: tell() needs only send and getSnapshot.
       self: this as unknown as AnyActorRef,
@@ -401,7 +410,7 @@ class MachineRun implements CoordinatorRun {
       logger: noop,
       defer: (fn) => this.deferred.push(fn),
       emit: noop,
-      system,
+      system: RUN_SYSTEM,
       stopChild: noop,
       actionExecutor: (action) => this.actions.push(action),
     };
@@ -461,8 +470,8 @@ class MachineRun implements CoordinatorRun {
   }
 
   private end(): void {
-    this.clock.clearTimeout(this.timer as ReturnType<Clock['setTimeout']>);
-    for (const t of this.delayed.values()) this.clock.clearTimeout(t as ReturnType<Clock['setTimeout']>);
+    this.clock.clearTimeout(this.timer);
+    for (const t of this.delayed.values()) this.clock.clearTimeout(t);
     this.delayed.clear();
     this.queue = [];
     if (this.failure !== null) this.ended.error?.(this.failure.error);
