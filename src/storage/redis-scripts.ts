@@ -257,19 +257,32 @@ return out
  */
 export const FOLD_DIRTY_LUA = `${TREE}
 local members = redis.call('SPOP', KEYS[2], tonumber(ARGV[1]))
+local n = #members
+local segs, fields, names = {}, {}, {}
+for i = 1, n do
+  local m = members[i]
+  local bar = string.find(m, '|', 1, true)
+  segs[i] = string.sub(m, 1, bar - 1)
+  fields[i] = string.sub(m, bar + 1)
+  names[i] = 'v:' .. fields[i]
+end
+-- The keys' data in MGETs of up to 256 (a GET each was a fifth of a fold's command time).
+local curs = {}
+for from = 1, n, 256 do
+  local got = redis.call('MGET', unpack(names, from, math.min(n, from + 255)))
+  for j = 1, #got do curs[from + j - 1] = got[j] end
+end
 local acc = {}
 local now = nowms()
-for _, m in ipairs(members) do
-  local bar = string.find(m, '|', 1, true)
-  local seg = tonumber(string.sub(m, 1, bar - 1))
-  local field = string.sub(m, bar + 1)
-  local cur = redis.call('GET', 'v:' .. field)
+for i = 1, n do
+  local cur = curs[i]
   local sibs = nil
   if cur then sibs = lone(cur) or cjson.decode(cur) end
-  track(acc, 't:s:' .. seg, seg, field, sibs, now)
+  -- The index's name from the member's own digits, not from a number formatted back.
+  track(acc, 't:s:' .. segs[i], tonumber(segs[i]), fields[i], sibs, now)
 end
 xorleaves(KEYS[1], acc)
-return #members
+return n
 `;
 
 /**
