@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { MemberStatus } from '../../actors/node/admin-server.js';
-import { UsageError } from '../errors.js';
+import { TransportError, UsageError } from '../errors.js';
 import { MAX_BACKUP_PAGE } from '../protocol/backup.js';
 import { subjects } from '../protocol/subjects.js';
 import { decodeJson } from '../transport/transport.js';
@@ -36,11 +36,12 @@ export async function backupCommand(positionals: string[], values: Record<string
   return withCluster(values, async (t, prefix) => {
     const s = subjects(prefix);
     const status = decodeJson<{ ok: boolean; members: MemberStatus[] }>(await t.request(s.status, '', 5000));
-    const members = status.members.filter((m) => m.state !== 'left');
-    const silent = members.filter((m) => m.keys === null).map((m) => m.id);
-    if (silent.length === members.length) return { out: 'dynamo backup: no node answers; nothing backed up', code: 1 };
-    if (silent.length > 0) process.stderr.write(`not answering, so not read: ${silent.join(', ')} (their keys are read from the other replicas)\n`);
+    // Every member not known to be gone is read. The status's counts say nothing of that: a node
+    // busy folding its tree can miss the status's half-second ping and still serve its pages.
+    const members = status.members.filter((m) => m.state !== 'left' && m.state !== 'down');
+    const down = status.members.filter((m) => m.state === 'down').map((m) => m.id);
     const total = members.reduce((a, m) => a + (m.keys ?? 0) + (m.tombstones ?? 0), 0);
+    const silent: string[] = [];
     const out = createWriteStream(partial);
     const write = async (line: string) => {
       if (!out.write(`${line}\n`)) await once(out, 'drain');
@@ -49,9 +50,17 @@ export async function backupCommand(positionals: string[], values: Record<string
     let records = 0;
     try {
       for (const m of members) {
-        if (m.keys === null) continue;
         for (let cursor = '0'; ; ) {
-          const page = decodeJson<PageReply>(await t.request(s.nodeBackup(m.id), JSON.stringify({ cursor, count: BACKUP_PAGE }), 30_000));
+          let reply: Uint8Array;
+          try {
+            reply = await t.request(s.nodeBackup(m.id), JSON.stringify({ cursor, count: BACKUP_PAGE }), 30_000);
+          } catch (e) {
+            // A node that does not answer its first page is left out; one that stops halfway fails the backup.
+            if (cursor !== '0' || !(e instanceof TransportError) || (e.kind !== 'no-responders' && e.kind !== 'timeout')) throw e;
+            silent.push(m.id);
+            break;
+          }
+          const page = decodeJson<PageReply>(reply);
           if (!page.ok) throw new Error(`node ${m.id} refused a backup page: ${page.error?.message ?? 'unknown error'}`);
           for (const line of page.lines ?? []) await write(JSON.stringify(line));
           records += page.lines?.length ?? 0;
@@ -70,6 +79,10 @@ export async function backupCommand(positionals: string[], values: Record<string
       }
       out.end();
       await once(out, 'finish');
+      if (silent.length === members.length) {
+        rmSync(partial, { force: true });
+        return { out: 'dynamo backup: no node answers; nothing backed up', code: 1 };
+      }
       renameSync(partial, file);
     } catch (e) {
       out.destroy();
@@ -78,7 +91,9 @@ export async function backupCommand(positionals: string[], values: Record<string
     } finally {
       progress.end();
     }
-    const read = members.filter((m) => m.keys !== null).map((m) => m.id);
+    const unread = [...down, ...silent];
+    if (unread.length > 0) process.stderr.write(`not read: ${unread.join(', ')} (down or not answering; their keys are read from the other replicas)\n`);
+    const read = members.filter((m) => !silent.includes(m.id)).map((m) => m.id);
     return { out: `backed up ${records} records (each replica's copy of a key) from ${read.join(', ')} to ${file}`, code: 0 };
   });
 }

@@ -99,6 +99,16 @@ describe('backup and restore (real nats-server and redis-servers, the CLI)', fun
     expect(await digest(b)).to.equal(before);
   });
 
+  it('leaves out a node that is stopped, reads the others whole, and names the one it did not read', async () => {
+    await a.stopNode('n3');
+    const file = join(a.dir, 'two.ndjson');
+    const backup = await runCli(['backup', file], a.nats.url);
+    expect(backup.code, backup.err + backup.out).to.equal(0);
+    expect(backup.err).to.match(/not read: n3 /);
+    expect(backup.out).to.match(/from n1, n2 to /);
+    expect(readFileSync(file, 'utf8').trim().split('\n')).to.have.length(2 * (KEYS + sibKeys.length));
+  });
+
   it('refuses bad restore input and stores nothing of it', async () => {
     const before = await digest(b);
     for (const body of [
