@@ -8,7 +8,8 @@
  * named twice (A B B A) to cancel the cost of where a cluster stands in the order. Prints each
  * round's figure as it goes, then CPU µs per op by kind of process per build (the mean over its
  * rounds), with `--count` the messages and bytes into nats-server per op (a wildcard subscriber,
- * which costs nats-server the same on every cluster). Not a test.
+ * which costs nats-server the same on every cluster). Each cluster is filled, then warmed up with
+ * `--warmup` seconds (10) of unmeasured puts and gets (see warmUp in compare.ts). Not a test.
  *
  * A build may carry settings for its cluster after an `@`: `dist@DYNAMO_CHANGE_LOG_SIZE=0`
  * (comma-separated NAME=VALUE pairs, set in the environment of its `dynamo up`, which its nodes
@@ -21,7 +22,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { aligned, clusterProcs, fill, settleTrees, subjectTarget, type Target } from './compare.js';
+import { aligned, clusterProcs, fill, settleTrees, subjectTarget, warmUp, type Target } from './compare.js';
 import { sample, used, type Proc } from './cpu.js';
 import { KEYS, startCluster } from './load.js';
 
@@ -83,6 +84,7 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '6' },
       rounds: { type: 'string', default: '4' },
       concurrency: { type: 'string', default: '64' },
+      warmup: { type: 'string', default: '10' },
       count: { type: 'boolean' },
     },
   });
@@ -90,7 +92,9 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
   const concurrency = Number(values.concurrency);
+  const warmup = Number(values.warmup);
   if (op !== 'put' && op !== 'get') throw new Error('--op must be put or get');
+  if (!(warmup >= 0)) throw new Error('--warmup must be zero or more seconds');
   if (positionals.length < 2) throw new Error('name two or more builds (dist folders), e.g. ../base/dist dist');
   if (!(seconds > 0) || !Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(concurrency) || concurrency < 1) {
     throw new Error('--seconds must be positive, --rounds and --concurrency positive integers');
@@ -126,6 +130,7 @@ async function main(): Promise<void> {
         });
       }
       await fill(arm.target, build, (line) => process.stderr.write(`\r${line}`));
+      if (warmup > 0) await warmUp(arm.target, build, warmup, concurrency, (line) => process.stderr.write(`\r${line}`));
       process.stderr.write('\n');
     }
     const results = new Map<string, Sample[]>();

@@ -39,6 +39,8 @@ import type { ClusterFile } from '../src/cli/cluster-file.js';
 
 const KEYS = 10_000;
 const VALUE = 'x'.repeat(100);
+/** Seconds of unmeasured load each system gets before the first row (see warmUp). */
+export const DEFAULT_WARMUP_SECONDS = 20;
 const FLOOR_NODE = fileURLToPath(new URL('./floor-node.js', import.meta.url));
 
 /** The systems of a run: this store (3 nodes through raw subjects or the client library, 6 nodes raw), the floor, JetStream KV. */
@@ -181,7 +183,38 @@ async function measure(sys: System, op: BenchRow['op'], concurrency: number, sec
   return row;
 }
 
-/** Write every key once, 64 at a time (the warm-up, and what the gets read). */
+/**
+ * Unmeasured load before the first row: `seconds` of it on one system, at the bench's
+ * concurrency, its puts and gets in four turns. The nodes are Node.js processes whose hot code
+ * V8 optimizes, deoptimizes and optimizes again as new shapes reach it: from a fresh start a
+ * node's CPU per op fell by about a quarter over its first half minute of load (TurboFan's
+ * compiler threads were 9% of a node's CPU in the first ten seconds, 2% after thirty). Every
+ * system, the floor and JetStream KV included, gets the same warm-up, so the rows compare the
+ * systems as they run for months, not their first seconds.
+ */
+export async function warmUp(target: Target, system: string, seconds: number, concurrency: number, say: (s: string) => void): Promise<void> {
+  const start = performance.now();
+  const progress = setInterval(() => say(bar(`${system} warming up`, (performance.now() - start) / (seconds * 1000))), 250);
+  let i = 0;
+  try {
+    for (let turn = 0; turn < 4; turn++) {
+      const deadline = start + ((turn + 1) * seconds * 1000) / 4;
+      const put = turn % 2 === 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (performance.now() < deadline) {
+            const key = `bench-${i++ % KEYS}`;
+            await (put ? target.put(key) : target.get(key)).catch(() => {});
+          }
+        }),
+      );
+    }
+  } finally {
+    clearInterval(progress);
+  }
+}
+
+/** Write every key once, 64 at a time (what the gets read). */
 export async function fill(target: Target, system: string, say: (s: string) => void): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -201,10 +234,11 @@ function bar(label: string, share: number): string {
   return `${label.padEnd(34)} [${'#'.repeat(f)}${'-'.repeat(w - f)}] ${String(Math.round(Math.min(1, share) * 100)).padStart(3)}%`;
 }
 
-export function benchHeading(seconds: number, rounds: number): string {
+export function benchHeading(seconds: number, rounds: number, warmup = DEFAULT_WARMUP_SECONDS): string {
   const each = rounds > 1 ? `${seconds} s per row, the median of ${rounds} rounds` : `${seconds} s per row`;
+  const warm = warmup > 0 ? `, after ${warmup} s of unmeasured puts and gets on each system` : ', no warm-up';
   return [
-    `${KEYS} keys, ${VALUE.length}-byte values, closed loop, ${each}, the systems measured turn about.`,
+    `${KEYS} keys, ${VALUE.length}-byte values, closed loop, ${each}, the systems measured turn about${warm}.`,
     'dynamo: 3 nodes N=3 R=2 W=2 on the documented subjects; client: the same cluster through DynamoClient; dynamo6: 6 nodes, N=3;',
     'floor: the same message pattern with no logic, replica traffic batched per peer per event-loop turn; floor6: the same on 6 processes, 3 replicas a key',
     '(dynamo6 is compared with floor6); jetstream: JetStream KV, 3 servers, 3 replicas.',
@@ -341,8 +375,15 @@ export function targetsTable(checks: readonly TargetCheck[]): string {
 }
 
 /** The whole printed report of a run. */
-export function benchReport(rows: readonly BenchRow[], seconds: number, rounds: number, concurrency: number, breakdown: boolean): string {
-  const parts = [benchHeading(seconds, rounds), benchTable(rows)];
+export function benchReport(
+  rows: readonly BenchRow[],
+  seconds: number,
+  rounds: number,
+  concurrency: number,
+  breakdown: boolean,
+  warmup = DEFAULT_WARMUP_SECONDS,
+): string {
+  const parts = [benchHeading(seconds, rounds, warmup), benchTable(rows)];
   if (breakdown) parts.push('', 'CPU µs per op by process:', breakdownTable(rows));
   parts.push('', 'Targets (issue 16), from this run:', targetsTable(targetChecks(rows, concurrency)));
   const scaling = scalingReference(rows, concurrency);
@@ -398,7 +439,13 @@ async function createKv(js: NatsConnection): Promise<KV> {
  * runs share drift by tens of percent within minutes; measured side by side, the ratios
  * stay honest. Each row reports its median round.
  */
-export async function runBench(seconds: number, concurrency: number, say: (s: string) => void, rounds = 1): Promise<BenchRow[]> {
+export async function runBench(
+  seconds: number,
+  concurrency: number,
+  say: (s: string) => void,
+  rounds = 1,
+  warmup = DEFAULT_WARMUP_SECONDS,
+): Promise<BenchRow[]> {
   const stops: (() => Promise<unknown>)[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'dynamo-bench-js-'));
   try {
@@ -454,6 +501,7 @@ export async function runBench(seconds: number, concurrency: number, say: (s: st
       { name: 'jetstream', target: kvTarget(kv), procs: servers.map((s) => ({ name: 'nats', pid: s.child.pid! })), concurrencies: both },
     ];
     for (const s of systems) if (s.name !== 'client') await fill(s.target, s.name, say);
+    if (warmup > 0) for (const s of systems) await warmUp(s.target, s.name, warmup, concurrency, say);
     const measured = new Map<string, BenchRow[]>();
     for (let round = 1; round <= rounds; round++) {
       for (const c of both) {
@@ -500,6 +548,7 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '10' },
       concurrency: { type: 'string', default: '64' },
       rounds: { type: 'string', default: '1' },
+      warmup: { type: 'string', default: String(DEFAULT_WARMUP_SECONDS) },
       json: { type: 'boolean' },
       breakdown: { type: 'boolean' },
     },
@@ -507,14 +556,15 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds);
   const concurrency = Number(values.concurrency);
   const rounds = Number(values.rounds);
-  if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(rounds) || rounds < 1) {
-    throw new Error('--seconds must be positive, --concurrency and --rounds positive integers');
+  const warmup = Number(values.warmup);
+  if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(rounds) || rounds < 1 || !(warmup >= 0)) {
+    throw new Error('--seconds must be positive, --warmup zero or more, --concurrency and --rounds positive integers');
   }
   const progress = progressPrinter();
-  const rows = await runBench(seconds, concurrency, progress.say, rounds);
+  const rows = await runBench(seconds, concurrency, progress.say, rounds, warmup);
   progress.done();
-  if (values.json) console.log(JSON.stringify({ seconds, concurrency, rounds, keys: KEYS, valueBytes: VALUE.length, rows }));
-  else console.log(benchReport(rows, seconds, rounds, concurrency, values.breakdown === true));
+  if (values.json) console.log(JSON.stringify({ seconds, warmup, concurrency, rounds, keys: KEYS, valueBytes: VALUE.length, rows }));
+  else console.log(benchReport(rows, seconds, rounds, concurrency, values.breakdown === true, warmup));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

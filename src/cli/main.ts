@@ -39,6 +39,7 @@ const BENCH_OPTIONS: OptionSpecs = {
   seconds: { type: 'string', help: 'seconds per row', default: '10' },
   concurrency: { type: 'string', help: 'callers in the closed loop (a second run uses 1)', default: '64' },
   rounds: { type: 'string', help: 'measure every row this many times, turn about, and keep the median', default: '1' },
+  warmup: { type: 'string', help: 'seconds of unmeasured puts and gets on each system before the first row (JIT warm-up)', default: '20' },
   json: { type: 'boolean', help: 'print JSON instead of a table' },
   breakdown: { type: 'boolean', help: 'add CPU µs per op of each kind of server process (nats-server, redis-server, node)' },
 };
@@ -54,14 +55,17 @@ async function benchCommand(p: string[], v: Record<string, unknown>): Promise<nu
   const seconds = Number(v['seconds']);
   const concurrency = Number(v['concurrency']);
   const rounds = Number(v['rounds']);
-  if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(rounds) || rounds < 1) {
-    throw new UsageError('--seconds must be positive, --concurrency and --rounds positive integers');
+  const warmup = Number(v['warmup']);
+  if (!(seconds > 0) || !Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(rounds) || rounds < 1 || !(warmup >= 0)) {
+    throw new UsageError('--seconds must be positive, --warmup zero or more, --concurrency and --rounds positive integers');
   }
   const progress = bench.progressPrinter();
-  const rows = await bench.runBench(seconds, concurrency, progress.say, rounds);
+  const rows = await bench.runBench(seconds, concurrency, progress.say, rounds, warmup);
   progress.done();
   return print({
-    out: v['json'] ? JSON.stringify({ seconds, concurrency, rounds, rows }) : bench.benchReport(rows, seconds, rounds, concurrency, v['breakdown'] === true),
+    out: v['json']
+      ? JSON.stringify({ seconds, warmup, concurrency, rounds, rows })
+      : bench.benchReport(rows, seconds, rounds, concurrency, v['breakdown'] === true, warmup),
     code: 0,
   });
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { benchTable, breakdownTable, medianRow, scalingReference, targetChecks, type BenchRow } from '../../bench/compare.js';
+import { benchHeading, benchTable, breakdownTable, medianRow, scalingReference, targetChecks, warmUp, type BenchRow } from '../../bench/compare.js';
 import { parseStatCpuMicros } from '../../bench/cpu.js';
 
 const row = (system: BenchRow['system'], op: BenchRow['op'], opsPerSec: number, p999: number, errors = 0, cpuPerOp = 100, concurrency = 64): BenchRow => ({
@@ -71,5 +71,24 @@ describe('benchmark table (npm run bench)', () => {
   it('reads utime and stime from a /proc stat line whose command name holds spaces and parentheses', () => {
     const stat = '4242 (node (a b)) S 1 4242 4242 0 -1 4194560 100 0 0 0 123 45 0 0 20 0 11 0 999 1000 100';
     expect(parseStatCpuMicros(stat)).to.equal((123 + 45) * 10_000);
+  });
+
+  it('warms a system up with puts and then gets, every caller busy, and names the warm-up in the heading', async () => {
+    const calls: string[] = [];
+    let busy = 0;
+    let most = 0;
+    const call = (op: string) => async (key: string) => {
+      calls.push(`${op} ${key}`);
+      most = Math.max(most, ++busy);
+      await new Promise<void>((r) => setImmediate(r));
+      busy--;
+    };
+    await warmUp({ put: call('put'), get: call('get') }, 'fake', 0.2, 8, () => {});
+    const firstGet = calls.findIndex((c) => c.startsWith('get'));
+    expect(firstGet).to.be.greaterThan(0);
+    expect(calls.slice(0, firstGet).every((c) => c.startsWith('put'))).to.equal(true);
+    expect(most).to.equal(8);
+    expect(benchHeading(3, 2, 20)).to.include('after 20 s of unmeasured puts and gets on each system');
+    expect(benchHeading(3, 2, 0)).to.include('no warm-up');
   });
 });
