@@ -24,7 +24,8 @@ export function segmentEnd(segment: number): number {
 
 export function ringPosition(text: string): number {
   // One-shot hash: no Hash object per call (every request hashes its key two or three times).
-  return hash('md5', text, 'buffer').readUIntBE(0, 6);
+  // Hex text and parseInt, not a Buffer: 1.1 µs a key against 2.2 here, the same 48 bits.
+  return Number.parseInt(hash('md5', text, 'hex').slice(0, RING_BITS / 4), 16);
 }
 
 /** Where a key lands. The bucket is part of the hashed name, as in Riak, so buckets spread independently. */
