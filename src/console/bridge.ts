@@ -61,8 +61,13 @@ function pushBounded<T>(list: T[], item: T, max: number): void {
 
 /**
  * The console's view of a cluster over NATS: the status (members, their actors and
- * latency) once a pollMs, the ring when it changes, and every trace the nodes publish.
- * Listeners hear each change; the page gets the whole state when it connects.
+ * latency) once a pollMs while a page listens, the ring when it changes, and every trace
+ * the nodes publish. Listeners hear each change; the page gets the whole state when it
+ * connects, and a reading at once.
+ *
+ * With no page open the cluster is not asked: a status reading pings every node, and a
+ * node folds its tree's dirty keys to count its live ones. Polled regardless, `dynamo up`
+ * had every node fold every second for a console nobody was looking at.
  */
 export class ConsoleBridge {
   private readonly subjects: Subjects;
@@ -77,10 +82,12 @@ export class ConsoleBridge {
     tracesDropped: 0,
   };
   private readonly listeners = new Set<(m: ConsoleMessage) => void>();
-  private readonly rates = new RateTracker();
+  private rates = new RateTracker();
   private readonly forwarded = new Budget(MAX_FORWARDED_TRACES_PER_SECOND);
   private subscription: Subscription | null = null;
   private timer: unknown = null;
+  /** the reading under way, if any: never two at once */
+  private reading: Promise<void> | null = null;
   private ringKey = '';
   private ringAt = -Infinity;
   private stopped = false;
@@ -98,9 +105,33 @@ export class ConsoleBridge {
     return this.state;
   }
 
+  /**
+   * The state for a request that does not listen (the page's /api/state): read afresh first
+   * when no page keeps it current and the last reading is older than pollMs.
+   */
+  async current(): Promise<ConsoleState> {
+    const stale = this.state.statusAt === null || this.clock.now() - this.state.statusAt > this.pollMs;
+    if (!this.stopped && this.listeners.size === 0 && stale) await this.read();
+    return this.state;
+  }
+
   onMessage(listener: (m: ConsoleMessage) => void): () => void {
     this.listeners.add(listener);
+    if (this.listeners.size === 1) this.resume();
     return () => this.listeners.delete(listener);
+  }
+
+  /** The first page since none: read now, and every pollMs while a page listens. */
+  private resume(): void {
+    if (this.stopped || this.timer !== null) return;
+    // Rates span the gap since the last reading otherwise: start them again.
+    if (this.reading === null) this.rates = new RateTracker();
+    const poll = () => {
+      if (this.timer === null && this.reading === null && this.listeners.size > 0) void this.poll();
+    };
+    // A reading under way (the start's, or /api/state's) is this page's first; the polls follow it.
+    if (this.reading !== null) void this.reading.then(poll);
+    else poll();
   }
 
   /** A listener that throws (a browser socket gone bad) loses that message; the others and the bridge go on. */
@@ -132,21 +163,29 @@ export class ConsoleBridge {
     await this.poll();
   }
 
-  /**
-   * One status reading, then the next one pollMs later (never two at once). Any NATS
-   * client can answer the status subject: a reply that is not what a node sends is
-   * reported on the page, and never ends the process hosting the console (dynamo up).
-   */
+  /** One status reading, then the next one pollMs later while a page listens. */
   private async poll(): Promise<void> {
+    this.timer = null;
     if (this.stopped) return;
-    try {
-      await this.readStatus();
-    } catch (e) {
-      this.state.statusError = `unreadable status from the cluster: ${(e as Error).message}`;
-      this.emit({ type: 'statusError', error: this.state.statusError, at: this.clock.now() });
-    } finally {
-      if (!this.stopped) this.timer = this.clock.setTimeout(() => void this.poll(), this.pollMs);
-    }
+    await this.read();
+    if (!this.stopped && this.listeners.size > 0 && this.timer === null) this.timer = this.clock.setTimeout(() => void this.poll(), this.pollMs);
+  }
+
+  /**
+   * One status reading, or the one under way. Any NATS client can answer the status
+   * subject: a reply that is not what a node sends is reported on the page, and never
+   * ends the process hosting the console (dynamo up).
+   */
+  private read(): Promise<void> {
+    this.reading ??= this.readStatus()
+      .catch((e: unknown) => {
+        this.state.statusError = `unreadable status from the cluster: ${(e as Error).message}`;
+        this.emit({ type: 'statusError', error: this.state.statusError, at: this.clock.now() });
+      })
+      .finally(() => {
+        this.reading = null;
+      });
+    return this.reading;
   }
 
   private async readStatus(): Promise<void> {

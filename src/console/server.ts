@@ -124,7 +124,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
   });
   app.get(HEALTH_PATH, async () => ({ ok: true }));
   app.get('/api/charts', async () => machineCharts());
-  app.get('/api/state', async () => ({ version: VERSION, prefix: options.prefix, ...bridge.snapshot() }));
+  app.get('/api/state', async () => ({ version: VERSION, prefix: options.prefix, ...(await bridge.current()) }));
   app.register(async (scoped) => {
     scoped.get('/ws', { websocket: true }, (socket) => {
       const send = (m: unknown) => {

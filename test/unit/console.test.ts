@@ -6,6 +6,7 @@ import { ConsoleBridge, MAX_RUNS } from '../../src/console/bridge.js';
 import { chartOf, layOut } from '../../src/console/statecharts.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
 import { waitFor } from '../helpers/wait.js';
+import { systemClock } from '../../src/clock/clock.js';
 
 describe('console: state charts', () => {
   it("draws every state and transition of the node's lifecycle", () => {
@@ -85,16 +86,49 @@ describe('console: bridge (in memory)', () => {
     bridge.stop();
   });
 
-  it('reports a status reply that no node would send, and keeps polling', async () => {
+  it('reports a status reply that no node would send, and keeps polling while a page listens', async () => {
     const net = new MemoryNetwork();
     let reply = JSON.stringify({ ok: true, members: [null] });
     net.transport().subscribe('dynamo.admin.status', (m) => m.respond(reply));
     const bridge = new ConsoleBridge(net.transport(), 'dynamo', 20);
     await bridge.start();
     expect(bridge.snapshot().statusError).to.match(/unreadable status from the cluster/);
+    bridge.onMessage(() => {});
     reply = JSON.stringify({ ok: true, node: 'n1', version: 'x', n: 1, r: 1, w: 1, members: [] });
     await waitFor(() => bridge.snapshot().status?.node === 'n1', 2000, 'a good status after a bad one');
     expect(bridge.snapshot().statusError).to.equal(null);
+    bridge.stop();
+  });
+
+  it('asks the cluster for its status only while a page listens, or when a request finds the last reading stale', async () => {
+    const net = new MemoryNetwork();
+    let asked = 0;
+    net.transport().subscribe('dynamo.admin.status', (m) => {
+      asked++;
+      m.respond(JSON.stringify({ ok: true, node: 'n1', version: 'x', n: 1, r: 1, w: 1, members: [] }));
+    });
+    // Wall-clock time moves only when the test says so; timers are real.
+    let wall = 1_000_000;
+    const clock = { ...systemClock, now: () => wall };
+    const bridge = new ConsoleBridge(net.transport(), 'dynamo', 20, clock);
+    await bridge.start();
+    // Polls would come every 20 ms: five intervals pass with none.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(asked).to.equal(1);
+    const messages: string[] = [];
+    const off = bridge.onMessage((m) => messages.push(m.type));
+    await waitFor(() => messages.filter((t) => t === 'status').length >= 3, 2000, 'readings while a page listens');
+    off();
+    const after = asked;
+    await new Promise((r) => setTimeout(r, 100));
+    // At most the reading under way when the page left.
+    expect(asked - after).to.be.at.most(1);
+    const before = asked;
+    await bridge.current();
+    expect(asked, 'a fresh reading was there').to.equal(before);
+    wall += 21;
+    await Promise.all([bridge.current(), bridge.current()]);
+    expect(asked, 'one reading for a stale state, however many ask').to.equal(before + 1);
     bridge.stop();
   });
 });
