@@ -113,8 +113,12 @@ const TREE_DIRTY = 't:dirty';
  */
 export const HOUSEKEEPING_FOLD_MS = 5000;
 
-/** Dirty keys folded per script call: each call holds Redis for well under a millisecond per hundred keys. */
-const FOLD_BATCH = 256;
+/**
+ * Dirty keys folded per script call. A fold costs Redis about 33 µs a key (`npm run
+ * bench:scripts`), and a script holds Redis for all its keys: 64 a call is about 2 ms, where 256
+ * held every write and read to that node's Redis back for 8 ms or more.
+ */
+const FOLD_BATCH = 64;
 /** Number of segment indexes (kept by the scripts). */
 const TREE_SEGMENTS = 't:segs';
 /** The listing index: every `bucket:key` holding a value, kept by the same folds (see indexkey in redis-scripts.ts). */
