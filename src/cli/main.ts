@@ -155,7 +155,7 @@ const COMMANDS: Record<string, Command> = {
   },
   bench: {
     summary:
-      'bench [--seconds 10] [--concurrency 64] [--rounds 1] [--breakdown] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
+      'bench [--seconds 10] [--concurrency 64] [--rounds 1] [--warmup 20] [--breakdown] [--json]   this store against NATS JetStream KV and the floor of its message pattern',
     load: async () => ({ options: BENCH_OPTIONS, run: benchCommand }),
   },
   ring: {
