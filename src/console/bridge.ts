@@ -124,14 +124,11 @@ export class ConsoleBridge {
   /** The first page since none: read now, and every pollMs while a page listens. */
   private resume(): void {
     if (this.stopped || this.timer !== null) return;
-    // Rates span the gap since the last reading otherwise: start them again.
-    if (this.reading === null) this.rates = new RateTracker();
-    const poll = () => {
-      if (this.timer === null && this.reading === null && this.listeners.size > 0) void this.poll();
-    };
-    // A reading under way (the start's, or /api/state's) is this page's first; the polls follow it.
-    if (this.reading !== null) void this.reading.then(poll);
-    else poll();
+    // Rates would span the gap since the last reading: start them again.
+    this.rates = new RateTracker();
+    // A reading under way (the start's, or /api/state's) is shared (read()); whichever poll
+    // ends first sets the one timer (poll()).
+    void this.poll();
   }
 
   /** A listener that throws (a browser socket gone bad) loses that message; the others and the bridge go on. */
