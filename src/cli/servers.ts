@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -209,12 +209,28 @@ export type ClusterServer = ServerProcess & { clusterPort: number };
  */
 export async function startNatsCluster(dir: string, options: NatsClusterOptions): Promise<ClusterServer[]> {
   const bin = requireBinary('nats-server');
+  // As startOnFreePort does for one server: a port can be lost between choosing it and binding
+  // it, here most likely to the outgoing route connections of the servers that started first.
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startNatsClusterOnce(bin, dir, options);
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw lastError;
+}
+
+async function startNatsClusterOnce(bin: string, dir: string, options: NatsClusterOptions): Promise<ClusterServer[]> {
   const ports: { client: number; cluster: number }[] = [];
   for (let i = 0; i < options.count; i++) ports.push({ client: await freePort(), cluster: await freePort() });
   const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(', ');
   const servers = ports.map((p, i) => {
     const name = `${options.name}${i + 1}`;
     const home = join(dir, name);
+    // A failed attempt's store and log go: this attempt's servers start afresh.
+    rmSync(home, { recursive: true, force: true });
     mkdirSync(home, { recursive: true });
     const conf = join(home, 'nats.conf');
     writeFileSync(
