@@ -17,7 +17,10 @@ describe('stale copies after a join (real nats-server and redis-servers)', funct
     c = await new RealCluster(['n1', 'n2', 'n3'], { staleCopySettleMs: 300 }).start();
     for (let i = 0; i < KEYS; i += 1000) {
       const r = await c.request<Multi>('dynamo.kv.mput', { items: keys.slice(i, i + 1000).map((key) => ({ key, value: key })), w: 3 }, 30_000);
-      expect(r.results.every((x) => x.ok)).to.equal(true);
+      expect(
+        r.results.every((x) => x.ok),
+        `refused: ${JSON.stringify(r.results.filter((x) => !x.ok).slice(0, 3))}`,
+      ).to.equal(true);
     }
   });
   after(() => c?.stop());
